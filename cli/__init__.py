@@ -1,0 +1,1 @@
+"""garvid's command-line interface (installed as the ``garvid_cli`` package)."""

@@ -1,0 +1,21 @@
+"""User-facing errors.
+
+Everything garvid raises on bad input derives from :class:`GarvidError`; the CLI prints
+its message as one line on stderr and exits non-zero, without a traceback.
+"""
+
+
+class GarvidError(Exception):
+    """An error caused by the user's input or environment, with an actionable message."""
+
+
+class VideoError(GarvidError):
+    """A video that cannot be opened or decoded."""
+
+
+class RegionError(GarvidError):
+    """Region prompts (masks, boxes, points) that are missing or invalid."""
+
+
+class CheckpointError(GarvidError):
+    """Model weights or configs that are missing, partial or incompatible."""

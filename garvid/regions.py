@@ -1,0 +1,162 @@
+"""Region prompts: which objects the user points at, on which frame.
+
+Objects come from mask PNGs, boxes or points. Mask files follow the DAVIS/VOS
+convention: one palette (indexed) or grayscale PNG whose pixel value N marks object N
+(0 = background), or several binary PNGs, one object each in the order given. Objects
+are numbered masks first, then boxes, then points, each in the order given. GAR has five
+region slots, so object ids run from 1 to 5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from garvid.errors import RegionError
+
+MAX_OBJECTS = 5
+
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+
+
+@dataclass
+class RegionPrompts:
+    """The objects to follow, given on one frame of the video (pixel coordinates)."""
+
+    frame: int
+    masks: dict[int, np.ndarray] = field(default_factory=dict)
+    boxes: dict[int, Box] = field(default_factory=dict)
+    points: dict[int, list[Point]] = field(default_factory=dict)
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted([*self.masks, *self.boxes, *self.points])
+
+
+def _label_map(path: Path) -> np.ndarray:
+    """Read a mask PNG as an integer label map (H, W); colour images are refused."""
+    if not path.is_file():
+        raise RegionError(f"mask file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise RegionError(f"cannot read mask {path}: not an image ({error})") from None
+    if image.mode in ("P", "L", "1", "I", "I;16"):
+        return np.asarray(image).astype(np.int64)
+    if image.mode in ("LA", "PA"):
+        return np.asarray(image)[..., 0].astype(np.int64)
+    rgb = np.asarray(image.convert("RGB"))
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return rgb[..., 0].astype(np.int64)
+    raise RegionError(
+        f"mask {path} is an RGB colour image, not a label map: save it as a palette (indexed) "
+        "or grayscale PNG where pixel value N marks object N, or as one binary PNG per object"
+    )
+
+
+def _fit_to_frame(labels: np.ndarray, path: Path, size: tuple[int, int], resize: bool) -> np.ndarray:
+    width, height = size
+    if labels.shape == (height, width):
+        return labels
+    if not resize:
+        raise RegionError(
+            f"mask {path} is {labels.shape[1]}x{labels.shape[0]} but the video is {width}x{height}; "
+            "pass --resize-masks to resize it (nearest neighbour)"
+        )
+    resized = Image.fromarray(labels.astype(np.int32), mode="I").resize((width, height), Image.NEAREST)
+    return np.asarray(resized).astype(np.int64)
+
+
+def load_masks(paths: Sequence[Path], size: tuple[int, int], *, resize: bool = False) -> dict[int, np.ndarray]:
+    """Object id -> boolean mask of ``size`` (width, height) from one label map or binary PNGs."""
+    paths = [Path(p) for p in paths]
+    if len(paths) == 1:
+        labels = _fit_to_frame(_label_map(paths[0]), paths[0], size, resize)
+        values = [int(v) for v in np.unique(labels) if v != 0]
+        if set(values) == {255}:  # a single binary 0/255 mask is one object
+            values, labels = [1], (labels != 0).astype(np.int64)
+        if not values:
+            raise RegionError(f"mask {paths[0]} is empty: no pixel marks an object")
+        if len(values) > MAX_OBJECTS:
+            raise RegionError(f"mask {paths[0]} marks {len(values)} objects; GAR follows at most {MAX_OBJECTS}")
+        masks = {value: labels == value for value in values}
+    else:
+        if len(paths) > MAX_OBJECTS:
+            raise RegionError(f"{len(paths)} masks given; GAR follows at most {MAX_OBJECTS} objects")
+        masks = {}
+        for object_id, path in enumerate(paths, start=1):
+            mask = _fit_to_frame(_label_map(path), path, size, resize) != 0
+            if not mask.any():
+                raise RegionError(f"mask {path} (object {object_id}) is empty")
+            masks[object_id] = mask
+    too_large = [i for i in masks if i > MAX_OBJECTS]
+    if too_large:
+        raise RegionError(
+            f"mask {paths[0]} uses object id {too_large[0]}; ids must be 1..{MAX_OBJECTS} "
+            "(GAR has five region slots)"
+        )
+    return masks
+
+
+def _parse_numbers(text: str, count: int, what: str, example: str) -> tuple[float, ...]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        numbers = tuple(float(p) for p in parts)
+    except ValueError:
+        numbers = ()
+    if len(numbers) != count:
+        raise RegionError(f"bad {what} {text!r}: expected {count} comma-separated numbers like {example}")
+    return numbers
+
+
+def parse_box(text: str, size: tuple[int, int]) -> Box:
+    """Parse ``x1,y1,x2,y2`` (pixels) and check it is a non-empty box inside the frame."""
+    x1, y1, x2, y2 = _parse_numbers(text, 4, "box", "10,20,200,180")
+    width, height = size
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise RegionError(f"box {text!r} must satisfy 0 <= x1 < x2 <= {width} and 0 <= y1 < y2 <= {height}")
+    return x1, y1, x2, y2
+
+
+def parse_point(text: str, size: tuple[int, int]) -> Point:
+    """Parse ``x,y`` (pixels) and check it lies inside the frame."""
+    x, y = _parse_numbers(text, 2, "point", "320,240")
+    width, height = size
+    if not (0 <= x < width and 0 <= y < height):
+        raise RegionError(f"point {text!r} lies outside the {width}x{height} frame")
+    return x, y
+
+
+def build_region_prompts(
+    *,
+    mask_paths: Sequence[Path] = (),
+    boxes: Sequence[str] = (),
+    points: Sequence[str] = (),
+    frame: int = 0,
+    size: tuple[int, int],
+    num_frames: int,
+    resize_masks: bool = False,
+) -> RegionPrompts:
+    """Validate the user's prompts against the video and number the objects."""
+    if not (mask_paths or boxes or points):
+        raise RegionError("no objects given: pass --mask PNG, --box x1,y1,x2,y2 or --point x,y")
+    if not 0 <= frame < num_frames:
+        raise RegionError(f"--mask-frame {frame} is outside the video (frames 0..{num_frames - 1})")
+    masks = load_masks(mask_paths, size, resize=resize_masks) if mask_paths else {}
+    next_id = max(masks, default=0) + 1
+    box_ids = range(next_id, next_id + len(boxes))
+    point_ids = range(box_ids.stop, box_ids.stop + len(points))
+    if point_ids.stop - 1 > MAX_OBJECTS:
+        raise RegionError(f"{point_ids.stop - 1} objects given; GAR follows at most {MAX_OBJECTS}")
+    return RegionPrompts(
+        frame=frame,
+        masks=masks,
+        boxes={i: parse_box(text, size) for i, text in zip(box_ids, boxes)},
+        points={i: [parse_point(text, size)] for i, text in zip(point_ids, points)},
+    )
