@@ -1,0 +1,44 @@
+"""Writing results: atomically to files (temp file + rename) or to stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
+
+    A failure (or Ctrl-C) removes the temporary file, so no half-written output is left.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_text(text: str, path: Path | None) -> None:
+    """Write ``text`` atomically to ``path``, or to stdout when ``path`` is None or '-'."""
+    if path is None or str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    with atomic_path(path) as temp:
+        temp.write_text(text, encoding="utf-8")
+
+
+def write_json(data: Any, path: Path | None) -> None:
+    """Write ``data`` as indented JSON (one trailing newline) to ``path`` or stdout."""
+    write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", path)
