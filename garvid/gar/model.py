@@ -1,0 +1,155 @@
+"""GAR: PerceptionLM plus a mask patch embedding and region feature replay.
+
+``GARModel``'s module names are those of the released checkpoints (``mllm.*`` and
+``mask_patch_embedding.weight``), so their safetensors load by name with no mapping.
+The PerceptionLM parts (vision tower, projector, Llama) come from transformers; what GAR
+adds lives here: the mask embedding in the vision forward, placing image features and
+replayed region features into the token embeddings, and a KV-cached generation loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+from transformers import DynamicCache, PerceptionLMForConditionalGeneration
+
+from garvid.errors import GarvidError
+from garvid.gar.config import GARConfig
+from garvid.gar.vision import encode_patches
+
+#: Tiles per vision-tower call: bounds activation memory on long videos and big grids.
+VISION_CHUNK = 8
+
+
+class GARModel(nn.Module):
+    """The GAR network; build with :func:`garvid.gar.loading.load_gar` to get weights."""
+
+    def __init__(self, config: GARConfig, attn_implementation: str = "sdpa"):
+        super().__init__()
+        config.mllm._attn_implementation = attn_implementation
+        config.mllm.text_config._attn_implementation = attn_implementation
+        self.config = config
+        self.name = "GAR"  # preset, repo id or folder: set by the loader
+        self.checkpoint_dir: Path | None = None
+        self.mllm = PerceptionLMForConditionalGeneration(config.mllm)
+        self.mask_patch_embedding = nn.Conv2d(
+            3, config.vision_width, kernel_size=config.kernel_size, stride=config.kernel_size, bias=False
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.mask_patch_embedding.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.mask_patch_embedding.weight.dtype
+
+    @property
+    def input_embeddings(self) -> nn.Embedding:
+        return self.mllm.model.language_model.embed_tokens
+
+    def mask_embeddings(self, mask_values: torch.Tensor) -> torch.Tensor:
+        """Patch embedding of the binary region mask, recovered from normalised mask maps.
+
+        Mask maps are normalised like pixels; ids come back as round((v + 1) / 2 * 255),
+        clamped to ``prompt_numbers``; the embedding sees only "inside any region".
+        """
+        ids = torch.round((mask_values.float() + 1.0) / 2.0 * 255.0).clamp(0, self.config.prompt_numbers)
+        inside = (ids != self.config.no_prompt_id).to(self.dtype)
+        return self.mask_patch_embedding(inside)
+
+    @torch.inference_mode()
+    def encode_images(self, pixel_values: torch.Tensor, mask_values: torch.Tensor) -> torch.Tensor:
+        """Projected, pooled features ``(T, tokens_per_tile, d_text)`` of ``T`` tiles."""
+        if pixel_values.shape != mask_values.shape:
+            raise GarvidError(f"pixel tiles {tuple(pixel_values.shape)} and mask tiles {tuple(mask_values.shape)} differ")
+        tower = self.mllm.model.vision_tower.timm_model
+        projector = self.mllm.model.multi_modal_projector
+        outputs = []
+        for start in range(0, pixel_values.shape[0], VISION_CHUNK):
+            pixels = pixel_values[start : start + VISION_CHUNK].to(self.device, self.dtype)
+            masks = self.mask_embeddings(mask_values[start : start + VISION_CHUNK].to(self.device))
+            hidden = encode_patches(tower, pixels, masks)
+            if self.config.mllm.vision_use_cls_token:
+                hidden = hidden[:, 1:, :]
+            outputs.append(projector(hidden))
+        return torch.cat(outputs)
+
+    @torch.inference_mode()
+    def embed_inputs(
+        self,
+        input_ids: torch.Tensor,
+        image_features: torch.Tensor,
+        crop_features: Mapping[int, torch.Tensor],
+    ) -> torch.Tensor:
+        """Token embeddings ``(1, L, d)`` with image and replayed region features in place.
+
+        Image features fill the image-token positions in order. ``crop_features[slot]``
+        holds one row per occurrence of that slot's crop token, in order of appearance
+        (256 rows per region run; a video prompt has one run per keyframe).
+        """
+        ids = input_ids.to(self.device)
+        if ids.dim() != 2 or ids.shape[0] != 1:
+            raise GarvidError(f"expected input_ids of shape (1, L), got {tuple(ids.shape)}")
+        embeds = self.input_embeddings(ids)
+        positions = [torch.nonzero(ids[0] == self.config.image_token_id).squeeze(1)]
+        features = [image_features.reshape(-1, embeds.shape[-1])]
+        for slot, rows in sorted(crop_features.items()):
+            positions.append(torch.nonzero(ids[0] == self.config.crop_tokens_ids[slot]).squeeze(1))
+            features.append(rows.reshape(-1, embeds.shape[-1]))
+        for where, what, name in zip(positions, features, ["image", *(f"slot {s}" for s in sorted(crop_features))]):
+            if where.numel() != what.shape[0]:
+                raise GarvidError(f"{name}: {where.numel()} placeholder tokens but {what.shape[0]} feature rows")
+        embeds[0, torch.cat(positions)] = torch.cat(features).to(embeds.dtype)
+        return embeds
+
+    @torch.inference_mode()
+    def logits(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """Next-token logits ``(1, L, vocab)`` for every position (tests, scoring)."""
+        hidden = self.mllm.model.language_model(inputs_embeds=inputs_embeds).last_hidden_state
+        return self.mllm.lm_head(hidden)
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        inputs_embeds: torch.Tensor,
+        *,
+        max_new_tokens: int = 1024,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        eos_token_ids: Sequence[int] = (128009,),
+        on_token: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        """New token ids (stop token excluded): greedy by default, or seeded sampling."""
+        language_model = self.mllm.model.language_model
+        cache = DynamicCache(config=self.config.mllm.text_config)
+        generator = torch.Generator(device=self.device).manual_seed(seed) if do_sample else None
+        stops = set(int(i) for i in eos_token_ids)
+        hidden = language_model(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True).last_hidden_state
+        tokens: list[int] = []
+        for _ in range(max_new_tokens):
+            logits = self.mllm.lm_head(hidden[:, -1]).float()
+            token = _pick(logits[0], generator, temperature, top_p) if do_sample else int(logits[0].argmax())
+            if token in stops:
+                break
+            tokens.append(token)
+            if on_token is not None:
+                on_token(token)
+            step = self.input_embeddings(torch.tensor([[token]], device=self.device))
+            hidden = language_model(inputs_embeds=step, past_key_values=cache, use_cache=True).last_hidden_state
+        return tokens
+
+
+def _pick(logits: torch.Tensor, generator: torch.Generator, temperature: float, top_p: float) -> int:
+    """Sample one token with temperature and nucleus (top-p) filtering."""
+    probs = torch.softmax(logits / max(temperature, 1e-5), dim=-1)
+    sorted_probs, order = probs.sort(descending=True)
+    keep = sorted_probs.cumsum(0) - sorted_probs < top_p
+    sorted_probs = sorted_probs * keep
+    choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=generator)
+    return int(order[choice])

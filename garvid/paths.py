@@ -1,0 +1,14 @@
+"""Where garvid keeps its own files (tiny test checkpoints, tracking caches)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    """``$GARVID_CACHE``, else ``$XDG_CACHE_HOME/garvid``, else ``~/.cache/garvid``."""
+    if os.environ.get("GARVID_CACHE"):
+        return Path(os.environ["GARVID_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "garvid"
