@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ from garvid.outputs import atomic_path, write_json, write_text
 
 
 def test_write_json_creates_parent_dirs_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    os.umask(0o022)
     target = tmp_path / "out" / "result.json"
     write_json({"a": [1, 2]}, target)
     assert json.loads(target.read_text()) == {"a": [1, 2]}
     assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by others like any new file (umask 022)
 
 
 def test_failure_keeps_previous_file_and_removes_temp(tmp_path: Path) -> None:
