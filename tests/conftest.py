@@ -1,0 +1,98 @@
+"""Shared fixtures: small synthetic clips made with ffmpeg, and ffmpeg's own decoding."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+
+def _run(args: list[str]) -> bytes:
+    done = subprocess.run(args, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def _video_stream(path: Path) -> dict:
+    args = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_streams", "-of", "json", str(path)]
+    return json.loads(_run(args))["streams"][0]
+
+
+def _display_rotation(stream: dict) -> float:
+    """ffprobe's (counter-clockwise) display-matrix rotation; 0 when there is none."""
+    side = [d for d in stream.get("side_data_list", []) if "rotation" in d]
+    return float(side[0]["rotation"]) if side else 0.0
+
+
+def _set_rotation(source: Path, target: Path, degrees: int) -> None:
+    """Copy ``source`` with a display rotation, the way this ffmpeg version can write one."""
+    ffmpeg = ["ffmpeg", "-v", "error", "-y"]
+    attempts = [
+        [*ffmpeg, "-i", str(source), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}", str(target)],
+        # ffmpeg >= 6 no longer turns the rotate tag into a display matrix
+        [*ffmpeg, "-display_rotation", str(degrees), "-i", str(source), "-c", "copy", str(target)],
+    ]
+    for args in attempts:
+        if subprocess.run(args, capture_output=True).returncode == 0 and _display_rotation(_video_stream(target)):
+            return
+    pytest.skip("this ffmpeg cannot write rotation metadata")
+
+
+@pytest.fixture
+def make_clip(tmp_path: Path) -> Callable[..., Path]:
+    """Factory for small test clips in ``tmp_path``.
+
+    ``make_clip(name="clip.mp4", size=(128, 64), fps=10, seconds=2, source="testsrc",
+    pix_fmt="yuv420p", codec=("-c:v", "libx264"), audio=False, rotate=None)`` returns the
+    path. ``source`` is an ffmpeg lavfi video source (``testsrc``, ``testsrc2``, or
+    ``color=c=gray`` ...); odd sizes need ``pix_fmt="yuv444p"``. ``rotate`` adds display
+    rotation metadata, the frames staying as encoded (which way it turns depends on the
+    ffmpeg version: compare with ``ffmpeg_frames`` rather than assume). Keep widths
+    clear of those decord 0.6.0 cannot decode (16, 24, 48, 72: see garvid.video).
+    """
+
+    def make(
+        name: str = "clip.mp4",
+        *,
+        size: tuple[int, int] = (128, 64),
+        fps: int = 10,
+        seconds: float = 2.0,
+        source: str = "testsrc",
+        pix_fmt: str = "yuv420p",
+        codec: tuple[str, ...] = ("-c:v", "libx264"),
+        audio: bool = False,
+        rotate: int | None = None,
+    ) -> Path:
+        path = tmp_path / name
+        separator = ":" if "=" in source else "="
+        video = f"{source}{separator}size={size[0]}x{size[1]}:rate={fps}:duration={seconds},format={pix_fmt}"
+        args = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", video]
+        if audio:
+            args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac"]
+        encoded = path if rotate is None else tmp_path / f"unrotated-{name}"
+        _run([*args, *codec, "-pix_fmt", pix_fmt, str(encoded)])
+        if rotate is not None:
+            _set_rotation(encoded, path, rotate)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def ffmpeg_frames() -> Callable[[Path], np.ndarray]:
+    """Reference decoder: every frame of a file as (N, H, W, 3) RGB, decoded (and rotated) by ffmpeg."""
+
+    def decode(path: Path) -> np.ndarray:
+        stream = _video_stream(path)
+        width, height = stream["width"], stream["height"]
+        if _display_rotation(stream) % 180 == 90:
+            width, height = height, width
+        raw = _run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+    return decode
