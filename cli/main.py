@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-import click
 import typer
 
 from garvid.errors import GarvidError
@@ -25,30 +23,23 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     # Each command module registers itself on `app` when imported.
-    from garvid_cli import track  # noqa: F401
+    from garvid_cli import image, track  # noqa: F401
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code; user errors become one line on stderr."""
+    """Run the CLI and return its exit code; user errors become one line on stderr.
+
+    Click handles its own usage errors, ``--help``, Ctrl-C and closed pipes; garvid's
+    errors (bad files, bad prompts, missing weights) arrive here as :class:`GarvidError`.
+    """
     _register_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="garvid")
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except GarvidError as error:
         print(f"garvid: error: {error}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except (KeyboardInterrupt, click.Abort):
-        print("garvid: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader of our stdout went away (`| head`): stop quietly, like other tools.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
     return 0
 
 

@@ -89,14 +89,19 @@ def validate_tokenizer(tokenizer, source: str) -> None:
 
 
 def load_tokenizer(checkpoint_dir: str | Path):
-    """The checkpoint's tokenizer (local files only, never remote code), validated."""
-    from transformers import AutoTokenizer
+    """The checkpoint's fast tokenizer (``tokenizer.json``, local files only), validated.
+
+    GAR's tokenizer is Llama 3's byte-level BPE plus added tokens, so it loads as a plain
+    ``PreTrainedTokenizerFast``; going through AutoTokenizer would read the GAR
+    ``config.json`` (and its remote-code pointer) for nothing.
+    """
+    from transformers import PreTrainedTokenizerFast
 
     directory = Path(checkpoint_dir)
-    if not (directory / "tokenizer.json").is_file() and not (directory / "tokenizer_config.json").is_file():
-        raise CheckpointError(f"{directory} has no tokenizer files (tokenizer.json / tokenizer_config.json)")
+    if not (directory / "tokenizer.json").is_file():
+        raise CheckpointError(f"{directory} has no tokenizer.json")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(directory, local_files_only=True)
     except Exception as error:  # transformers raises many types for broken files
         raise CheckpointError(f"cannot load the tokenizer in {directory}: {error}") from None
     validate_tokenizer(tokenizer, str(directory))

@@ -1,0 +1,173 @@
+"""GAR's prompt text and token layout, byte for byte as the reference evaluates them.
+
+Two templates (the reference's ``evaluation/eval_dataset.py``):
+
+* one region, no question (``SingleRegionCaptionDataset``; the region sits in slot 1)::
+
+    There are some objects I am curious about: <Prompt1>;\\n<Prompt1>: <crop1 x256>Describe this masked region in detail.
+
+* questions about regions (``MultiRegionDataset``)::
+
+    There are some objects I am curious about: <Prompt0>; <Prompt1>; \\n<Prompt0>: <crop0 x256>\\n<Prompt1>: <crop1 x256>\\n\\n<question>
+
+garvid lists the regions in ascending slot order (the reference iterates a Python set).
+The text goes into PerceptionLM's chat template after one ``<|image|>``, which is then
+expanded to ``256 * tiles`` image tokens. The reference renders the template (it already
+writes ``<|begin_of_text|>``) and tokenizes with special tokens on, so its sequences
+start with two BOS tokens; garvid does the same by default (``double_bos=True``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from garvid.errors import RegionError
+from garvid.gar.tokenizer import CROP_TOKEN_IDS, IMAGE_TOKEN, IMAGE_TOKEN_ID, NUM_PROMPTS, crop_token, prompt_token
+
+CROP_TOKENS_PER_REGION = 256
+REGION_LIST_PREFIX = "There are some objects I am curious about: "
+DESCRIBE_INSTRUCTION = "Describe this masked region in detail."
+MULTIPLE_CHOICE_SUFFIX = "Answer with the correct option's letter directly."
+DESCRIBE_SLOT = 1
+"""Prompt slot of the single-region description prompt (the reference's default ``<Prompt1>``)."""
+
+
+# --- reusable pieces ---------------------------------------------------------------------
+
+
+def crop_run(index: int, count: int = CROP_TOKENS_PER_REGION) -> str:
+    """Region ``index``'s crop token, ``count`` times: where its replayed features go."""
+    return crop_token(index) * count
+
+
+def region_list(indices: Iterable[int]) -> str:
+    """``There are some objects I am curious about: <P0>; <P1>; `` (every item ends ``; ``)."""
+    return REGION_LIST_PREFIX + "".join(f"{prompt_token(i)}; " for i in indices)
+
+
+def region_crop_lines(indices: Iterable[int]) -> str:
+    """One ``<PK>: <cropK x256>`` line per region, each ending in a newline."""
+    return "".join(f"{prompt_token(i)}: {crop_run(i)}\n" for i in indices)
+
+
+def describe_region_text(index: int = DESCRIBE_SLOT, instruction: str = DESCRIBE_INSTRUCTION) -> str:
+    """The single-region description prompt (no trailing space after ``;``, no newline before the instruction)."""
+    token = prompt_token(index)
+    return f"{REGION_LIST_PREFIX}{token};\n{token}: {crop_run(index)}{instruction}"
+
+
+def region_question_text(indices: Sequence[int], question: str) -> str:
+    """The multi-region prompt: region list, a newline, the crop lines, a newline, the question."""
+    return region_list(indices) + "\n" + region_crop_lines(indices) + "\n" + question
+
+
+def with_multiple_choice_suffix(question: str) -> str:
+    """Append the reference's multiple-choice instruction on its own line."""
+    return f"{question}\n{MULTIPLE_CHOICE_SUFFIX}"
+
+
+# --- object references in user questions -------------------------------------------------
+
+_OBJECT_WORD = re.compile(r"\b(?:object|obj)\.?\s*#?\s*(\d+)\b", re.IGNORECASE)
+_HASH_NUMBER = re.compile(r"(?<![\w#&])#(\d+)\b")
+_PROMPT_TOKEN = re.compile(r"<Prompt(\d+)>")
+
+
+@dataclass(frozen=True)
+class RewrittenQuestion:
+    text: str  # the question with every object reference turned into <PromptK>
+    slots: list[int]  # prompt slots it names, ascending; all regions when it names none
+
+
+def rewrite_question(question: str, object_to_slot: Mapping[int, int]) -> RewrittenQuestion:
+    """Turn ``object 2``, ``obj 2``, ``Object #2`` and ``#2`` into ``<Prompt{slot}>``.
+
+    ``object_to_slot`` maps the user's object ids (1-based, as in the mask file) to GAR
+    prompt slots. Raw ``<PromptK>`` tokens are kept and must name a defined slot. An
+    object the masks do not define is a RegionError; a question naming no object is
+    about every region.
+    """
+    defined = ", ".join(str(i) for i in sorted(object_to_slot)) or "none"
+
+    def to_token(match: re.Match[str]) -> str:
+        object_id = int(match.group(1))
+        if object_id not in object_to_slot:
+            raise RegionError(f"the question mentions {match.group(0)!r} but the masks define objects {defined} only")
+        return prompt_token(object_to_slot[object_id])
+
+    text = _HASH_NUMBER.sub(to_token, _OBJECT_WORD.sub(to_token, question))
+    named = {int(m) for m in _PROMPT_TOKEN.findall(text)}
+    known_slots = set(object_to_slot.values())
+    unknown = sorted(named - known_slots)
+    if unknown:
+        raise RegionError(
+            f"the question names {prompt_token(unknown[0])} but no mask fills that slot "
+            f"(slots in use: {', '.join(str(s) for s in sorted(known_slots)) or 'none'})"
+        )
+    return RewrittenQuestion(text=text, slots=sorted(named) if named else sorted(known_slots))
+
+
+# --- chat template and tokens ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """Token ids of one prompt and where its image and crop runs sit."""
+
+    input_ids: list[int]
+    image_span: tuple[int, int]  # [start, end) of the image tokens
+    crop_spans: dict[int, tuple[int, int]]  # prompt slot -> [start, end) of its crop run
+    text: str  # the rendered chat text before the image placeholder is expanded
+
+
+def render_chat(tokenizer, chat_template: str, user_text: str, *, num_images: int = 1) -> str:
+    """Render one user turn (images first, then text) with the generation prompt added."""
+    content = [{"type": "image"}] * num_images + [{"type": "text", "text": user_text}]
+    messages = [{"role": "user", "content": content}]
+    return tokenizer.apply_chat_template(messages, chat_template=chat_template, add_generation_prompt=True, tokenize=False)
+
+
+def _runs(ids: list[int], token_id: int) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for position, value in enumerate(ids):
+        if value != token_id:
+            continue
+        if runs and runs[-1][1] == position:
+            runs[-1] = (runs[-1][0], position + 1)
+        else:
+            runs.append((position, position + 1))
+    return runs
+
+
+def tokenize_prompt(
+    tokenizer,
+    chat_template: str,
+    user_text: str,
+    num_image_tokens: int,
+    *,
+    double_bos: bool = True,
+) -> PromptTokens:
+    """Token ids of ``user_text`` after one image, in the chat template, image expanded.
+
+    ``double_bos=True`` reproduces the reference's eval path (template BOS + tokenizer
+    BOS); ``False`` keeps only the template's BOS, as in training.
+    """
+    text = render_chat(tokenizer, chat_template, user_text)
+    if text.count(IMAGE_TOKEN) != 1:
+        raise ValueError(f"the chat template rendered {text.count(IMAGE_TOKEN)} image placeholders, expected 1")
+    expanded = text.replace(IMAGE_TOKEN, IMAGE_TOKEN * num_image_tokens)
+    ids = list(tokenizer(expanded, add_special_tokens=double_bos)["input_ids"])
+    image_runs = _runs(ids, IMAGE_TOKEN_ID)
+    if len(image_runs) != 1 or image_runs[0][1] - image_runs[0][0] != num_image_tokens:
+        raise ValueError(f"expected one run of {num_image_tokens} image tokens, found runs {image_runs}")
+    crop_spans: dict[int, tuple[int, int]] = {}
+    for slot in range(NUM_PROMPTS):
+        runs = _runs(ids, CROP_TOKEN_IDS[slot])
+        if not runs:
+            continue
+        if len(runs) != 1 or runs[0][1] - runs[0][0] != CROP_TOKENS_PER_REGION:
+            raise ValueError(f"region slot {slot}: expected one run of {CROP_TOKENS_PER_REGION} crop tokens, found {runs}")
+        crop_spans[slot] = runs[0]
+    return PromptTokens(input_ids=ids, image_span=image_runs[0], crop_spans=crop_spans, text=text)

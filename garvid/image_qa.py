@@ -1,0 +1,307 @@
+"""Ask GAR about regions of one image: the library behind ``garvid image``.
+
+With no question and one region, GAR describes it with the reference's single-region
+prompt (the region in slot 1). With a question, the regions it names ("object 2",
+"#1", ...) become ``<PromptK>`` (object N -> slot N-1) and the multi-region prompt asks
+it; a question that names no object is about every region.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from garvid.errors import GarvidError, RegionError
+from garvid.gar.processor import ImageConfig, MaskResample, preprocess_image, to_rgb
+from garvid.gar.replay import Scaling, merge_tiles, roi_replay
+from garvid.gar.prompt import (
+    DESCRIBE_INSTRUCTION,
+    DESCRIBE_SLOT,
+    describe_region_text,
+    region_question_text,
+    rewrite_question,
+    tokenize_prompt,
+    with_multiple_choice_suffix,
+)
+from garvid.gar.tokenizer import EOT_TOKEN_ID, load_chat_template, load_tokenizer
+from garvid.masks import mask_bbox
+from garvid.presets import default_preset
+
+TokenCallback = Callable[[int, str], None]
+"""Called once per generated token with its id and the text it adds (may be empty)."""
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Decoding settings; greedy up to 1024 new tokens like the reference."""
+
+    max_new_tokens: int = 1024
+    sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PromptOptions:
+    """How the prompt is built; the defaults reproduce the reference's evaluation path."""
+
+    double_bos: bool = True
+    mask_resample: MaskResample = "nearest"
+    multiple_choice: bool = False
+    replay_scaling: Scaling = "reference"  # the released weights' double box scaling
+
+    def __post_init__(self) -> None:
+        if self.mask_resample not in ("nearest", "bicubic"):
+            raise GarvidError(f"mask resampling must be nearest or bicubic, not {self.mask_resample!r}")
+        if self.replay_scaling not in ("reference", "single"):
+            raise GarvidError(f"replay scaling must be reference or single, not {self.replay_scaling!r}")
+
+
+@dataclass(frozen=True)
+class RegionSummary:
+    id: int  # the user's object id (mask value / mask order)
+    slot: int  # GAR prompt slot: <Prompt{slot}>
+    bbox: tuple[int, int, int, int]  # inclusive pixels x1, y1, x2, y2
+    area: int
+
+
+@dataclass
+class ImageAnswer:
+    answer: str
+    answer_token_ids: list[int]
+    question: str | None
+    prompt_question: str
+    regions: list[RegionSummary]
+    model: dict[str, str]  # name, path, dtype, device
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: preprocess, encode, generate, total
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["regions"] = [
+            {"id": r.id, "bbox": list(r.bbox), "area": r.area} for r in self.regions
+        ]
+        data["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
+        return data
+
+
+def load_image(image: Image.Image | str | Path) -> Image.Image:
+    """An RGB PIL image from a path or an image; GarvidError when unreadable."""
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    path = Path(image)
+    if not path.is_file():
+        raise GarvidError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as opened:
+            return to_rgb(opened)
+    except (UnidentifiedImageError, OSError) as error:
+        raise GarvidError(f"cannot read image {path}: {error}") from None
+
+
+@dataclass(frozen=True)
+class _PromptPlan:
+    slot_objects: dict[int, int]  # GAR prompt slot -> the user's object id
+    text: str  # the user turn: region list, crop runs, question
+    prompt_question: str  # the question as GAR reads it (<PromptK> for objects)
+
+
+def _plan_prompt(object_ids: list[int], question: str | None, multiple_choice: bool) -> _PromptPlan:
+    """Which slots hold which objects, and the prompt text, for the objects and question."""
+    if not object_ids:
+        raise RegionError("no regions given: pass at least one mask")
+    if question is None or not question.strip():
+        if len(object_ids) != 1:
+            raise RegionError(
+                f"{len(object_ids)} objects given but no question: ask about them "
+                "(e.g. \"what is object 1 doing?\") or give one object to describe"
+            )
+        return _PromptPlan({DESCRIBE_SLOT: object_ids[0]}, describe_region_text(DESCRIBE_SLOT), DESCRIBE_INSTRUCTION)
+    bad = [i for i in object_ids if not 1 <= i <= 5]
+    if bad:
+        raise RegionError(f"object id {bad[0]} is outside 1..5 (GAR has five region slots)")
+    rewritten = rewrite_question(question.strip(), {object_id: object_id - 1 for object_id in object_ids})
+    text = with_multiple_choice_suffix(rewritten.text) if multiple_choice else rewritten.text
+    return _PromptPlan(
+        {slot: slot + 1 for slot in rewritten.slots}, region_question_text(rewritten.slots, text), text
+    )
+
+
+def _synchronize(device: torch.device | str) -> None:
+    """Wait for queued CUDA work so the stage timings are honest."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _TextStream:
+    """Turns generated ids into text deltas (whole characters only, leading space dropped)."""
+
+    def __init__(self, tokenizer, callback: TokenCallback):
+        self.tokenizer, self.callback = tokenizer, callback
+        self.ids: list[int] = []
+        self.emitted = ""
+
+    def __call__(self, token_id: int) -> None:
+        self.ids.append(int(token_id))
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()
+        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
+            self.callback(int(token_id), "")
+            return
+        delta = text[len(self.emitted) :] if text.startswith(self.emitted) else ""
+        self.emitted = text
+        self.callback(int(token_id), delta)
+
+
+def answer_image(
+    image: Image.Image | str | Path,
+    masks: Mapping[int, np.ndarray],
+    question: str | None,
+    model,
+    *,
+    tokenizer=None,
+    image_config: ImageConfig | None = None,
+    chat_template: str | None = None,
+    generation: GenerationOptions = GenerationOptions(),
+    prompt: PromptOptions = PromptOptions(),
+    on_token: TokenCallback | None = None,
+) -> ImageAnswer:
+    """Ask ``model`` (a loaded GARModel) about ``masks`` (object id -> bool mask) in ``image``.
+
+    Tokenizer, tile limits and chat template default to the model's checkpoint files.
+    """
+    started = time.perf_counter()
+    checkpoint_dir = Path(model.checkpoint_dir)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(checkpoint_dir)
+    image_config = image_config or ImageConfig.from_checkpoint(checkpoint_dir)
+    chat_template = chat_template or load_chat_template(checkpoint_dir, tokenizer)
+
+    frame = load_image(image)
+    size = frame.size
+    for object_id, mask in masks.items():
+        if mask.shape != (size[1], size[0]):
+            raise RegionError(
+                f"mask of object {object_id} is {mask.shape[1]}x{mask.shape[0]} but the image is {size[0]}x{size[1]}"
+            )
+    plan = _plan_prompt(sorted(masks), question, prompt.multiple_choice)
+    slot_masks = {slot: np.asarray(masks[object_id], dtype=bool) for slot, object_id in plan.slot_objects.items()}
+    inputs = preprocess_image(frame, slot_masks, image_config, mask_resample=prompt.mask_resample)
+    tokens = tokenize_prompt(
+        tokenizer, chat_template, plan.text, image_config.tokens_per_tile * inputs.num_tiles, double_bos=prompt.double_bos
+    )
+    preprocessed = time.perf_counter()
+
+    with torch.inference_mode():
+        device, dtype = model.device, model.dtype
+        features = model.encode_images(inputs.pixel_values, inputs.mask_values)
+        ncw, nch = inputs.grid
+        tile_features = features[1:] if inputs.has_thumbnail else features
+        slots = sorted(tokens.crop_spans)
+        boxes = torch.tensor([inputs.region_boxes[s] for s in slots], dtype=torch.float64)
+        replayed = roi_replay(
+            merge_tiles(tile_features, ncw, nch).unsqueeze(0),
+            boxes,
+            torch.zeros(len(slots), dtype=torch.long),
+            scaling=prompt.replay_scaling,
+        )
+        input_ids = torch.tensor([tokens.input_ids], dtype=torch.long)
+        embeds = model.embed_inputs(input_ids, features, {slot: replayed[i] for i, slot in enumerate(slots)})
+        _synchronize(device)
+        encoded = time.perf_counter()
+        stream = _TextStream(tokenizer, on_token) if on_token is not None else None
+        answer_ids = model.generate(
+            embeds,
+            max_new_tokens=generation.max_new_tokens,
+            do_sample=generation.sample,
+            temperature=generation.temperature,
+            top_p=generation.top_p,
+            seed=generation.seed,
+            eos_token_ids=(EOT_TOKEN_ID,),
+            on_token=stream,
+        )
+    _synchronize(device)
+    generated = time.perf_counter()
+
+    regions = [
+        RegionSummary(id=plan.slot_objects[slot], slot=slot, bbox=mask_bbox(mask), area=int(np.count_nonzero(mask)))
+        for slot, mask in sorted(slot_masks.items())
+    ]
+    return ImageAnswer(
+        answer=tokenizer.decode(answer_ids, skip_special_tokens=True).strip(),
+        answer_token_ids=[int(i) for i in answer_ids],
+        question=question,
+        prompt_question=plan.prompt_question,
+        regions=regions,
+        model={
+            "name": str(model.name),
+            "path": str(checkpoint_dir),
+            "dtype": str(dtype).removeprefix("torch."),
+            "device": str(device),
+        },
+        timings={
+            "preprocess": preprocessed - started,
+            "encode": encoded - preprocessed,
+            "generate": generated - encoded,
+            "total": generated - started,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """Everything ``garvid image`` needs, as files and names: the CLI's options one to one."""
+
+    image: Path
+    masks: tuple[Path, ...]
+    question: str | None = None
+    model: str | None = None  # preset name or checkpoint folder; None = configs/models.toml's default
+    dtype: str = "auto"
+    device: str = "auto"
+    resize_masks: bool = False
+    generation: GenerationOptions = GenerationOptions()
+    prompt: PromptOptions = PromptOptions()
+
+
+@dataclass
+class PreparedImage:
+    """A request whose image and masks were read and checked against the question."""
+
+    request: ImageRequest
+    frame: Image.Image
+    masks: dict[int, np.ndarray]
+
+
+def prepare_image(request: ImageRequest) -> PreparedImage:
+    """Read the image and masks and check the question names only defined objects.
+
+    Everything that can go wrong with the user's input fails here, before the slow model load.
+    """
+    from garvid.regions import load_masks
+
+    frame = load_image(request.image)
+    masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks)
+    _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
+    return PreparedImage(request=request, frame=frame, masks=masks)
+
+
+def ask_image(request: ImageRequest | PreparedImage, *, on_token: TokenCallback | None = None) -> ImageAnswer:
+    """Load GAR (preset or checkpoint folder) and answer a (prepared) request."""
+    from garvid.gar.loading import load_gar
+
+    prepared = request if isinstance(request, PreparedImage) else prepare_image(request)
+    options = prepared.request
+    model = load_gar(options.model or default_preset("models"), dtype=options.dtype, device=options.device)
+    return answer_image(
+        prepared.frame,
+        prepared.masks,
+        options.question,
+        model,
+        generation=options.generation,
+        prompt=options.prompt,
+        on_token=on_token,
+    )

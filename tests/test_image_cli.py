@@ -1,0 +1,125 @@
+"""``garvid image`` end to end with the tiny-random GAR on a real frame of cups.mp4."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from garvid.gar.prompt import DESCRIBE_INSTRUCTION
+from garvid.masks import mask_bbox
+from garvid_cli.main import run
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+TINY = ["--model", "tiny-random", "--device", "cpu", "--max-new-tokens", "6"]
+
+pytestmark = pytest.mark.skipif(
+    not (MEDIA / "cups.mp4").is_file() or shutil.which("ffmpeg") is None, reason="needs ../shared/media and ffmpeg"
+)
+
+
+@pytest.fixture(scope="module")
+def cups(tmp_path_factory) -> tuple[Path, Path]:
+    """Frame 0 of cups.mp4 as PNG, and its palette mask (1 ball, 2 held cup, 3 middle, 4 right)."""
+    folder = tmp_path_factory.mktemp("cups")
+    frame = folder / "frame0.png"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(MEDIA / "cups.mp4"), "-frames:v", "1", str(frame)], check=True
+    )
+    return frame, MEDIA / "cups_first_frame.png"
+
+
+def _palette_labels() -> np.ndarray:
+    return np.asarray(Image.open(MEDIA / "cups_first_frame.png"))
+
+
+def test_text_answer_streams_to_stdout_and_warns(cups, capsys):
+    frame, mask = cups
+    code = run(["image", str(frame), "--mask", str(mask), "what does object 2 do to object 1?", *TINY])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.endswith("\n") and out.count("\n") >= 1
+    assert "meaningless" in err
+
+
+def test_json_answer_to_file(cups, tmp_path, capsys):
+    frame, mask = cups
+    target = tmp_path / "answer.json"
+    code = run(["image", str(frame), "-m", str(mask), "Is obj 2 left of #4?", *TINY, "--format", "json", "-o", str(target)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out == ""
+    data = json.loads(target.read_text())
+    assert set(data) >= {"answer", "answer_token_ids", "question", "prompt_question", "regions", "model", "timings"}
+    assert data["question"] == "Is obj 2 left of #4?"
+    assert data["prompt_question"] == "Is <Prompt1> left of <Prompt3>?"
+    assert 1 <= len(data["answer_token_ids"]) <= 6
+    assert all(isinstance(i, int) for i in data["answer_token_ids"])
+    labels = _palette_labels()
+    assert [r["id"] for r in data["regions"]] == [2, 4]
+    for region in data["regions"]:
+        assert region["bbox"] == list(mask_bbox(labels == region["id"]))
+        assert region["area"] == int((labels == region["id"]).sum())
+    assert data["model"]["name"] == "tiny-random"
+    assert data["model"]["device"] == "cpu"
+    assert set(data["timings"]) == {"preprocess", "encode", "generate", "total"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_single_region_is_described(cups, tmp_path, capsys):
+    frame, _ = cups
+    ball = tmp_path / "ball.png"
+    Image.fromarray(((_palette_labels() == 1) * 255).astype(np.uint8)).save(ball)
+    code = run(["image", str(frame), "--mask", str(ball), *TINY, "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["question"] is None
+    assert data["prompt_question"] == DESCRIBE_INSTRUCTION
+    assert [r["id"] for r in data["regions"]] == [1]
+
+
+def _assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("garvid: error:")
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_missing_image_is_one_line_error(cups, tmp_path, capsys):
+    _, mask = cups
+    target = tmp_path / "out.json"
+    code = run(["image", str(tmp_path / "nope.png"), "--mask", str(mask), "what is object 1?", *TINY, "-o", str(target)])
+    _assert_one_line_error(code, capsys.readouterr().err, "nope.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_undefined_object_is_one_line_error(cups, tmp_path, capsys):
+    frame, mask = cups
+    target = tmp_path / "out.json"
+    code = run(["image", str(frame), "--mask", str(mask), "what is object 7 doing?", *TINY, "-o", str(target)])
+    _assert_one_line_error(code, capsys.readouterr().err, "object 7")
+    assert not target.exists()
+
+
+def test_mask_size_mismatch_is_one_line_error(cups, tmp_path, capsys):
+    frame, mask = cups
+    small = tmp_path / "small_mask.png"
+    Image.open(mask).resize((640, 360), Image.NEAREST).save(small)
+    target = tmp_path / "out.json"
+    code = run(["image", str(frame), "--mask", str(small), "what is object 1?", *TINY, "-o", str(target)])
+    _assert_one_line_error(code, capsys.readouterr().err, "--resize-masks")
+    assert not target.exists()
+
+
+def test_several_objects_without_question_is_one_line_error(cups, capsys):
+    frame, mask = cups
+    code = run(["image", str(frame), "--mask", str(mask), *TINY])
+    _assert_one_line_error(code, capsys.readouterr().err, "no question")
