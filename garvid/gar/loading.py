@@ -76,7 +76,7 @@ def _hub_snapshot(repo: str) -> Path:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(
             f"GAR checkpoint {repo} is not in the Hugging Face cache and could not be downloaded ({reason}); "
-            f"get it with `{download_command(repo)}` (about 17 GB for GAR-8B) or pass a local folder with --model"
+            f"get it with `{download_command(repo)}` (about 20 GB for GAR-8B) or pass a local folder with --model"
         ) from None
 
 
