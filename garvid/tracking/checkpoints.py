@@ -1,0 +1,92 @@
+"""Where a tracker's weights come from: a preset (HF cache or download), a local file, or none.
+
+Only resolves names and files; building the network is :mod:`garvid.tracking.model`'s job.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from garvid.errors import CheckpointError
+from garvid.presets import get_preset, preset_names
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """Everything needed to build one SAM2 video predictor."""
+
+    name: str  # preset name, or the checkpoint's file name
+    config: str  # config name inside the sam2 package, e.g. configs/sam2.1/sam2.1_hiera_t.yaml
+    checkpoint: Path | None  # None: random initialisation (test presets)
+    image_size: int | None = None  # override of the config's input size
+    seed: int = 0  # for random initialisation
+
+
+def resolve_tracker(name_or_path: str | Path, config: str | None = None) -> TrackerSpec:
+    """A preset name from ``configs/trackers.toml`` or a local SAM2 ``.pt`` checkpoint.
+
+    ``config`` names the architecture of a local checkpoint: a tracker preset name
+    (``sam2.1-base-plus``) or a sam2 config name (``configs/sam2.1/sam2.1_hiera_b+.yaml``).
+    Without it, the checkpoint's file name must match a preset's (``sam2.1_hiera_tiny.pt``).
+    """
+    text = str(name_or_path)
+    if Path(text).suffix == ".pt" or Path(text).is_file():
+        return _local_spec(Path(text), config)
+    if config is not None:
+        raise CheckpointError(f"--tracker-config only applies to a local .pt checkpoint, not to preset {text!r}")
+    preset = get_preset("trackers", text)
+    if preset.get("random"):
+        return TrackerSpec(text, preset["config"], None, preset.get("image_size"), int(preset.get("seed", 0)))
+    return TrackerSpec(text, preset["config"], hub_checkpoint(preset["hf_repo"], preset["checkpoint"]))
+
+
+def _local_spec(path: Path, config: str | None) -> TrackerSpec:
+    if not path.is_file():
+        raise CheckpointError(f"SAM2 checkpoint not found: {path}")
+    if config is None:
+        matches = [
+            name for name in preset_names("trackers") if get_preset("trackers", name).get("checkpoint") == path.name
+        ]
+        if not matches:
+            raise CheckpointError(
+                f"cannot tell which SAM2 model {path.name} is: pass --tracker-config with a preset name "
+                f"({', '.join(_real_presets())}) or a sam2 config such as configs/sam2.1/sam2.1_hiera_t.yaml"
+            )
+        config = matches[0]
+    if config in preset_names("trackers"):
+        preset = get_preset("trackers", config)
+        return TrackerSpec(path.name, preset["config"], path, preset.get("image_size"))
+    return TrackerSpec(path.name, config, path)
+
+
+def _real_presets() -> list[str]:
+    return [name for name in preset_names("trackers") if not get_preset("trackers", name).get("random")]
+
+
+def hub_checkpoint(repo: str, filename: str) -> Path:
+    """The checkpoint from the Hugging Face cache, downloading it once when online."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo, filename, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    hub_logger = logging.getLogger("huggingface_hub")  # its retry warnings would precede our error
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        return Path(hf_hub_download(repo, filename))
+    except LocalEntryNotFoundError:  # what the hub client raises when it cannot connect
+        reason = "the Hugging Face Hub is unreachable or HF_HUB_OFFLINE is set"
+    except Exception as error:  # gated repo, disk full, ...: all end the same way for the user
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    finally:
+        hub_logger.setLevel(level)
+    raise CheckpointError(
+        f"SAM2 checkpoint {filename} is not in the Hugging Face cache and could not be downloaded "
+        f"({reason}); get it with `hf download {repo} {filename}` "
+        f"(or `huggingface-cli download {repo} {filename}`), or pass a local .pt file to --tracker"
+    )
