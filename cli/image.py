@@ -8,12 +8,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
-from garvid.gar.loading import has_meaningless_output
-from garvid.image_qa import GenerationOptions, ImageAnswer, ImageRequest, PromptOptions, ask_image, prepare_image
-from garvid.outputs import write_json, write_text
 from garvid_cli.console import stderr, warn
 from garvid_cli.main import app
+
+from garvid.gar.loading import has_meaningless_output
+from garvid.image_qa import (
+    GenerationOptions,
+    ImageAnswer,
+    ImageRequest,
+    PromptOptions,
+    ask_image,
+    prepare_image,
+)
+from garvid.outputs import write_json, write_text
 
 EXAMPLE = (
     "Examples:\n\n"

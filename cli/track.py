@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from garvid_cli.console import progress_bar, stderr
+from garvid_cli.main import app
 
 from garvid.errors import GarvidError
 from garvid.outputs import write_json
 from garvid.perception import DEFAULT_KEYFRAMES, RegionInput, TrackRequest, track_video
 from garvid.presets import default_preset
-from garvid_cli.console import progress_bar, stderr
-from garvid_cli.main import app
 
 EXAMPLE = (
     "Example:\n\n"

@@ -19,7 +19,6 @@ from PIL import Image, UnidentifiedImageError
 
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.processor import ImageConfig, MaskResample, preprocess_image, to_rgb
-from garvid.gar.replay import Scaling, merge_tiles, roi_replay
 from garvid.gar.prompt import (
     DESCRIBE_INSTRUCTION,
     DESCRIBE_SLOT,
@@ -29,6 +28,7 @@ from garvid.gar.prompt import (
     tokenize_prompt,
     with_multiple_choice_suffix,
 )
+from garvid.gar.replay import Scaling, merge_tiles, roi_replay
 from garvid.gar.tokenizer import EOT_TOKEN_ID, load_chat_template, load_tokenizer
 from garvid.masks import mask_bbox
 from garvid.presets import default_preset

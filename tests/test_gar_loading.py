@@ -10,10 +10,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from garvid.errors import CheckpointError
+from garvid.errors import CheckpointError, GarvidError
 from garvid.gar.config import GARConfig
 from garvid.gar.loading import load_gar
-from garvid.gar.tiny import ensure_tiny_checkpoint, gar_config, random_gar, save_checkpoint
+from garvid.gar.tiny import (
+    ensure_tiny_checkpoint,
+    gar_config,
+    random_gar,
+    save_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -120,5 +125,5 @@ def test_bad_dtype_and_device_are_clear_errors(tiny_dir: Path) -> None:
     with pytest.raises(CheckpointError, match="unknown dtype 'fp8'"):
         load_gar(str(tiny_dir), dtype="fp8", device="cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(CheckpointError, match="CUDA is not available"):
+        with pytest.raises(GarvidError, match="CUDA is not available"):
             load_gar(str(tiny_dir), device="cuda")

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers.models.perception_lm.image_processing_perception_lm import PerceptionLMImageProcessor
+from transformers.models.perception_lm.image_processing_perception_lm import (
+    PerceptionLMImageProcessor,
+)
 
 from garvid.errors import CheckpointError, RegionError
 from garvid.gar.processor import (

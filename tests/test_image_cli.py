@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from garvid_cli.main import run
 from PIL import Image
 
 from garvid.gar.prompt import DESCRIBE_INSTRUCTION
 from garvid.masks import mask_bbox
-from garvid_cli.main import run
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 TINY = ["--model", "tiny-random", "--device", "cpu", "--max-new-tokens", "6"]

@@ -10,7 +10,13 @@ import pytest
 
 import garvid.render as render_module
 from garvid.errors import VideoError
-from garvid.render import OBJECT_COLOURS, draw_overlay, object_colour, render_overlay, render_tracks
+from garvid.render import (
+    OBJECT_COLOURS,
+    draw_overlay,
+    object_colour,
+    render_overlay,
+    render_tracks,
+)
 from garvid.tracking.tracks import ObjectObservation, Tracks
 from garvid.video import Video, VideoInfo
 

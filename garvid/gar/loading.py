@@ -17,6 +17,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from garvid.devices import resolve_device
 from garvid.errors import CheckpointError
 from garvid.gar.config import GARConfig
 from garvid.gar.model import GARModel
@@ -24,19 +25,6 @@ from garvid.presets import get_preset, preset_names
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 _HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "tokenizer*"]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise CheckpointError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError(f"device {name} asked for but CUDA is not available here; use --device cpu")
-    return device
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:

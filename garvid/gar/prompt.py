@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from garvid.errors import RegionError
-from garvid.gar.tokenizer import CROP_TOKEN_IDS, IMAGE_TOKEN, IMAGE_TOKEN_ID, NUM_PROMPTS, crop_token, prompt_token
+from garvid.gar.tokenizer import (
+    CROP_TOKEN_IDS,
+    IMAGE_TOKEN,
+    IMAGE_TOKEN_ID,
+    NUM_PROMPTS,
+    crop_token,
+    prompt_token,
+)
 
 CROP_TOKENS_PER_REGION = 256
 REGION_LIST_PREFIX = "There are some objects I am curious about: "

@@ -15,26 +15,8 @@ import torch
 from sam2.build_sam import build_sam2_video_predictor
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
-from garvid.errors import CheckpointError, GarvidError
+from garvid.errors import CheckpointError
 from garvid.tracking.checkpoints import TrackerSpec
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise GarvidError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise GarvidError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise GarvidError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
 
 
 def precision(device: torch.device) -> contextlib.AbstractContextManager:

@@ -38,8 +38,9 @@ class Sam2Tracker:
         name); ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. Real presets load
         their checkpoint from the Hugging Face cache, downloading it once when online.
         """
+        from garvid.devices import resolve_device
         from garvid.tracking.checkpoints import resolve_tracker
-        from garvid.tracking.model import build_predictor, resolve_device
+        from garvid.tracking.model import build_predictor
 
         target = resolve_device(device)  # before any download: a bad device fails fast
         spec = resolve_tracker(name_or_path, config)
