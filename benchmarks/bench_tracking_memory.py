@@ -4,13 +4,12 @@ garvid's tracker decodes frames lazily and drops SAM2's per-frame memory once no
 frame can read it, so peak RSS should not grow with the video's length: the 60 s / 10 s
 ratio should be close to 1.
 
-Two controls separate the tracker from the decoder. decord 0.6.0 keeps decoding the rest
-of the video in the background after a seek whenever its caller is slower than it
-(dmlc/decord#157), so a slow consumer such as SAM2 on CPU ends up holding every later
-frame in RAM; the starred runs park decord with ``seek(0)`` after each batch, which
-frees that queue. And the 60 s clip is also tracked with sam2's own
-``propagate_in_video`` (same lazy frames, every frame's outputs kept), which shows the
-growth that pruning avoids.
+Two things would make memory grow, and both are handled: SAM2 keeps every frame's outputs
+(garvid prunes what no later frame reads), and decord 0.6.0 keeps decoding ahead in the
+background after a seek while its caller is busy (dmlc/decord#157; garvid's frame feed
+stops it after every batch with ``Video.drop_read_ahead``). As a control, the 60 s clip
+is also tracked with sam2's own ``propagate_in_video`` over the same lazy frames (every
+frame's outputs kept), which shows the growth that pruning avoids.
 
 The clip (cups.mp4 with its four-object mask, scaled to 480 px wide) is looped with
 ffmpeg ``-stream_loop`` in a temporary folder. Each case runs in a fresh subprocess and
@@ -43,8 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "tracking_memory.json"
 WIDTH = 480
-PARKED, UNPRUNED = "garvid*", "sam2-unpruned*"  # *: decord's read-ahead stopped
-CASES = [("garvid", "short"), ("garvid", "long"), (PARKED, "short"), (PARKED, "long"), (UNPRUNED, "long")]
+UNPRUNED = "sam2-unpruned"
+CASES = [("garvid", "short"), ("garvid", "long"), (UNPRUNED, "long")]
 
 
 def _status_mb(field_name: str) -> float:
@@ -69,19 +68,6 @@ def prepare_clips(source: Path, folder: Path, loops: int) -> tuple[Path, Path]:
     return short, long
 
 
-def open_clip(clip: Path, stop_read_ahead: bool):
-    """A garvid Video; optionally one that parks decord after every batch (diagnostic only)."""
-    from garvid.video import Video
-
-    class ParkedVideo(Video):
-        def _get_batch(self, indices: np.ndarray) -> np.ndarray:
-            frames = super()._get_batch(indices)
-            self._reader.seek(0)  # clears decord's decode-ahead queue (dmlc/decord#157)
-            return frames
-
-    return ParkedVideo(clip) if stop_read_ahead else Video(clip)
-
-
 def run_case(case: str, clip: Path, mask_png: Path, stride: int, tracker_name: str) -> dict:
     """Track ``clip`` in this process and report times and memory (the child's job)."""
     import torch
@@ -89,17 +75,18 @@ def run_case(case: str, clip: Path, mask_png: Path, stride: int, tracker_name: s
     from garvid.regions import RegionPrompts
     from garvid.tracking import Sam2Tracker, tracked_frames
     from garvid.tracking.session import TrackingSession
+    from garvid.video import Video
 
     started = time.perf_counter()
     tracker = Sam2Tracker.from_preset(tracker_name, device="cpu")
-    with open_clip(clip, stop_read_ahead=case != "garvid") as video:
+    with Video(clip) as video:
         info = video.info
         labels = np.array(Image.open(mask_png).resize((info.width, info.height), Image.NEAREST))
         prompts = RegionPrompts(frame=0, masks={int(v): labels == v for v in np.unique(labels) if v != 0})
         frames = tracked_frames(info.num_frames, 0, stride)
         rss_before = _status_mb("VmRSS")
         track_start = time.perf_counter()
-        if case.startswith("garvid"):
+        if case == "garvid":
             tracker.track(video, prompts, frames)
         else:  # sam2's own propagation over the same lazy frames: nothing is dropped
             session = TrackingSession(tracker.predictor, video, frames)
@@ -159,8 +146,7 @@ def main() -> None:
     peak = {(run["case"], run["clip"]): run["peak_rss_mb"] for run in runs}
     ratios = {
         "garvid": peak["garvid", "long.mp4"] / peak["garvid", "short.mp4"],
-        "garvid*": peak[PARKED, "long.mp4"] / peak[PARKED, "short.mp4"],
-        "sam2-unpruned* over garvid* 10 s": peak[UNPRUNED, "long.mp4"] / peak[PARKED, "short.mp4"],
+        "sam2-unpruned over garvid 10 s": peak[UNPRUNED, "long.mp4"] / peak["garvid", "short.mp4"],
     }
     table = Table(title=f"SAM2 tracking peak memory ({args.tracker}, CPU, stride {args.stride})")
     for column in ("case", "video", "tracked", "s/frame", "RSS before", "peak RSS"):
@@ -171,7 +157,6 @@ def main() -> None:
             f"{run['s_per_frame']:.3f}", f"{run['rss_before_track_mb']:.0f} MB", f"{run['peak_rss_mb']:.0f} MB",
         )  # fmt: skip
     console.print(table)
-    console.print("*: decord's background read-ahead stopped after every batch (dmlc/decord#157)")
     for name, ratio in ratios.items():
         console.print(f"peak RSS ratio 60 s / 10 s, {name}: [bold]{ratio:.3f}[/bold]")
     write_json(

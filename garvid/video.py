@@ -211,6 +211,18 @@ class Video:
             self._position = int(span[-1]) + 1
         return out
 
+    def drop_read_ahead(self) -> None:
+        """Free the frames decord decoded past the last read (dmlc/decord#157).
+
+        After a seek decord keeps decoding ahead in the background while its caller is
+        busy, and holds those frames: a slow consumer such as SAM2 on a CPU would end up
+        with much of the video in RAM. Parking the reader on frame 0 frees that queue;
+        the next read seeks to its keyframe as usual. Readers that cannot seek (see
+        ``_frame_times``) keep their place instead.
+        """
+        if self._seekable and self._reader is not None:
+            self._reader.seek(0)
+
     def _get_batch(self, indices: np.ndarray) -> np.ndarray:
         assert self._reader is not None
         try:

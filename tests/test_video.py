@@ -45,6 +45,21 @@ def test_frames_in_any_order_match_ffmpeg(make_clip, ffmpeg_frames) -> None:
         assert video.frames([]).shape == (0, 64, 128, 3)
 
 
+def test_dropping_read_ahead_parks_decord_and_keeps_frames_right(make_clip, ffmpeg_frames, monkeypatch) -> None:
+    path = make_clip(seconds=3.0)
+    expected = ffmpeg_frames(path)
+    with Video(path) as video:
+        seeks: list[int] = []
+        real_seek = video._reader.seek
+        monkeypatch.setattr(video._reader, "seek", lambda pos: (seeks.append(pos), real_seek(pos)))
+        first = video.frames([5, 6])
+        video.drop_read_ahead()
+        later = video.frames([20, 7])
+    assert seeks == [0]
+    np.testing.assert_array_equal(first, expected[[5, 6]])
+    np.testing.assert_array_equal(later, expected[[20, 7]])
+
+
 def test_iter_frames_keeps_the_given_order(make_clip) -> None:
     with Video(make_clip()) as video:
         indices = [5, 1, 19, 2, 2, 0, 7]

@@ -80,6 +80,8 @@ class FrameFeed:
         decoded = self.video.iter_frames([self.frames[i] for i in wanted], batch_size=4)
         for i, (_, rgb) in zip(wanted, decoded):
             self._cache[i] = resize_frame(rgb, self.image_size)
+        # SAM2 takes far longer per frame than decoding: stop decord's read-ahead meanwhile
+        self.video.drop_read_ahead()
         # the cache holds two batches, so the batch just decoded is never evicted
         while len(self._cache) > 2 * self.batch_size:
             self._cache.popitem(last=False)
