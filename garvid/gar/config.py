@@ -16,9 +16,11 @@ from typing import Any
 from transformers import PerceptionLMConfig
 
 from garvid.errors import CheckpointError
+from garvid.gar.tokenizer import CROP_TOKEN_IDS
 
 MODEL_TYPE = "GAR"
-DEFAULT_CROP_TOKEN_IDS = (128004, 128005, 128008, 128010, 128011)
+# Crop token of <PromptK> is <|reserved_special_token_{K+2}|>: the ids come from the token names.
+DEFAULT_CROP_TOKEN_IDS = tuple(CROP_TOKEN_IDS)
 _OWN_KEYS = {"model_type", "mllm_config", "prompt_numbers", "crop_tokens_ids", "kernel_size", "auto_map"}
 
 
