@@ -11,58 +11,33 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from garvid.errors import GarvidError, RegionError
-from garvid.gar.processor import ImageConfig, MaskResample, preprocess_image, to_rgb
+from garvid.gar.answering import (
+    GenerationOptions,
+    PromptOptions,
+    TokenCallback,
+    generate_answer,
+    synchronize,
+)
+from garvid.gar.processor import ImageConfig, preprocess_image, to_rgb
 from garvid.gar.prompt import (
     DESCRIBE_INSTRUCTION,
     DESCRIBE_SLOT,
     describe_region_text,
     region_question_text,
-    rewrite_question,
+    plan_question,
     tokenize_prompt,
-    with_multiple_choice_suffix,
 )
-from garvid.gar.replay import Scaling, merge_tiles, roi_replay
-from garvid.gar.tokenizer import EOT_TOKEN_ID, load_chat_template, load_tokenizer
+from garvid.gar.encoding import encode_with_replays
+from garvid.gar.tokenizer import load_chat_template, load_tokenizer
 from garvid.masks import mask_bbox
 from garvid.presets import default_preset
-
-TokenCallback = Callable[[int, str], None]
-"""Called once per generated token with its id and the text it adds (may be empty)."""
-
-
-@dataclass(frozen=True)
-class GenerationOptions:
-    """Decoding settings; greedy up to 1024 new tokens like the reference."""
-
-    max_new_tokens: int = 1024
-    sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class PromptOptions:
-    """How the prompt is built; the defaults reproduce the reference's evaluation path."""
-
-    double_bos: bool = True
-    mask_resample: MaskResample = "nearest"
-    multiple_choice: bool = False
-    replay_scaling: Scaling = "reference"  # the released weights' double box scaling
-
-    def __post_init__(self) -> None:
-        if self.mask_resample not in ("nearest", "bicubic"):
-            raise GarvidError(f"mask resampling must be nearest or bicubic, not {self.mask_resample!r}")
-        if self.replay_scaling not in ("reference", "single"):
-            raise GarvidError(f"replay scaling must be reference or single, not {self.replay_scaling!r}")
-
 
 @dataclass(frozen=True)
 class RegionSummary:
@@ -123,39 +98,8 @@ def _plan_prompt(object_ids: list[int], question: str | None, multiple_choice: b
                 "(e.g. \"what is object 1 doing?\") or give one object to describe"
             )
         return _PromptPlan({DESCRIBE_SLOT: object_ids[0]}, describe_region_text(DESCRIBE_SLOT), DESCRIBE_INSTRUCTION)
-    bad = [i for i in object_ids if not 1 <= i <= 5]
-    if bad:
-        raise RegionError(f"object id {bad[0]} is outside 1..5 (GAR has five region slots)")
-    rewritten = rewrite_question(question.strip(), {object_id: object_id - 1 for object_id in object_ids})
-    text = with_multiple_choice_suffix(rewritten.text) if multiple_choice else rewritten.text
-    return _PromptPlan(
-        {slot: slot + 1 for slot in rewritten.slots}, region_question_text(rewritten.slots, text), text
-    )
-
-
-def _synchronize(device: torch.device | str) -> None:
-    """Wait for queued CUDA work so the stage timings are honest."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class _TextStream:
-    """Turns generated ids into text deltas (whole characters only, leading space dropped)."""
-
-    def __init__(self, tokenizer, callback: TokenCallback):
-        self.tokenizer, self.callback = tokenizer, callback
-        self.ids: list[int] = []
-        self.emitted = ""
-
-    def __call__(self, token_id: int) -> None:
-        self.ids.append(int(token_id))
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()
-        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
-            self.callback(int(token_id), "")
-            return
-        delta = text[len(self.emitted) :] if text.startswith(self.emitted) else ""
-        self.emitted = text
-        self.callback(int(token_id), delta)
+    plan = plan_question(object_ids, question, multiple_choice)
+    return _PromptPlan(plan.slot_objects, region_question_text(sorted(plan.slot_objects), plan.question), plan.question)
 
 
 def answer_image(
@@ -198,33 +142,13 @@ def answer_image(
 
     with torch.inference_mode():
         device, dtype = model.device, model.dtype
-        features = model.encode_images(inputs.pixel_values, inputs.mask_values)
-        ncw, nch = inputs.grid
-        tile_features = features[1:] if inputs.has_thumbnail else features
-        slots = sorted(tokens.crop_spans)
-        boxes = torch.tensor([inputs.region_boxes[s] for s in slots], dtype=torch.float64)
-        replayed = roi_replay(
-            merge_tiles(tile_features, ncw, nch).unsqueeze(0),
-            boxes,
-            torch.zeros(len(slots), dtype=torch.long),
-            scaling=prompt.replay_scaling,
-        )
+        features, crops = encode_with_replays(model, [inputs], [sorted(tokens.crop_spans)], prompt.replay_scaling)
         input_ids = torch.tensor([tokens.input_ids], dtype=torch.long)
-        embeds = model.embed_inputs(input_ids, features, {slot: replayed[i] for i, slot in enumerate(slots)})
-        _synchronize(device)
+        embeds = model.embed_inputs(input_ids, features, crops)
+        synchronize(device)
         encoded = time.perf_counter()
-        stream = _TextStream(tokenizer, on_token) if on_token is not None else None
-        answer_ids = model.generate(
-            embeds,
-            max_new_tokens=generation.max_new_tokens,
-            do_sample=generation.sample,
-            temperature=generation.temperature,
-            top_p=generation.top_p,
-            seed=generation.seed,
-            eos_token_ids=(EOT_TOKEN_ID,),
-            on_token=stream,
-        )
-    _synchronize(device)
+        answer, answer_ids = generate_answer(model, tokenizer, embeds, generation, on_token)
+    synchronize(device)
     generated = time.perf_counter()
 
     regions = [
@@ -232,8 +156,8 @@ def answer_image(
         for slot, mask in sorted(slot_masks.items())
     ]
     return ImageAnswer(
-        answer=tokenizer.decode(answer_ids, skip_special_tokens=True).strip(),
-        answer_token_ids=[int(i) for i in answer_ids],
+        answer=answer,
+        answer_token_ids=answer_ids,
         question=question,
         prompt_question=plan.prompt_question,
         regions=regions,

@@ -130,13 +130,13 @@ def test_token_layout_double_bos_image_and_crop_runs(tokenizer, grid):
     assert tokens.input_ids == tokenizer(reference_string)["input_ids"]  # the reference's processor call
     assert tokens.input_ids[:3] == [128000, 128000, 128006]  # two BOS, then the system header
     assert tokens.input_ids.count(128002) == num_image_tokens
-    start, end = tokens.image_span
+    [(start, end)] = tokens.image_spans
     assert end - start == num_image_tokens and set(tokens.input_ids[start:end]) == {128002}
     assert set(tokens.crop_spans) == {0, 1}
-    for slot, (s, e) in tokens.crop_spans.items():
+    for slot, [(s, e)] in tokens.crop_spans.items():
         assert e - s == 256 and set(tokens.input_ids[s:e]) == {CROP_TOKEN_IDS[slot]}
         assert tokens.input_ids.count(CROP_TOKEN_IDS[slot]) == 256
-    assert tokens.crop_spans[0][0] > end
+    assert tokens.crop_spans[0][0][0] > end
     generation_prompt = tokenizer("<|start_header_id|>assistant<|end_header_id|>\n\n", add_special_tokens=False)["input_ids"]
     assert tokens.input_ids[-len(generation_prompt) :] == generation_prompt
 

@@ -9,16 +9,21 @@ replayed region features into the token embeddings, and a KV-cached generation l
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
-from transformers import DynamicCache, PerceptionLMForConditionalGeneration
+from transformers import DynamicCache, LlamaModel, PerceptionLMForConditionalGeneration
 
 from garvid.errors import GarvidError
 from garvid.gar.config import GARConfig
 from garvid.gar.vision import encode_patches
+
+#: transformers renamed the decoder's KV-cache argument from ``past_key_values`` to
+#: ``cache`` (5.2x, the old name is deprecated); pass whichever this version takes.
+_CACHE_ARGUMENT = "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
 
 #: Tiles per vision-tower call: bounds activation memory on long videos and big grids.
 VISION_CHUNK = 8
@@ -130,7 +135,7 @@ class GARModel(nn.Module):
         cache = DynamicCache(config=self.config.mllm.text_config)
         generator = torch.Generator(device=self.device).manual_seed(seed) if do_sample else None
         stops = set(int(i) for i in eos_token_ids)
-        hidden = language_model(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True).last_hidden_state
+        hidden = language_model(inputs_embeds=inputs_embeds, use_cache=True, **{_CACHE_ARGUMENT: cache}).last_hidden_state
         tokens: list[int] = []
         for _ in range(max_new_tokens):
             logits = self.mllm.lm_head(hidden[:, -1]).float()
@@ -141,7 +146,7 @@ class GARModel(nn.Module):
             if on_token is not None:
                 on_token(token)
             step = self.input_embeddings(torch.tensor([[token]], device=self.device))
-            hidden = language_model(inputs_embeds=step, past_key_values=cache, use_cache=True).last_hidden_state
+            hidden = language_model(inputs_embeds=step, use_cache=True, **{_CACHE_ARGUMENT: cache}).last_hidden_state
         return tokens
 
 

@@ -16,7 +16,7 @@ normalised like pixels, so the model reads ids back as ``round((v + 1) / 2 * 255
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Literal, Mapping
@@ -278,22 +278,38 @@ def preprocess_image(
     mode). ``mask_resample`` picks NEAREST (exact ids, the default) or bicubic (what the
     training code actually fed; ids blur at region edges) for the mask map.
     """
-    if mask_resample not in _INTERPOLATION:
-        raise ValueError(f"mask_resample must be 'nearest' or 'bicubic', not {mask_resample!r}")
     pixels = _to_chw_uint8(image)
     height, width = pixels.shape[1:]
     if single_tile:
         grid, thumbnail = (1, 1), False
     else:
         grid, thumbnail = choose_grid(width, height, config.tile_size, config.max_num_tiles), True
-    # Every channel of the mask map is the same label map: tile one channel, then copy it.
-    labels = torch.from_numpy(prompt_label_map(masks, (width, height))).unsqueeze(0)
-    label_tiles = _tiles(labels, grid, config.tile_size, thumbnail, mask_resample).expand(-1, 3, -1, -1)
-    return GARImageInputs(
+    frame = GARImageInputs(
         pixel_values=normalize(_tiles(pixels, grid, config.tile_size, thumbnail, "bicubic"), config),
-        mask_values=normalize(label_tiles, config),
+        mask_values=torch.empty(0),
         grid=grid,
         has_thumbnail=thumbnail,
-        region_boxes={index: region_box(np.asarray(masks[index], dtype=bool)) for index in sorted(masks)},
+        region_boxes={},
         image_size=(width, height),
+    )
+    return with_regions(frame, masks, config, mask_resample=mask_resample)
+
+
+def with_regions(
+    frame: GARImageInputs,
+    masks: Mapping[int, np.ndarray],
+    config: ImageConfig = ImageConfig(),
+    *,
+    mask_resample: MaskResample = "nearest",
+) -> GARImageInputs:
+    """``frame`` with other regions: its pixel tiles reused, mask map and boxes made anew."""
+    if mask_resample not in _INTERPOLATION:
+        raise ValueError(f"mask_resample must be 'nearest' or 'bicubic', not {mask_resample!r}")
+    # Every channel of the mask map is the same label map: tile one channel, then copy it.
+    labels = torch.from_numpy(prompt_label_map(masks, frame.image_size)).unsqueeze(0)
+    label_tiles = _tiles(labels, frame.grid, config.tile_size, frame.has_thumbnail, mask_resample).expand(-1, 3, -1, -1)
+    return replace(
+        frame,
+        mask_values=normalize(label_tiles, config),
+        region_boxes={index: region_box(np.asarray(masks[index], dtype=bool)) for index in sorted(masks)},
     )

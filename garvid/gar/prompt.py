@@ -49,9 +49,14 @@ def crop_run(index: int, count: int = CROP_TOKENS_PER_REGION) -> str:
     return crop_token(index) * count
 
 
+def region_items(indices: Iterable[int]) -> str:
+    """``<P0>; <P1>; ``: the regions of a region list (every item ends ``; ``)."""
+    return "".join(f"{prompt_token(i)}; " for i in indices)
+
+
 def region_list(indices: Iterable[int]) -> str:
-    """``There are some objects I am curious about: <P0>; <P1>; `` (every item ends ``; ``)."""
-    return REGION_LIST_PREFIX + "".join(f"{prompt_token(i)}; " for i in indices)
+    """``There are some objects I am curious about: <P0>; <P1>; ``."""
+    return REGION_LIST_PREFIX + region_items(indices)
 
 
 def region_crop_lines(indices: Iterable[int]) -> str:
@@ -116,21 +121,44 @@ def rewrite_question(question: str, object_to_slot: Mapping[int, int]) -> Rewrit
     return RewrittenQuestion(text=text, slots=sorted(named) if named else sorted(known_slots))
 
 
+@dataclass(frozen=True)
+class QuestionPlan:
+    slot_objects: dict[int, int]  # GAR prompt slot -> the user's object id, slots ascending
+    question: str  # the question as GAR reads it (<PromptK> for objects)
+
+
+def plan_question(object_ids: Sequence[int], question: str, multiple_choice: bool = False) -> QuestionPlan:
+    """Which slots hold which objects (object N -> slot N-1) for a question about them.
+
+    Only the objects the question names get a slot; a question naming none is about all.
+    """
+    if not object_ids:
+        raise RegionError("no regions given: pass at least one mask, box or point")
+    bad = [i for i in object_ids if not 1 <= i <= NUM_PROMPTS]
+    if bad:
+        raise RegionError(f"object id {bad[0]} is outside 1..{NUM_PROMPTS} (GAR has five region slots)")
+    if not question.strip():
+        raise RegionError("the question is empty")
+    rewritten = rewrite_question(question.strip(), {object_id: object_id - 1 for object_id in object_ids})
+    text = with_multiple_choice_suffix(rewritten.text) if multiple_choice else rewritten.text
+    return QuestionPlan({slot: slot + 1 for slot in rewritten.slots}, text)
+
+
 # --- chat template and tokens ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PromptTokens:
-    """Token ids of one prompt and where its image and crop runs sit."""
+    """Token ids of one prompt and where its images and crop runs sit."""
 
     input_ids: list[int]
-    image_span: tuple[int, int]  # [start, end) of the image tokens
-    crop_spans: dict[int, tuple[int, int]]  # prompt slot -> [start, end) of its crop run
-    text: str  # the rendered chat text before the image placeholder is expanded
+    image_spans: list[tuple[int, int]]  # [start, end) of each image's tokens, in order
+    crop_spans: dict[int, list[tuple[int, int]]]  # prompt slot -> [start, end) of each of its crop runs, in order
+    text: str  # the rendered chat text before the image placeholders are expanded
 
 
 def render_chat(tokenizer, chat_template: str, user_text: str, *, num_images: int = 1) -> str:
-    """Render one user turn (images first, then text) with the generation prompt added."""
+    """Render one user turn (``num_images`` images first, then text) with the generation prompt added."""
     content = [{"type": "image"}] * num_images + [{"type": "text", "text": user_text}]
     messages = [{"role": "user", "content": content}]
     return tokenizer.apply_chat_template(messages, chat_template=chat_template, add_generation_prompt=True, tokenize=False)
@@ -152,29 +180,32 @@ def tokenize_prompt(
     tokenizer,
     chat_template: str,
     user_text: str,
-    num_image_tokens: int,
+    tokens_per_image: int,
     *,
+    leading_images: int = 1,
     double_bos: bool = True,
 ) -> PromptTokens:
-    """Token ids of ``user_text`` after one image, in the chat template, image expanded.
+    """Token ids of a user turn in the chat template, every image placeholder expanded.
 
-    ``double_bos=True`` reproduces the reference's eval path (template BOS + tokenizer
-    BOS); ``False`` keeps only the template's BOS, as in training.
+    ``leading_images`` images come before the text (the image prompt); a temporal prompt
+    passes 0 and writes one ``<|image|>`` per keyframe inside ``user_text``. Each
+    placeholder becomes ``tokens_per_image`` image tokens, and images must be separated
+    by text. ``double_bos=True`` reproduces the reference's eval path (template BOS +
+    tokenizer BOS); ``False`` keeps only the template's BOS, as in training.
     """
-    text = render_chat(tokenizer, chat_template, user_text)
-    if text.count(IMAGE_TOKEN) != 1:
-        raise ValueError(f"the chat template rendered {text.count(IMAGE_TOKEN)} image placeholders, expected 1")
-    expanded = text.replace(IMAGE_TOKEN, IMAGE_TOKEN * num_image_tokens)
-    ids = list(tokenizer(expanded, add_special_tokens=double_bos)["input_ids"])
+    text = render_chat(tokenizer, chat_template, user_text, num_images=leading_images)
+    num_images = text.count(IMAGE_TOKEN)
+    if num_images < 1:
+        raise ValueError("the prompt holds no image placeholder")
+    ids = list(tokenizer(text.replace(IMAGE_TOKEN, IMAGE_TOKEN * tokens_per_image), add_special_tokens=double_bos)["input_ids"])
     image_runs = _runs(ids, IMAGE_TOKEN_ID)
-    if len(image_runs) != 1 or image_runs[0][1] - image_runs[0][0] != num_image_tokens:
-        raise ValueError(f"expected one run of {num_image_tokens} image tokens, found runs {image_runs}")
-    crop_spans: dict[int, tuple[int, int]] = {}
+    if len(image_runs) != num_images or any(end - start != tokens_per_image for start, end in image_runs):
+        raise ValueError(f"expected {num_images} separate runs of {tokens_per_image} image tokens, found runs {image_runs}")
+    crop_spans: dict[int, list[tuple[int, int]]] = {}
     for slot in range(NUM_PROMPTS):
         runs = _runs(ids, CROP_TOKEN_IDS[slot])
-        if not runs:
-            continue
-        if len(runs) != 1 or runs[0][1] - runs[0][0] != CROP_TOKENS_PER_REGION:
-            raise ValueError(f"region slot {slot}: expected one run of {CROP_TOKENS_PER_REGION} crop tokens, found {runs}")
-        crop_spans[slot] = runs[0]
-    return PromptTokens(input_ids=ids, image_span=image_runs[0], crop_spans=crop_spans, text=text)
+        if any(end - start != CROP_TOKENS_PER_REGION for start, end in runs):
+            raise ValueError(f"region slot {slot}: expected runs of {CROP_TOKENS_PER_REGION} crop tokens, found {runs}")
+        if runs:
+            crop_spans[slot] = runs
+    return PromptTokens(input_ids=ids, image_spans=image_runs, crop_spans=crop_spans, text=text)

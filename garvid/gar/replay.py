@@ -28,13 +28,20 @@ PIXELS_PER_FEATURE = 28
 
 
 def merge_tiles(tile_features: torch.Tensor, ncw: int, nch: int) -> torch.Tensor:
-    """Join ``(ncw * nch, side * side, d)`` tile features row-major into one ``(d, H, W)`` map."""
-    tiles, tokens, dim = tile_features.shape
+    """Join tile features row-major into feature maps.
+
+    ``(ncw * nch, side * side, d)`` becomes one ``(d, H, W)`` map; a leading batch
+    dimension (one entry per image or keyframe) gives ``(B, d, H, W)`` maps.
+    """
+    batched = tile_features.dim() == 4
+    features = tile_features if batched else tile_features.unsqueeze(0)
+    count, tiles, tokens, dim = features.shape
     side = int(round(tokens**0.5))
     if tiles != ncw * nch or side * side != tokens:
         raise ValueError(f"{tiles} tiles of {tokens} tokens do not form a {ncw}x{nch} grid of square tiles")
-    grid = tile_features.reshape(nch, ncw, side, side, dim)
-    return grid.permute(4, 0, 2, 1, 3).reshape(dim, nch * side, ncw * side)
+    grid = features.reshape(count, nch, ncw, side, side, dim)
+    maps = grid.permute(0, 5, 1, 3, 2, 4).reshape(count, dim, nch * side, ncw * side)
+    return maps if batched else maps[0]
 
 
 def roi_replay(
