@@ -7,11 +7,10 @@ wheel as the ``garvid_configs`` package, and is read from the source tree in a c
 from __future__ import annotations
 
 import importlib.util
+import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from garvid.errors import GarvidError
 
