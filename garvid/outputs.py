@@ -46,6 +46,11 @@ def write_text(text: str, path: Path | None) -> None:
         temp.write_text(text, encoding="utf-8")
 
 
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON with one trailing newline: how garvid writes JSON files."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_json(data: Any, path: Path | None) -> None:
-    """Write ``data`` as indented JSON (one trailing newline) to ``path`` or stdout."""
-    write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", path)
+    """Write ``data`` as :func:`json_text` to ``path`` or stdout."""
+    write_text(json_text(data), path)

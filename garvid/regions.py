@@ -37,6 +37,16 @@ class RegionPrompts:
     def object_ids(self) -> list[int]:
         return sorted([*self.masks, *self.boxes, *self.points])
 
+    def only(self, object_ids: Sequence[int]) -> RegionPrompts:
+        """The prompts of ``object_ids`` alone (what a question about them needs tracked)."""
+        keep = set(object_ids)
+        return RegionPrompts(
+            frame=self.frame,
+            masks={i: m for i, m in self.masks.items() if i in keep},
+            boxes={i: b for i, b in self.boxes.items() if i in keep},
+            points={i: p for i, p in self.points.items() if i in keep},
+        )
+
 
 def _label_map(path: Path) -> np.ndarray:
     """Read a mask PNG as an integer label map (H, W); colour images are refused."""
