@@ -10,10 +10,25 @@ from typing import Optional
 import typer
 from garvid_cli.console import stderr, warn
 from garvid_cli.main import app
+from garvid_cli.options import (
+    DEFAULT_GENERATION,
+    Device,
+    Dtype,
+    MaskResample,
+    MaxNewTokens,
+    Model,
+    Output,
+    ReplayScaling,
+    ResizeMasks,
+    Sample,
+    Seed,
+    Temperature,
+    TopP,
+    generation_options,
+)
 
 from garvid.gar.loading import has_meaningless_output
 from garvid.image_qa import (
-    GenerationOptions,
     ImageAnswer,
     ImageRequest,
     PromptOptions,
@@ -43,23 +58,19 @@ def image(
     mask: list[Path] = typer.Option(
         ..., "--mask", "-m", help="Palette/grayscale label PNG (value N = object N), or repeat for one binary PNG per object."
     ),
-    model: Optional[str] = typer.Option(None, "--model", help="Model preset (configs/models.toml) or checkpoint folder."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Stop after this many answer tokens."),
-    sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
-    seed: int = typer.Option(0, "--seed", help="Random seed for --sample."),
-    temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="Sampling temperature (with --sample)."),
-    top_p: float = typer.Option(0.9, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (with --sample)."),
+    model: Model = None,
+    dtype: Dtype = "auto",
+    device: Device = "auto",
+    max_new_tokens: MaxNewTokens = DEFAULT_GENERATION.max_new_tokens,
+    sample: Sample = False,
+    seed: Seed = DEFAULT_GENERATION.seed,
+    temperature: Temperature = DEFAULT_GENERATION.temperature,
+    top_p: TopP = DEFAULT_GENERATION.top_p,
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text: the answer; json: answer and details."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (atomically) instead of stdout."),
-    resize_masks: bool = typer.Option(False, "--resize-masks", help="Resize masks to the image size (nearest)."),
-    mask_resample: str = typer.Option(
-        "nearest", "--mask-resample", help="Tile the mask map with nearest (exact ids) or bicubic (as in training)."
-    ),
-    replay_scaling: str = typer.Option(
-        "reference", "--replay-scaling", help="reference (the released weights' double box scaling) or single."
-    ),
+    output: Output = None,
+    resize_masks: ResizeMasks = False,
+    mask_resample: MaskResample = "nearest",
+    replay_scaling: ReplayScaling = "reference",
 ) -> None:
     request = ImageRequest(
         image=image_path,
@@ -69,9 +80,7 @@ def image(
         dtype=dtype,
         device=device,
         resize_masks=resize_masks,
-        generation=GenerationOptions(
-            max_new_tokens=max_new_tokens, sample=sample, temperature=temperature, top_p=top_p, seed=seed
-        ),
+        generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling),
     )
     prepared = prepare_image(request)  # bad input fails here, before the model loads

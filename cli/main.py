@@ -12,7 +12,7 @@ app = typer.Typer(
     name="garvid",
     help=(
         "Video region understanding: track objects with SAM2 and ask GAR about them.\n\n"
-        "Example:  garvid track clip.mp4 --mask first_frame.png -o tracks.json"
+        "Example:  garvid ask clip.mp4 --mask first_frame.png \"what does object 1 do to object 2?\""
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -23,7 +23,7 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     # Each command module registers itself on `app` when imported.
-    from garvid_cli import image, track  # noqa: F401
+    from garvid_cli import ask, image, track  # noqa: F401
 
 
 def run(argv: list[str] | None = None) -> int:

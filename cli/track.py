@@ -8,11 +8,21 @@ from typing import Optional
 import typer
 from garvid_cli.console import progress_bar, stderr
 from garvid_cli.main import app
+from garvid_cli.options import (
+    DEFAULT_TRACKER,
+    Boxes,
+    Device,
+    MaskFrame,
+    Masks,
+    Points,
+    ResizeMasks,
+    Stride,
+    Tracker,
+)
 
 from garvid.errors import GarvidError
 from garvid.outputs import write_json
 from garvid.perception import DEFAULT_KEYFRAMES, RegionInput, TrackRequest, track_video
-from garvid.presets import default_preset
 
 EXAMPLE = (
     "Example:\n\n"
@@ -23,21 +33,15 @@ EXAMPLE = (
 @app.command(help=f"Track objects through a video with SAM2 and write their masks as JSON.\n\n{EXAMPLE}")
 def track(
     video: Path = typer.Argument(..., metavar="VIDEO", help="Video file (anything ffmpeg/decord reads)."),
-    mask: list[Path] = typer.Option(
-        [], "--mask", "-m", help="Palette/grayscale label PNG (value N = object N), or repeat for one binary PNG per object."
-    ),
-    box: list[str] = typer.Option([], "--box", help="x1,y1,x2,y2 in pixels; one object each (repeatable)."),
-    point: list[str] = typer.Option([], "--point", help="x,y in pixels; one object each (repeatable)."),
-    mask_frame: int = typer.Option(0, "--mask-frame", help="Frame index the masks, boxes and points belong to."),
-    resize_masks: bool = typer.Option(False, "--resize-masks", help="Resize masks to the video size (nearest)."),
-    tracker: str = typer.Option(
-        default_preset("trackers"), "--tracker", help="Tracker preset (configs/trackers.toml) or a SAM2 .pt checkpoint."
-    ),
-    stride: str = typer.Option(
-        "auto", "--stride", help="Track every N-th frame (plus the prompt frame), or 'auto' (from --frames and the device)."
-    ),
+    mask: Masks = [],
+    box: Boxes = [],
+    point: Points = [],
+    mask_frame: MaskFrame = 0,
+    resize_masks: ResizeMasks = False,
+    tracker: Tracker = DEFAULT_TRACKER,
+    stride: Stride = "auto",
     frames: int = typer.Option(DEFAULT_KEYFRAMES, "--frames", help="Keyframes that --stride auto plans for.", min=1),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: Device = "auto",
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON here instead of stdout."),
     render: Optional[Path] = typer.Option(None, "--render", help="Also write an MP4 with coloured, labelled mask overlays."),
 ) -> None:

@@ -25,19 +25,20 @@ from garvid.gar.answering import (
     generate_answer,
     synchronize,
 )
+from garvid.gar.encoding import encode_with_replays
 from garvid.gar.processor import ImageConfig, preprocess_image, to_rgb
 from garvid.gar.prompt import (
     DESCRIBE_INSTRUCTION,
     DESCRIBE_SLOT,
     describe_region_text,
-    region_question_text,
     plan_question,
+    region_question_text,
     tokenize_prompt,
 )
-from garvid.gar.encoding import encode_with_replays
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
 from garvid.masks import mask_bbox
 from garvid.presets import default_preset
+
 
 @dataclass(frozen=True)
 class RegionSummary:

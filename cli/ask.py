@@ -1,0 +1,205 @@
+"""``garvid ask`` and ``garvid describe``: GAR on tracked objects over time."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from garvid_cli.console import progress_bar, stderr, warn
+from garvid_cli.main import app
+from garvid_cli.options import (
+    DEFAULT_GENERATION,
+    DEFAULT_TRACKER,
+    Boxes,
+    Device,
+    Dtype,
+    MaskFrame,
+    MaskResample,
+    Masks,
+    MaxNewTokens,
+    Model,
+    Output,
+    Points,
+    ReplayScaling,
+    ResizeMasks,
+    Sample,
+    Seed,
+    Stride,
+    Temperature,
+    TopP,
+    Tracker,
+    generation_options,
+)
+
+from garvid.answer_formats import FORMATS, SUFFIX_FORMATS, answer_prefix, render_answer
+from garvid.errors import GarvidError
+from garvid.gar.answering import PromptOptions
+from garvid.keyframes import STRATEGIES, Window
+from garvid.outputs import write_text
+from garvid.perception import RegionInput
+from garvid.video_qa import Answer, Reporter, VideoRequest, answer_video
+
+Frames = Annotated[Optional[int], typer.Option("--frames", min=1, help="Keyframes per answer (default: the protocol's).")]
+Keyframes = Annotated[
+    str, typer.Option("--keyframes", help="uniform: spread over the span; visible: over the frames where the objects are visible.")
+]
+Start = Annotated[Optional[float], typer.Option("--start", min=0.0, help="Analyse from this time (seconds).")]
+End = Annotated[Optional[float], typer.Option("--end", min=0.0, help="Analyse up to this time (seconds).")]
+WindowSeconds = Annotated[
+    Optional[float], typer.Option("--window", help="One answer per window of this many seconds (timed answers).")
+]
+Protocol = Annotated[Optional[str], typer.Option("--protocol", help="Prompt protocol name (configs/protocols) or TOML file.")]
+Format = Annotated[
+    Optional[str],
+    typer.Option("--format", "-f", help="text, json, srt or vtt (default: from the -o suffix, else text)."),
+]
+CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Tracking cache folder (default: garvid's user cache).")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the tracking cache.")]
+
+EXAMPLES = (
+    "Examples:\n\n"
+    '  garvid ask clip.mp4 --mask first_frame.png "what does object 1 do to object 2?"\n\n'
+    '  garvid ask clip.mp4 -m first_frame.png "where does #2 go?" --window 2.5 -o answers.srt\n\n'
+    "  garvid describe clip.mp4 -m first_frame.png --window 5 --format vtt > captions.vtt"
+)
+
+
+class _ShellReporter(Reporter):
+    """Progress bars and warnings on stderr; streams answers to stdout when asked to."""
+
+    def __init__(self, stream: bool, windowed: bool):
+        self.stream, self.windowed = stream, windowed
+        self.bars = {}
+
+    def warn(self, message: str) -> None:
+        warn(message)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        if self.stream and stage == "answering":
+            return  # the streamed text is the progress
+        if stage not in self.bars:
+            context = progress_bar(stage)
+            self.bars[stage] = (context, context.__enter__())
+        self.bars[stage][1](done, total)
+        if done >= total:
+            context, _ = self.bars.pop(stage)
+            context.__exit__(None, None, None)
+
+    def answer_begins(self, window: Window, object_id: int | None) -> None:
+        if self.stream:
+            probe = Answer(window.start, window.end, [], "", object_id=object_id)
+            self._write(answer_prefix(probe, self.windowed))
+
+    def token(self, text: str) -> None:
+        if self.stream:
+            self._write(text)
+
+    def answer_ends(self, answer: Answer) -> None:
+        if self.stream:
+            self._write("\n")
+
+    @staticmethod
+    def _write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _output_format(fmt: str | None, output: Path | None) -> str:
+    if fmt is None:
+        return SUFFIX_FORMATS.get(output.suffix.lower(), "text") if output is not None else "text"
+    if fmt not in FORMATS:
+        raise GarvidError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return fmt
+
+
+def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
+    chosen = _output_format(fmt, output)
+    if request.strategy not in STRATEGIES:
+        raise GarvidError(f"--keyframes must be {' or '.join(STRATEGIES)}, not {request.strategy!r}")
+    stream = chosen == "text" and output is None
+    result = answer_video(request, _ShellReporter(stream, request.window is not None))
+    if not stream:
+        write_text(render_answer(result, chosen), output)
+    if output is not None:
+        stderr.print(f"wrote {output}", highlight=False)
+
+
+@app.command(help=f"Ask GAR a question about tracked objects over time (object N = mask value N).\n\n{EXAMPLES}")
+def ask(
+    video: Path = typer.Argument(..., metavar="VIDEO", help="Video file (anything ffmpeg/decord reads)."),
+    question: Optional[str] = typer.Argument(..., help="Question naming objects as 'object 1', 'obj 2', '#3'."),
+    mask: Masks = [],
+    box: Boxes = [],
+    point: Points = [],
+    mask_frame: MaskFrame = 0,
+    resize_masks: ResizeMasks = False,
+    frames: Frames = None,
+    keyframes: Keyframes = "uniform",
+    start: Start = None,
+    end: End = None,
+    window: WindowSeconds = None,
+    protocol: Protocol = None,
+    model: Model = None,
+    tracker: Tracker = DEFAULT_TRACKER,
+    stride: Stride = "auto",
+    device: Device = "auto",
+    dtype: Dtype = "auto",
+    max_new_tokens: MaxNewTokens = DEFAULT_GENERATION.max_new_tokens,
+    sample: Sample = False,
+    seed: Seed = DEFAULT_GENERATION.seed,
+    temperature: Temperature = DEFAULT_GENERATION.temperature,
+    top_p: TopP = DEFAULT_GENERATION.top_p,
+    multiple_choice: bool = typer.Option(
+        False, "--multiple-choice", help="End the question with GAR's 'Answer with the correct option's letter directly.'"
+    ),
+    mask_resample: MaskResample = "nearest",
+    replay_scaling: ReplayScaling = "reference",
+    output_format: Format = None,
+    output: Output = None,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
+) -> None:
+    request = VideoRequest(
+        video=video,
+        regions=RegionInput(masks=mask, boxes=box, points=point, frame=mask_frame, resize_masks=resize_masks),
+        question=question,
+        frames=frames,
+        strategy=keyframes,
+        start=start,
+        end=end,
+        window=window,
+        protocol=protocol,
+        model=model,
+        tracker=tracker,
+        stride=stride,
+        device=device,
+        dtype=dtype,
+        generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
+        prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling, multiple_choice=multiple_choice),
+        cache_dir=cache_dir,
+        use_cache=not no_cache,
+    )
+    _run(request, output_format, output)
+
+
+def describe(**options) -> None:
+    ask(question=None, multiple_choice=False, **options)
+
+
+# `describe` takes ask's options except the question: one parameter list, declared once.
+_DESCRIBE_PARAMETERS = [
+    parameter
+    for name, parameter in inspect.signature(ask, eval_str=True).parameters.items()
+    if name not in ("question", "multiple_choice")
+]
+describe.__signature__ = inspect.Signature(_DESCRIBE_PARAMETERS)  # type: ignore[attr-defined]
+describe.__annotations__ = {p.name: p.annotation for p in _DESCRIBE_PARAMETERS}
+app.command(
+    help=(
+        "Describe what each tracked object does, per window: GAR's detailed description, in temporal form.\n\n"
+        f"{EXAMPLES}"
+    )
+)(describe)

@@ -1,0 +1,534 @@
+"""Ask GAR about tracked objects over time: the library behind ``garvid ask`` and ``describe``.
+
+The pipeline: open the video and check the prompts and the question; size the prompt
+against the model's context (fewer keyframes when it does not fit); track the objects
+with SAM2 over the frames the keyframes need (or take the tracks from the cache); free the
+tracker; load GAR; then per window pick keyframes among the tracked frames, encode them
+with their per-frame mask maps, replay each visible object's features from its own frame
+and generate. Models are loaded one after the other, so peak memory is the larger one.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from garvid.errors import GarvidError, RegionError
+from garvid.gar.answering import GenerationOptions, PromptOptions, generate_answer, synchronize
+from garvid.gar.config import GARConfig
+from garvid.gar.encoding import encode_with_replays
+from garvid.gar.processor import GARImageInputs, ImageConfig, choose_grid, preprocess_image, with_regions
+from garvid.gar.prompt import DESCRIBE_SLOT, plan_question, tokenize_prompt
+from garvid.gar.temporal import KeyframeLayout, describe_question, temporal_text
+from garvid.gar.tokenizer import load_chat_template, load_tokenizer
+from garvid.keyframes import Strategy, Window, fit_keyframes, frame_span, select_keyframes, split_windows
+from garvid.perception import RegionInput, parse_stride
+from garvid.presets import default_preset
+from garvid.protocol import Protocol, load_protocol
+from garvid.regions import RegionPrompts
+from garvid.subtitles import Cue
+from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
+from garvid.tracking.cache import TrackCache, TrackCacheKey, file_digest, regions_digest
+from garvid.video import Video
+
+if TYPE_CHECKING:
+    from garvid.gar.model import GARModel
+
+#: Text standing in for a description when the object is on none of a window's keyframes.
+NOT_VISIBLE_TEXT = "(not visible)"
+#: Subtitle text for an answer GAR ended at once (a cue cannot be empty).
+NO_ANSWER_TEXT = "(no answer)"
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """Everything ``garvid ask`` / ``garvid describe`` need: the CLI's options one to one.
+
+    ``question=None`` describes every object (``garvid describe``).
+    """
+
+    video: Path
+    regions: RegionInput
+    question: str | None = None
+    frames: int | None = None  # keyframes per window; None = the protocol's
+    strategy: Strategy = "uniform"
+    start: float | None = None  # seconds
+    end: float | None = None
+    window: float | None = None  # seconds per answer; None = one answer for the span
+    protocol: str | None = None  # name or TOML file; None = the default protocol
+    model: str | None = None  # preset, folder or hub id; None = configs/models.toml's default
+    tracker: str | None = None  # preset or .pt; None = configs/trackers.toml's default
+    stride: str = "auto"
+    device: str = "auto"
+    dtype: str = "auto"
+    generation: GenerationOptions = GenerationOptions()
+    prompt: PromptOptions = PromptOptions()
+    cache_dir: Path | None = None  # None = garvid's user cache
+    use_cache: bool = True
+
+
+class Reporter:
+    """What the pipeline tells its caller as it goes; the defaults stay silent."""
+
+    def warn(self, message: str) -> None:
+        """Something the user should know (fewer keyframes, a rebuilt cache entry)."""
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """``done`` of ``total`` steps of ``stage`` (``tracking``, ``answering``)."""
+
+    def answer_begins(self, window: Window, object_id: int | None) -> None:
+        """Generation of one answer starts (``object_id`` when describing)."""
+
+    def token(self, text: str) -> None:
+        """Text the current answer grew by."""
+
+    def answer_ends(self, answer: Answer) -> None:
+        """One answer is complete."""
+
+
+@dataclass
+class Answer:
+    """GAR's text for one window (and, when describing, one object)."""
+
+    start: float
+    end: float
+    keyframes: list[int]
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    object_id: int | None = None
+
+
+@dataclass
+class VideoAnswer:
+    """The result of one request, with everything ``--format json`` reports."""
+
+    video: dict[str, Any]
+    question: str | None
+    prompt_question: str
+    answers: list[Answer]
+    windowed: bool
+    objects: list[dict[str, Any]]
+    keyframes: list[dict[str, Any]]
+    frames_per_window: int
+    model: dict[str, str]
+    tracker: dict[str, Any]
+    protocol: dict[str, Any]
+    timings: dict[str, float]
+
+    @property
+    def describing(self) -> bool:
+        return self.question is None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "video": self.video,
+            "question": self.question,
+            "prompt_question": self.prompt_question,
+        }
+        if self.describing:
+            data["descriptions"] = [
+                {"start": start, "end": end, "keyframes": keyframes, "objects": [{"id": a.object_id, "text": a.text} for a in group]}
+                for (start, end, keyframes), group in self.by_window()
+            ]
+        elif self.windowed:
+            data["answers"] = [{"start": a.start, "end": a.end, "keyframes": a.keyframes, "text": a.text} for a in self.answers]
+        else:
+            data["answer"] = self.answers[0].text
+        data.update(
+            objects=self.objects,
+            keyframes=self.keyframes,
+            frames_per_window=self.frames_per_window,
+            model=self.model,
+            tracker=self.tracker,
+            protocol=self.protocol,
+            timings={name: round(seconds, 4) for name, seconds in self.timings.items()},
+        )
+        return data
+
+    def by_window(self) -> list[tuple[tuple[float, float, list[int]], list[Answer]]]:
+        """Answers grouped by window, in time order."""
+        groups: dict[tuple[float, float], list[Answer]] = {}
+        for answer in self.answers:
+            groups.setdefault((answer.start, answer.end), []).append(answer)
+        return [((start, end, group[0].keyframes), group) for (start, end), group in groups.items()]
+
+    def cues(self) -> list[Cue]:
+        """One subtitle cue per window (describe: one line per object)."""
+        cues = []
+        for (start, end, _), group in self.by_window():
+            if self.describing:
+                text = "\n".join(f"Object {a.object_id}: {a.text or NO_ANSWER_TEXT}" for a in group)
+            else:
+                text = group[0].text or NO_ANSWER_TEXT
+            cues.append(Cue(start=start, end=end, text=text))
+        return cues
+
+
+# --- planning ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    objects: list[int]  # the objects asked about (or described), ascending
+    slot_objects: dict[int, int]  # asking: prompt slot -> object id; describing: empty (each object in DESCRIBE_SLOT)
+    prompt_question: str
+
+
+def _plan(request: VideoRequest, prompts: RegionPrompts, protocol: Protocol) -> _Plan:
+    object_ids = prompts.object_ids
+    if request.question is None:
+        if not object_ids:
+            raise RegionError("no regions given: pass at least one mask, box or point")
+        return _Plan(sorted(object_ids), {}, describe_question(protocol.text, DESCRIBE_SLOT))
+    plan = plan_question(object_ids, request.question, request.prompt.multiple_choice)
+    return _Plan(sorted(plan.slot_objects.values()), plan.slot_objects, plan.question)
+
+
+@dataclass
+class _GarFiles:
+    """The small files of a GAR checkpoint, read before tracking to size the prompt."""
+
+    name: str
+    tokenizer: Any
+    chat_template: str
+    image_config: ImageConfig
+    context: int  # the language model's maximum sequence length
+
+    @classmethod
+    def read(cls, name_or_path: str) -> _GarFiles:
+        from garvid.gar.loading import resolve_checkpoint
+
+        name, checkpoint = resolve_checkpoint(name_or_path)
+        config_path = checkpoint / "config.json"
+        if not config_path.is_file():
+            raise GarvidError(f"GAR checkpoint {checkpoint} has no config.json")
+        config = GARConfig.from_file(config_path)
+        tokenizer = load_tokenizer(checkpoint)
+        return cls(
+            name=name_or_path,
+            tokenizer=tokenizer,
+            chat_template=load_chat_template(checkpoint, tokenizer),
+            image_config=ImageConfig.from_checkpoint(checkpoint),
+            context=int(config.mllm.text_config.max_position_embeddings),
+        )
+
+
+class _PromptBuilder:
+    """Temporal prompts for one request: text layout, tokens, and their size."""
+
+    def __init__(self, files: _GarFiles, protocol: Protocol, options: PromptOptions, frame_size: tuple[int, int]):
+        self.files, self.protocol, self.options = files, protocol, options
+        self.single_tile = protocol.tiles == "single"
+        self.image_config = replace(files.image_config, max_num_tiles=min(protocol.max_tiles, files.image_config.max_num_tiles))
+        ncw, nch = choose_grid(*frame_size, self.image_config.tile_size, self.image_config.max_num_tiles)
+        self.tiles_per_frame = 1 if self.single_tile else 1 + ncw * nch
+
+    @property
+    def tokens_per_image(self) -> int:
+        return self.image_config.tokens_per_tile * self.tiles_per_frame
+
+    def layout(self, times: list[float], visible: list[list[int]], slots: list[int]) -> list[KeyframeLayout]:
+        """Keyframe layouts: on replaying keyframes, visible slots replayed, the others said not visible."""
+        layouts = []
+        for index, (moment, shown) in enumerate(zip(times, visible)):
+            if self.protocol.carries_replay(index):
+                hidden = tuple(s for s in slots if s not in shown)
+                layouts.append(KeyframeLayout(moment, replayed=tuple(sorted(shown)), not_visible=hidden))
+            else:
+                layouts.append(KeyframeLayout(moment))
+        return layouts
+
+    def tokens(self, slots: list[int], layouts: list[KeyframeLayout], question: str):
+        text = temporal_text(self.protocol.text, slots, layouts, question)
+        return tokenize_prompt(
+            self.files.tokenizer,
+            self.files.chat_template,
+            text,
+            self.tokens_per_image,
+            leading_images=0,
+            double_bos=self.options.double_bos,
+        )
+
+    def worst_case_length(self, count: int, slots: list[int], question: str, last_time: float) -> int:
+        """Prompt tokens with ``count`` keyframes on which every object is visible."""
+        layouts = self.layout([last_time] * count, [slots] * count, slots)
+        return len(self.tokens(slots, layouts, question).input_ids)
+
+
+# --- the pipeline ------------------------------------------------------------------------
+
+
+def answer_video(
+    request: VideoRequest,
+    reporter: Reporter | None = None,
+    *,
+    tracker: Sam2Tracker | None = None,
+    model: GARModel | None = None,
+) -> VideoAnswer:
+    """Run a request end to end (see the module docstring).
+
+    A ``tracker`` or ``model`` already loaded is used instead of loading the request's
+    (batch runs load each once); the request still names them for the cache and report.
+    """
+    reporter = reporter or Reporter()
+    timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
+    started = time.perf_counter()
+    protocol = load_protocol(request.protocol)
+    with Video(request.video) as video:
+        info = video.info
+        prompts = request.regions.resolve(info)
+        plan = _plan(request, prompts, protocol)
+        stride = parse_stride(request.stride)
+        timestamps = video.timestamps()
+        span = frame_span(timestamps, info.duration, request.start, request.end)
+        windows = split_windows(span, timestamps, request.window)
+
+        files = _GarFiles.read(str(model.checkpoint_dir) if model is not None else request.model or default_preset("models"))
+        builder = _PromptBuilder(files, protocol, request.prompt, (info.width, info.height))
+        frames = _fit_frames(request, protocol, builder, plan, span, reporter)
+
+        tracker_name = request.tracker or default_preset("trackers")
+        tracked = _frames_to_track(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
+        asked = prompts.only(plan.objects)  # objects the question does not name are not tracked
+        tracks, cached = _tracks(request, video, asked, tracker or tracker_name, tracked, reporter, timings)
+
+        object_ids = plan.objects
+        visible = {o: [f for f in tracks.frames if span.holds(f) and tracks.observation(o, f).visible] for o in object_ids}
+        never = [o for o in object_ids if not visible[o]]
+        if never and request.question is not None:
+            raise RegionError(
+                f"object {never[0]} is never visible between {span.start:.2f} s and {span.end:.2f} s "
+                "(the tracker lost it): check its mask and --mask-frame, or ask about another span"
+            )
+        for object_id in never:
+            reporter.warn(f"object {object_id} is never visible between {span.start:.2f} s and {span.end:.2f} s")
+
+        from garvid.gar.loading import has_meaningless_output, load_gar
+
+        if has_meaningless_output(files.name):
+            reporter.warn(f"{files.name} has random weights: its text is meaningless (for tests and smoke checks)")
+        if model is None:
+            loading = time.perf_counter()
+            model = load_gar(files.name, dtype=request.dtype, device=request.device)
+            timings["load"] = time.perf_counter() - loading
+        answerer = _Answerer(request, video, tracks, model, builder, plan, reporter, timings)
+        seen = sorted({f for frames_of in visible.values() for f in frames_of})
+        answers: list[Answer] = []
+        for done, window in enumerate(windows):
+            reporter.progress("answering", done, len(windows))
+            keyframes = select_keyframes(tracks.frames, window, frames, request.strategy, seen)
+            answers.extend(answerer.window(window, keyframes))
+        reporter.progress("answering", len(windows), len(windows))
+
+    timings["total"] = time.perf_counter() - started
+    used = sorted({f for a in answers for f in a.keyframes})
+    return VideoAnswer(
+        video=info.to_json(),
+        question=request.question,
+        prompt_question=plan.prompt_question,
+        answers=answers,
+        windowed=request.window is not None,
+        objects=_object_summaries(tracks, used),
+        keyframes=[{"frame": f, "time": float(timestamps[f])} for f in used],
+        frames_per_window=frames,
+        model={"name": str(model.name), "path": str(model.checkpoint_dir), "dtype": str(model.dtype).removeprefix("torch."), "device": str(model.device)},
+        tracker={"name": tracks.tracker, "stride": tracks.stride, "device": tracks.device, "tracked_frames": len(tracks.frames), "cached": cached},
+        protocol=protocol.to_json(),
+        timings=timings,
+    )
+
+
+def _fit_frames(
+    request: VideoRequest, protocol: Protocol, builder: _PromptBuilder, plan: _Plan, span: Window, reporter: Reporter
+) -> int:
+    """Keyframes per window: the request's (or protocol's), fewer when the prompt would not fit."""
+    wanted = request.frames or protocol.frames
+    if wanted < 1:
+        raise GarvidError(f"--frames must be at least 1, got {wanted}")
+    slots = [DESCRIBE_SLOT] if request.question is None else sorted(plan.slot_objects)
+    budget = min(protocol.context_tokens, builder.files.context - request.generation.max_new_tokens)
+    frames = fit_keyframes(lambda k: builder.worst_case_length(k, slots, plan.prompt_question, span.end), wanted, budget)
+    if frames < wanted:
+        reporter.warn(
+            f"{wanted} keyframes would not fit the {budget}-token prompt budget "
+            f"({protocol.label}, {builder.tokens_per_image} image tokens a frame): using {frames}"
+        )
+    return frames
+
+
+def _frames_to_track(
+    request: VideoRequest, stride: int | None, prompt_frame: int, span: Window, keyframes: int, num_frames: int
+) -> list[int]:
+    """The tracked grid: the span (extended to reach the prompt frame) every ``stride`` frames."""
+    if stride is None:
+        from garvid.devices import resolve_device
+
+        stride = auto_stride(span.stop - span.first, keyframes, resolve_device(request.device).type)
+    first, stop = min(span.first, prompt_frame), max(span.stop, prompt_frame + 1)
+    return tracked_frames(num_frames, prompt_frame, stride, first, stop)
+
+
+def _tracks(
+    request: VideoRequest,
+    video: Video,
+    prompts: RegionPrompts,
+    tracker: str | Sam2Tracker,
+    frames: list[int],
+    reporter: Reporter,
+    timings: dict[str, float],
+) -> tuple[Tracks, bool]:
+    """Tracks of every object on ``frames``: from the cache, or tracked (and then cached).
+
+    ``tracker`` is a tracker preset or path (loaded only on a cache miss, freed after) or
+    a loaded tracker.
+    """
+    from garvid.paths import cache_root
+
+    started = time.perf_counter()
+    cache = key = None
+    if request.use_cache:
+        cache = TrackCache(request.cache_dir or cache_root(), on_problem=reporter.warn)
+        key = TrackCacheKey(
+            video=file_digest(request.video),
+            regions=regions_digest(request.regions, prompts.object_ids),
+            tracker=tracker if isinstance(tracker, str) else tracker.name,
+            frames=tuple(frames),
+            prompt_frame=prompts.frame,
+        )
+        tracks = cache.load(key)
+        if tracks is not None:
+            timings["track"] = time.perf_counter() - started
+            return tracks, True
+    model = Sam2Tracker.from_preset(tracker, device=request.device) if isinstance(tracker, str) else tracker
+    tracks = model.track(video, prompts, frames, progress=lambda done, total: reporter.progress("tracking", done, total))
+    if isinstance(tracker, str):
+        del model  # free SAM2 before GAR loads: peak memory is the larger model, not the sum
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    if cache is not None and key is not None:
+        cache.store(key, tracks)
+    timings["track"] = time.perf_counter() - started
+    return tracks, False
+
+
+def _object_summaries(tracks: Tracks, keyframes: list[int]) -> list[dict[str, Any]]:
+    """Where each tracked (asked-about) object is on each keyframe."""
+    summaries = []
+    for object_id in tracks.object_ids:
+        entries = []
+        for frame in keyframes:
+            observation = tracks.observation(object_id, frame)
+            entries.append(
+                {
+                    "frame": frame,
+                    "time": tracks.times[tracks.frames.index(frame)],
+                    "bbox": list(observation.bbox) if observation.bbox is not None else None,
+                    "visible": observation.visible,
+                }
+            )
+        summaries.append({"id": object_id, "keyframes": entries})
+    return summaries
+
+
+class _Answerer:
+    """Answers one window at a time with a loaded GAR."""
+
+    def __init__(self, request, video, tracks, model, builder, plan, reporter, timings):
+        self.request: VideoRequest = request
+        self.video: Video = video
+        self.tracks: Tracks = tracks
+        self.model = model
+        self.builder: _PromptBuilder = builder
+        self.plan: _Plan = plan
+        self.reporter: Reporter = reporter
+        self.timings: dict[str, float] = timings
+
+    def window(self, window: Window, keyframes: list[int]) -> list[Answer]:
+        decoding = time.perf_counter()
+        pixels = self.video.frames(keyframes)
+        self.timings["decode"] += time.perf_counter() - decoding
+        times = [self.tracks.times[self.tracks.frames.index(f)] for f in keyframes]
+        if self.request.question is None:
+            return self._describe(window, keyframes, pixels, times)
+        slots = sorted(self.plan.slot_objects)
+        masks = [self._masks(frame, self.plan.slot_objects) for frame in keyframes]
+        inputs = [self._preprocess(image, frame_masks) for image, frame_masks in zip(pixels, masks)]
+        answer = self._generate(window, keyframes, inputs, slots, times, [sorted(m) for m in masks], None)
+        return [answer]
+
+    def _describe(self, window: Window, keyframes: list[int], pixels: np.ndarray, times: list[float]) -> list[Answer]:
+        bare = [self._preprocess(image, {}) for image in pixels]
+        answers = []
+        for object_id in self.plan.objects:
+            masks = [self._masks(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
+            if not any(masks):
+                answer = Answer(window.start, window.end, keyframes, NOT_VISIBLE_TEXT, object_id=object_id)
+                self.reporter.answer_begins(window, object_id)
+                self.reporter.token(answer.text)
+                self.reporter.answer_ends(answer)
+                answers.append(answer)
+                continue
+            config, resample = self.builder.image_config, self.request.prompt.mask_resample
+            inputs = [with_regions(frame, m, config, mask_resample=resample) for frame, m in zip(bare, masks)]
+            visible = [sorted(m) for m in masks]
+            answers.append(self._generate(window, keyframes, inputs, [DESCRIBE_SLOT], times, visible, object_id))
+        return answers
+
+    def _masks(self, frame: int, slot_objects: dict[int, int]) -> dict[int, np.ndarray]:
+        """Masks of the objects visible on ``frame``, by prompt slot."""
+        return {
+            slot: self.tracks.mask(object_id, frame)
+            for slot, object_id in slot_objects.items()
+            if self.tracks.observation(object_id, frame).visible
+        }
+
+    def _preprocess(self, image: np.ndarray, masks: dict[int, np.ndarray]) -> GARImageInputs:
+        return preprocess_image(
+            image,
+            masks,
+            self.builder.image_config,
+            single_tile=self.builder.single_tile,
+            mask_resample=self.request.prompt.mask_resample,
+        )
+
+    def _generate(
+        self,
+        window: Window,
+        keyframes: list[int],
+        inputs: list[GARImageInputs],
+        slots: list[int],
+        times: list[float],
+        visible: list[list[int]],
+        object_id: int | None,
+    ) -> Answer:
+        encoding = time.perf_counter()
+        layouts = self.builder.layout(times, visible, slots)
+        tokens = self.builder.tokens(slots, layouts, self.plan.prompt_question)
+        with torch.inference_mode():
+            features, crops = encode_with_replays(
+                self.model, inputs, [layout.replayed for layout in layouts], self.request.prompt.replay_scaling
+            )
+            embeds = self.model.embed_inputs(torch.tensor([tokens.input_ids]), features, crops)
+            synchronize(self.model.device)
+            generating = time.perf_counter()
+            self.timings["encode"] += generating - encoding
+            self.reporter.answer_begins(window, object_id)
+            text, token_ids = generate_answer(
+                self.model,
+                self.builder.files.tokenizer,
+                embeds,
+                self.request.generation,
+                lambda _id, delta: self.reporter.token(delta),
+            )
+        synchronize(self.model.device)
+        self.timings["generate"] += time.perf_counter() - generating
+        answer = Answer(window.start, window.end, keyframes, text, token_ids, object_id)
+        self.reporter.answer_ends(answer)
+        return answer
