@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from garvid_cli.console import progress_bar, stderr, warn
@@ -36,11 +36,15 @@ from garvid_cli.options import (
 
 from garvid.answer_formats import FORMATS, SUFFIX_FORMATS, answer_prefix, render_answer
 from garvid.errors import GarvidError
-from garvid.gar.answering import PromptOptions
 from garvid.keyframes import STRATEGIES, Window
+from garvid.options import PromptOptions
 from garvid.outputs import write_text
 from garvid.perception import RegionInput
-from garvid.video_qa import Answer, Reporter, VideoRequest, answer_video
+from garvid.reporting import Reporter
+from garvid.video_request import VideoRequest
+
+if TYPE_CHECKING:
+    from garvid.video_qa import Answer
 
 Frames = Annotated[Optional[int], typer.Option("--frames", min=1, help="Keyframes per answer (default: the protocol's).")]
 Keyframes = Annotated[
@@ -90,8 +94,7 @@ class _ShellReporter(Reporter):
 
     def answer_begins(self, window: Window, object_id: int | None) -> None:
         if self.stream:
-            probe = Answer(window.start, window.end, [], "", object_id=object_id)
-            self._write(answer_prefix(probe, self.windowed))
+            self._write(answer_prefix(window.start, window.end, object_id, self.windowed))
 
     def token(self, text: str) -> None:
         if self.stream:
@@ -120,6 +123,8 @@ def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
     if request.strategy not in STRATEGIES:
         raise GarvidError(f"--keyframes must be {' or '.join(STRATEGIES)}, not {request.strategy!r}")
     stream = chosen == "text" and output is None
+    from garvid.video_qa import answer_video  # torch and transformers load here, not for --help
+
     result = answer_video(request, _ShellReporter(stream, request.window is not None))
     if not stream:
         write_text(render_answer(result, chosen), output)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from garvid_cli.console import stderr, warn
@@ -27,15 +27,12 @@ from garvid_cli.options import (
     generation_options,
 )
 
-from garvid.gar.loading import has_meaningless_output
-from garvid.image_qa import (
-    ImageAnswer,
-    ImageRequest,
-    PromptOptions,
-    ask_image,
-    prepare_image,
-)
+from garvid.options import PromptOptions
 from garvid.outputs import write_json, write_text
+from garvid.presets import has_meaningless_output
+
+if TYPE_CHECKING:
+    from garvid.image_qa import ImageAnswer
 
 EXAMPLE = (
     "Examples:\n\n"
@@ -72,6 +69,8 @@ def image(
     mask_resample: MaskResample = "nearest",
     replay_scaling: ReplayScaling = "reference",
 ) -> None:
+    from garvid.image_qa import ImageRequest, ask_image, prepare_image  # torch loads here, not for --help
+
     request = ImageRequest(
         image=image_path,
         masks=tuple(mask),

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from garvid.gar.answering import GenerationOptions
+from garvid.options import GenerationOptions
 from garvid.presets import default_preset
 
 Masks = Annotated[

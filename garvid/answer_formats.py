@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from garvid.outputs import json_text
 from garvid.subtitles import render_subtitles
-from garvid.video_qa import Answer, VideoAnswer
+
+if TYPE_CHECKING:
+    from garvid.video_qa import VideoAnswer
 
 AnswerFormat = Literal["text", "json", "srt", "vtt"]
 FORMATS: tuple[str, ...] = ("text", "json", "srt", "vtt")
@@ -22,13 +24,13 @@ def clock(seconds: float) -> str:
     return f"{hours}:{text}" if hours else text
 
 
-def answer_prefix(answer: Answer, windowed: bool) -> str:
+def answer_prefix(start: float, end: float, object_id: int | None, windowed: bool) -> str:
     """What precedes an answer's text on its line: its window and, describing, its object."""
     parts = []
     if windowed:
-        parts.append(f"[{clock(answer.start)} - {clock(answer.end)}] ")
-    if answer.object_id is not None:
-        parts.append(f"object {answer.object_id}: ")
+        parts.append(f"[{clock(start)} - {clock(end)}] ")
+    if object_id is not None:
+        parts.append(f"object {object_id}: ")
     return "".join(parts)
 
 
@@ -39,5 +41,5 @@ def render_answer(result: VideoAnswer, fmt: AnswerFormat) -> str:
     if fmt in ("srt", "vtt"):
         return render_subtitles(result.cues(), fmt)
     if fmt == "text":
-        return "".join(answer_prefix(a, result.windowed) + a.text + "\n" for a in result.answers)
+        return "".join(answer_prefix(a.start, a.end, a.object_id, result.windowed) + a.text + "\n" for a in result.answers)
     raise ValueError(f"unknown format {fmt!r}")

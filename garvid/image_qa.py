@@ -18,13 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from garvid.errors import GarvidError, RegionError
-from garvid.gar.answering import (
-    GenerationOptions,
-    PromptOptions,
-    TokenCallback,
-    generate_answer,
-    synchronize,
-)
+from garvid.gar.answering import TokenCallback, generate_answer, synchronize
 from garvid.gar.encoding import encode_with_replays
 from garvid.gar.processor import ImageConfig, preprocess_image, to_rgb
 from garvid.gar.prompt import (
@@ -37,6 +31,7 @@ from garvid.gar.prompt import (
 )
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
 from garvid.masks import mask_bbox
+from garvid.options import GenerationOptions, PromptOptions
 from garvid.presets import default_preset
 
 

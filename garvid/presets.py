@@ -47,3 +47,8 @@ def get_preset(kind: str, name: str) -> dict[str, Any]:
         known = ", ".join(preset_names(kind))
         raise GarvidError(f"unknown {kind[:-1]} preset {name!r}; known presets: {known} (or give a local path)")
     return dict(table, name=name)
+
+
+def has_meaningless_output(name: str) -> bool:
+    """Whether ``name`` is a preset with random weights (tests and smoke checks only)."""
+    return name in preset_names("models") and bool(get_preset("models", name).get("meaningless_output"))

@@ -13,29 +13,31 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from garvid.errors import GarvidError, RegionError
-from garvid.gar.answering import GenerationOptions, PromptOptions, generate_answer, synchronize
+from garvid.gar.answering import generate_answer, synchronize
 from garvid.gar.config import GARConfig
 from garvid.gar.encoding import encode_with_replays
 from garvid.gar.processor import GARImageInputs, ImageConfig, choose_grid, preprocess_image, with_regions
 from garvid.gar.prompt import DESCRIBE_SLOT, plan_question, tokenize_prompt
 from garvid.gar.temporal import KeyframeLayout, describe_question, temporal_text
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
-from garvid.keyframes import Strategy, Window, fit_keyframes, frame_span, select_keyframes, split_windows
-from garvid.perception import RegionInput, parse_stride
-from garvid.presets import default_preset
+from garvid.keyframes import Window, fit_keyframes, frame_span, select_keyframes, split_windows
+from garvid.options import PromptOptions
+from garvid.perception import parse_stride
+from garvid.presets import default_preset, has_meaningless_output
 from garvid.protocol import Protocol, load_protocol
 from garvid.regions import RegionPrompts
+from garvid.reporting import Reporter
 from garvid.subtitles import Cue
 from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
 from garvid.tracking.cache import TrackCache, TrackCacheKey, file_digest, regions_digest
 from garvid.video import Video
+from garvid.video_request import VideoRequest
 
 if TYPE_CHECKING:
     from garvid.gar.model import GARModel
@@ -44,52 +46,6 @@ if TYPE_CHECKING:
 NOT_VISIBLE_TEXT = "(not visible)"
 #: Subtitle text for an answer GAR ended at once (a cue cannot be empty).
 NO_ANSWER_TEXT = "(no answer)"
-
-
-@dataclass(frozen=True)
-class VideoRequest:
-    """Everything ``garvid ask`` / ``garvid describe`` need: the CLI's options one to one.
-
-    ``question=None`` describes every object (``garvid describe``).
-    """
-
-    video: Path
-    regions: RegionInput
-    question: str | None = None
-    frames: int | None = None  # keyframes per window; None = the protocol's
-    strategy: Strategy = "uniform"
-    start: float | None = None  # seconds
-    end: float | None = None
-    window: float | None = None  # seconds per answer; None = one answer for the span
-    protocol: str | None = None  # name or TOML file; None = the default protocol
-    model: str | None = None  # preset, folder or hub id; None = configs/models.toml's default
-    tracker: str | None = None  # preset or .pt; None = configs/trackers.toml's default
-    stride: str = "auto"
-    device: str = "auto"
-    dtype: str = "auto"
-    generation: GenerationOptions = GenerationOptions()
-    prompt: PromptOptions = PromptOptions()
-    cache_dir: Path | None = None  # None = garvid's user cache
-    use_cache: bool = True
-
-
-class Reporter:
-    """What the pipeline tells its caller as it goes; the defaults stay silent."""
-
-    def warn(self, message: str) -> None:
-        """Something the user should know (fewer keyframes, a rebuilt cache entry)."""
-
-    def progress(self, stage: str, done: int, total: int) -> None:
-        """``done`` of ``total`` steps of ``stage`` (``tracking``, ``answering``)."""
-
-    def answer_begins(self, window: Window, object_id: int | None) -> None:
-        """Generation of one answer starts (``object_id`` when describing)."""
-
-    def token(self, text: str) -> None:
-        """Text the current answer grew by."""
-
-    def answer_ends(self, answer: Answer) -> None:
-        """One answer is complete."""
 
 
 @dataclass
@@ -102,6 +58,7 @@ class Answer:
     text: str
     token_ids: list[int] = field(default_factory=list)
     object_id: int | None = None
+    prompt_tokens: int = 0  # length of the prompt GAR read (0 when it was not asked)
 
 
 @dataclass
@@ -133,13 +90,22 @@ class VideoAnswer:
         }
         if self.describing:
             data["descriptions"] = [
-                {"start": start, "end": end, "keyframes": keyframes, "objects": [{"id": a.object_id, "text": a.text} for a in group]}
+                {
+                    "start": start,
+                    "end": end,
+                    "keyframes": keyframes,
+                    "objects": [{"id": a.object_id, "text": a.text, "prompt_tokens": a.prompt_tokens} for a in group],
+                }
                 for (start, end, keyframes), group in self.by_window()
             ]
         elif self.windowed:
-            data["answers"] = [{"start": a.start, "end": a.end, "keyframes": a.keyframes, "text": a.text} for a in self.answers]
+            data["answers"] = [
+                {"start": a.start, "end": a.end, "keyframes": a.keyframes, "text": a.text, "prompt_tokens": a.prompt_tokens}
+                for a in self.answers
+            ]
         else:
             data["answer"] = self.answers[0].text
+            data["prompt_tokens"] = self.answers[0].prompt_tokens
         data.update(
             objects=self.objects,
             keyframes=self.keyframes,
@@ -309,7 +275,7 @@ def answer_video(
         for object_id in never:
             reporter.warn(f"object {object_id} is never visible between {span.start:.2f} s and {span.end:.2f} s")
 
-        from garvid.gar.loading import has_meaningless_output, load_gar
+        from garvid.gar.loading import load_gar
 
         if has_meaningless_output(files.name):
             reporter.warn(f"{files.name} has random weights: its text is meaningless (for tests and smoke checks)")
@@ -529,6 +495,6 @@ class _Answerer:
             )
         synchronize(self.model.device)
         self.timings["generate"] += time.perf_counter() - generating
-        answer = Answer(window.start, window.end, keyframes, text, token_ids, object_id)
+        answer = Answer(window.start, window.end, keyframes, text, token_ids, object_id, len(tokens.input_ids))
         self.reporter.answer_ends(answer)
         return answer

@@ -17,12 +17,14 @@ import torch
 from PIL import Image
 
 from garvid.errors import RegionError
-from garvid.gar.answering import GenerationOptions
 from garvid.gar.loading import load_gar
 from garvid.gar.tokenizer import CROP_TOKEN_IDS, IMAGE_TOKEN_ID
+from garvid.options import GenerationOptions
 from garvid.perception import RegionInput
+from garvid.reporting import Reporter
 from garvid.tracking import ObjectObservation, Tracks
-from garvid.video_qa import NOT_VISIBLE_TEXT, Reporter, VideoRequest, answer_video
+from garvid.video_qa import NOT_VISIBLE_TEXT, answer_video
+from garvid.video_request import VideoRequest
 
 SIZE = (160, 96)
 FPS = 10
@@ -159,7 +161,7 @@ def test_prompt_layout_keyframes_and_json(clip, model):
     assert all(e["visible"] and e["bbox"] is not None for o in data["objects"] for e in o["keyframes"])
     assert set(data["timings"]) == {"decode", "track", "load", "encode", "generate", "total"}
     assert data["video"]["num_frames"] == FRAMES and data["frames_per_window"] == 4
-    assert isinstance(data["answer"], str)
+    assert isinstance(data["answer"], str) and data["prompt_tokens"] == len(ids)
 
 
 def test_masks_of_frame_t_reach_only_frame_t(clip, model):

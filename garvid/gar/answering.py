@@ -1,46 +1,16 @@
-"""What image and video answering share: prompt and decoding options, and the decode call."""
+"""What image and video answering share: streaming decoded text and the decode call."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from garvid.errors import GarvidError
-from garvid.gar.processor import MaskResample
-from garvid.gar.replay import Scaling
 from garvid.gar.tokenizer import EOT_TOKEN_ID
+from garvid.options import GenerationOptions
 
 TokenCallback = Callable[[int, str], None]
 """Called once per generated token with its id and the text it adds (may be empty)."""
-
-
-@dataclass(frozen=True)
-class GenerationOptions:
-    """Decoding settings; greedy up to 1024 new tokens like the reference."""
-
-    max_new_tokens: int = 1024
-    sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class PromptOptions:
-    """How the prompt is built; the defaults reproduce the reference's evaluation path."""
-
-    double_bos: bool = True
-    mask_resample: MaskResample = "nearest"
-    multiple_choice: bool = False
-    replay_scaling: Scaling = "reference"  # the released weights' double box scaling
-
-    def __post_init__(self) -> None:
-        if self.mask_resample not in ("nearest", "bicubic"):
-            raise GarvidError(f"mask resampling must be nearest or bicubic, not {self.mask_resample!r}")
-        if self.replay_scaling not in ("reference", "single"):
-            raise GarvidError(f"replay scaling must be reference or single, not {self.replay_scaling!r}")
 
 
 def synchronize(device: torch.device | str) -> None:

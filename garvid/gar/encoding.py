@@ -12,7 +12,8 @@ from typing import Sequence
 import torch
 
 from garvid.gar.processor import GARImageInputs
-from garvid.gar.replay import Scaling, merge_tiles, roi_replay
+from garvid.gar.replay import merge_tiles, roi_replay
+from garvid.options import Scaling
 
 
 def encode_with_replays(

@@ -41,11 +41,6 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
-def has_meaningless_output(name: str) -> bool:
-    """Whether ``name`` is a preset with random weights (tests and smoke checks only)."""
-    return name in preset_names("models") and bool(get_preset("models", name).get("meaningless_output"))
-
-
 def download_command(repo: str) -> str:
     return f"hf download {repo}"
 

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -28,11 +28,11 @@ from torchvision.transforms.v2 import functional as tvF
 
 from garvid.errors import CheckpointError, RegionError
 from garvid.masks import mask_bbox
+from garvid.options import MaskResample
 
 NO_PROMPT_ID = 5
 """Mask-map value outside every region (``<NO_Prompt>`` = token 128261 - 128256)."""
 
-MaskResample = Literal["nearest", "bicubic"]
 Grid = tuple[int, int]
 NormBox = tuple[float, float, float, float]
 

@@ -14,12 +14,10 @@ released weights were trained that way, so ``"reference"`` is the default;
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torchvision.ops import roi_align
 
-Scaling = Literal["reference", "single"]
+from garvid.options import Scaling
 
 #: Output grid of one replayed region: 16 x 16 = 256 tokens.
 REPLAY_SIZE = 16

@@ -1,0 +1,41 @@
+"""Prompt and decoding options: plain data, importable without torch (the CLI's defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from garvid.errors import GarvidError
+
+MaskResample = Literal["nearest", "bicubic"]
+"""How the mask map is resized into tiles: nearest (exact ids) or bicubic (what training fed)."""
+
+Scaling = Literal["reference", "single"]
+"""RoI replay box scaling: the reference's double scaling (the released weights') or single."""
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Decoding settings; greedy up to 1024 new tokens like the reference."""
+
+    max_new_tokens: int = 1024
+    sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PromptOptions:
+    """How the prompt is built; the defaults reproduce the reference's evaluation path."""
+
+    double_bos: bool = True
+    mask_resample: MaskResample = "nearest"
+    multiple_choice: bool = False
+    replay_scaling: Scaling = "reference"  # the released weights' double box scaling
+
+    def __post_init__(self) -> None:
+        if self.mask_resample not in ("nearest", "bicubic"):
+            raise GarvidError(f"mask resampling must be nearest or bicubic, not {self.mask_resample!r}")
+        if self.replay_scaling not in ("reference", "single"):
+            raise GarvidError(f"replay scaling must be reference or single, not {self.replay_scaling!r}")

@@ -1,0 +1,37 @@
+"""What ``garvid ask`` / ``garvid describe`` are asked to do: plain data, no heavy imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from garvid.keyframes import Strategy
+from garvid.options import GenerationOptions, PromptOptions
+from garvid.perception import RegionInput
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """Everything ``garvid ask`` / ``garvid describe`` need: the CLI's options one to one.
+
+    ``question=None`` describes every object (``garvid describe``).
+    """
+
+    video: Path
+    regions: RegionInput
+    question: str | None = None
+    frames: int | None = None  # keyframes per window; None = the protocol's
+    strategy: Strategy = "uniform"
+    start: float | None = None  # seconds
+    end: float | None = None
+    window: float | None = None  # seconds per answer; None = one answer for the span
+    protocol: str | None = None  # name or TOML file; None = the default protocol
+    model: str | None = None  # preset, folder or hub id; None = configs/models.toml's default
+    tracker: str | None = None  # preset or .pt; None = configs/trackers.toml's default
+    stride: str = "auto"
+    device: str = "auto"
+    dtype: str = "auto"
+    generation: GenerationOptions = GenerationOptions()
+    prompt: PromptOptions = PromptOptions()
+    cache_dir: Path | None = None  # None = garvid's user cache
+    use_cache: bool = True
