@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -31,6 +30,7 @@ from garvid_cli.options import (
     Temperature,
     TopP,
     Tracker,
+    borrow_parameters,
     generation_options,
 )
 
@@ -167,9 +167,67 @@ def ask(
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
 ) -> None:
-    request = VideoRequest(
+    regions = RegionInput(masks=mask, boxes=box, points=point, frame=mask_frame, resize_masks=resize_masks)
+    request = video_request(
+        video,
+        regions,
+        question,
+        frames=frames,
+        keyframes=keyframes,
+        start=start,
+        end=end,
+        window=window,
+        protocol=protocol,
+        model=model,
+        tracker=tracker,
+        stride=stride,
+        device=device,
+        dtype=dtype,
+        max_new_tokens=max_new_tokens,
+        sample=sample,
+        seed=seed,
+        temperature=temperature,
+        top_p=top_p,
+        multiple_choice=multiple_choice,
+        mask_resample=mask_resample,
+        replay_scaling=replay_scaling,
+        cache_dir=cache_dir,
+        no_cache=no_cache,
+    )
+    _run(request, output_format, output)
+
+
+def video_request(
+    video: Path,
+    regions: RegionInput,
+    question: str | None,
+    *,
+    frames: int | None,
+    keyframes: str,
+    start: float | None,
+    end: float | None,
+    window: float | None,
+    protocol: str | None,
+    model: str | None,
+    tracker: str,
+    stride: str,
+    device: str,
+    dtype: str,
+    max_new_tokens: int,
+    sample: bool,
+    seed: int,
+    temperature: float,
+    top_p: float,
+    multiple_choice: bool,
+    mask_resample: str,
+    replay_scaling: str,
+    cache_dir: Path | None,
+    no_cache: bool,
+) -> VideoRequest:
+    """The library request for ``ask``'s options (``describe`` and ``batch`` share them)."""
+    return VideoRequest(
         video=video,
-        regions=RegionInput(masks=mask, boxes=box, points=point, frame=mask_frame, resize_masks=resize_masks),
+        regions=regions,
         question=question,
         frames=frames,
         strategy=keyframes,
@@ -187,7 +245,6 @@ def ask(
         cache_dir=cache_dir,
         use_cache=not no_cache,
     )
-    _run(request, output_format, output)
 
 
 def describe(**options) -> None:
@@ -195,13 +252,7 @@ def describe(**options) -> None:
 
 
 # `describe` takes ask's options except the question: one parameter list, declared once.
-_DESCRIBE_PARAMETERS = [
-    parameter
-    for name, parameter in inspect.signature(ask, eval_str=True).parameters.items()
-    if name not in ("question", "multiple_choice")
-]
-describe.__signature__ = inspect.Signature(_DESCRIBE_PARAMETERS)  # type: ignore[attr-defined]
-describe.__annotations__ = {p.name: p.annotation for p in _DESCRIBE_PARAMETERS}
+borrow_parameters(describe, ask, exclude=("question", "multiple_choice"))
 app.command(
     help=(
         "Describe what each tracked object does, per window: GAR's detailed description, in temporal form.\n\n"

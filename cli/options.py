@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Iterable, Optional
 
 import typer
 
@@ -51,3 +52,25 @@ DEFAULT_GENERATION = GenerationOptions()
 
 def generation_options(max_new_tokens: int, sample: bool, temperature: float, top_p: float, seed: int) -> GenerationOptions:
     return GenerationOptions(max_new_tokens=max_new_tokens, sample=sample, temperature=temperature, top_p=top_p, seed=seed)
+
+
+def borrow_parameters(
+    target: Callable, source: Callable, *, include: Iterable[str] | None = None, exclude: Iterable[str] = ()
+) -> None:
+    """Give ``target`` (which takes ``**options``) some of ``source``'s declared parameters.
+
+    Typer reads a command's options from its signature; setting ``__signature__`` lets
+    several commands share one declaration instead of copies that drift apart. ``target``'s
+    own named parameters come first.
+    """
+    own = [p for p in inspect.signature(target, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    names = {p.name for p in own}
+    wanted = set(include) if include is not None else None
+    borrowed = [
+        p
+        for name, p in inspect.signature(source, eval_str=True).parameters.items()
+        if name not in names and name not in set(exclude) and (wanted is None or name in wanted)
+    ]
+    keyword = [p.replace(kind=p.KEYWORD_ONLY) for p in own + borrowed if p.kind is not p.POSITIONAL_ONLY]
+    target.__signature__ = inspect.Signature(keyword)  # type: ignore[attr-defined]
+    target.__annotations__ = {p.name: p.annotation for p in keyword}

@@ -230,6 +230,66 @@ class _PromptBuilder:
 # --- the pipeline ------------------------------------------------------------------------
 
 
+@dataclass
+class _Job:
+    """A request checked against its video and planned: everything decided before the models run."""
+
+    protocol: Protocol
+    prompts: RegionPrompts  # the prompts of the asked-about objects only: nothing else is tracked
+    plan: _Plan
+    timestamps: np.ndarray
+    span: Window
+    windows: list[Window]
+    files: _GarFiles
+    builder: _PromptBuilder
+    frames: int  # keyframes per window
+    tracker_name: str
+    tracked: list[int]  # the frames to track
+
+    @classmethod
+    def open(cls, request: VideoRequest, video: Video, reporter: Reporter, model_source: str) -> _Job:
+        """Check the request (fails before any model loads) and plan keyframes and tracking."""
+        protocol = load_protocol(request.protocol)
+        info = video.info
+        prompts = request.regions.resolve(info)
+        plan = _plan(request, prompts, protocol)
+        stride = parse_stride(request.stride)
+        timestamps = video.timestamps()
+        span = frame_span(timestamps, info.duration, request.start, request.end)
+        windows = split_windows(span, timestamps, request.window)
+        files = _GarFiles.read(model_source)
+        builder = _PromptBuilder(files, protocol, request.prompt, (info.width, info.height))
+        frames = _fit_frames(request, protocol, builder, plan, span, reporter)
+        tracked = _frames_to_track(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
+        return cls(
+            protocol=protocol,
+            prompts=prompts.only(plan.objects),
+            plan=plan,
+            timestamps=timestamps,
+            span=span,
+            windows=windows,
+            files=files,
+            builder=builder,
+            frames=frames,
+            tracker_name=request.tracker or default_preset("trackers"),
+            tracked=tracked,
+        )
+
+
+def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tracker: Sam2Tracker | None = None) -> bool:
+    """Plan ``request`` and make sure its tracks are in the cache; True when they already were.
+
+    The first stage of a batch: every item is tracked with one tracker, which is then
+    freed, and :func:`answer_video` finds the tracks in the cache.
+    """
+    if not request.use_cache:
+        raise ValueError("tracking ahead needs the tracking cache (use_cache=True)")
+    reporter = reporter or Reporter()
+    with Video(request.video) as video:
+        job = _Job.open(request, video, reporter, request.model or default_preset("models"))
+        return _tracks(request, video, job.prompts, tracker or job.tracker_name, job.tracked, reporter, {})[1]
+
+
 def answer_video(
     request: VideoRequest,
     reporter: Reporter | None = None,
@@ -245,24 +305,12 @@ def answer_video(
     reporter = reporter or Reporter()
     timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
     started = time.perf_counter()
-    protocol = load_protocol(request.protocol)
     with Video(request.video) as video:
         info = video.info
-        prompts = request.regions.resolve(info)
-        plan = _plan(request, prompts, protocol)
-        stride = parse_stride(request.stride)
-        timestamps = video.timestamps()
-        span = frame_span(timestamps, info.duration, request.start, request.end)
-        windows = split_windows(span, timestamps, request.window)
-
-        files = _GarFiles.read(str(model.checkpoint_dir) if model is not None else request.model or default_preset("models"))
-        builder = _PromptBuilder(files, protocol, request.prompt, (info.width, info.height))
-        frames = _fit_frames(request, protocol, builder, plan, span, reporter)
-
-        tracker_name = request.tracker or default_preset("trackers")
-        tracked = _frames_to_track(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
-        asked = prompts.only(plan.objects)  # objects the question does not name are not tracked
-        tracks, cached = _tracks(request, video, asked, tracker or tracker_name, tracked, reporter, timings)
+        model_source = str(model.checkpoint_dir) if model is not None else request.model or default_preset("models")
+        job = _Job.open(request, video, reporter, model_source)
+        plan, span, files = job.plan, job.span, job.files
+        tracks, cached = _tracks(request, video, job.prompts, tracker or job.tracker_name, job.tracked, reporter, timings)
 
         object_ids = plan.objects
         visible = {o: [f for f in tracks.frames if span.holds(f) and tracks.observation(o, f).visible] for o in object_ids}
@@ -283,14 +331,14 @@ def answer_video(
             loading = time.perf_counter()
             model = load_gar(files.name, dtype=request.dtype, device=request.device)
             timings["load"] = time.perf_counter() - loading
-        answerer = _Answerer(request, video, tracks, model, builder, plan, reporter, timings)
+        answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings)
         seen = sorted({f for frames_of in visible.values() for f in frames_of})
         answers: list[Answer] = []
-        for done, window in enumerate(windows):
-            reporter.progress("answering", done, len(windows))
-            keyframes = select_keyframes(tracks.frames, window, frames, request.strategy, seen)
+        for done, window in enumerate(job.windows):
+            reporter.progress("answering", done, len(job.windows))
+            keyframes = select_keyframes(tracks.frames, window, job.frames, request.strategy, seen)
             answers.extend(answerer.window(window, keyframes))
-        reporter.progress("answering", len(windows), len(windows))
+        reporter.progress("answering", len(job.windows), len(job.windows))
 
     timings["total"] = time.perf_counter() - started
     used = sorted({f for a in answers for f in a.keyframes})
@@ -301,11 +349,11 @@ def answer_video(
         answers=answers,
         windowed=request.window is not None,
         objects=_object_summaries(tracks, used),
-        keyframes=[{"frame": f, "time": float(timestamps[f])} for f in used],
-        frames_per_window=frames,
+        keyframes=[{"frame": f, "time": float(job.timestamps[f])} for f in used],
+        frames_per_window=job.frames,
         model={"name": str(model.name), "path": str(model.checkpoint_dir), "dtype": str(model.dtype).removeprefix("torch."), "device": str(model.device)},
         tracker={"name": tracks.tracker, "stride": tracks.stride, "device": tracks.device, "tracked_frames": len(tracks.frames), "cached": cached},
-        protocol=protocol.to_json(),
+        protocol=job.protocol.to_json(),
         timings=timings,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from garvid.errors import GarvidError
 from garvid.perception import RegionInput
 from garvid.tracking import ObjectObservation, Tracks
 from garvid.tracking.cache import TrackCache, TrackCacheKey, file_digest, regions_digest
@@ -60,6 +62,20 @@ def test_other_inputs_miss(tmp_path, inputs):
     assert cache.load(_key(video, regions)) is None
 
 
+def test_every_prompt_field_is_in_the_regions_digest(inputs):
+    _, regions = inputs
+    base = regions_digest(regions, [1])
+    variants = [
+        RegionInput(masks=regions.masks, boxes=("1,2,10,12",)),
+        RegionInput(masks=regions.masks, points=("4,5",)),
+        RegionInput(masks=regions.masks, frame=3),
+        RegionInput(masks=regions.masks, resize_masks=True),
+    ]
+    digests = {regions_digest(variant, [1]) for variant in variants}
+    assert len(digests) == len(variants) and base not in digests
+    assert regions_digest(regions, [1]) == base  # and it is deterministic
+
+
 def test_renamed_mask_with_same_content_hits(tmp_path, inputs):
     video, regions = inputs
     cache = TrackCache(tmp_path / "cache")
@@ -73,6 +89,12 @@ def _corrupt(path: Path, how: str) -> None:
     if how == "truncated":
         path.write_text(path.read_text()[:50])
         return
+    if how == "nested":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+        return
+    if how == "not-an-object":
+        path.write_text("[1, 2]")
+        return
     if how == "format":
         entry["format"] = 99
     elif how == "key":
@@ -84,7 +106,7 @@ def _corrupt(path: Path, how: str) -> None:
     path.write_text(json.dumps(entry))
 
 
-@pytest.mark.parametrize("how", ["truncated", "format", "key", "field", "frames"])
+@pytest.mark.parametrize("how", ["truncated", "nested", "not-an-object", "format", "key", "field", "frames"])
 def test_bad_entries_are_reported_removed_and_missed(tmp_path, inputs, how):
     problems: list[str] = []
     cache = TrackCache(tmp_path / "cache", on_problem=problems.append)
@@ -96,6 +118,21 @@ def test_bad_entries_are_reported_removed_and_missed(tmp_path, inputs, how):
     assert not path.exists()
 
 
+def test_a_bad_entry_that_cannot_be_removed_is_still_missed(tmp_path, inputs, monkeypatch):
+    problems: list[str] = []
+    cache = TrackCache(tmp_path / "cache", on_problem=problems.append)
+    key = _key(*inputs)
+    path = cache.store(key, _tracks())
+    _corrupt(path, "truncated")
+
+    def refuse(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)  # a read-only cache directory, even as root
+    assert cache.load(key) is None
+    assert len(problems) == 1 and "tracking again" in problems[0]
+
+
 def test_unwritable_cache_is_reported_not_raised(tmp_path, inputs):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
@@ -104,8 +141,13 @@ def test_unwritable_cache_is_reported_not_raised(tmp_path, inputs):
     assert problems and "continuing without it" in problems[0]
 
 
-def test_missing_file_digest_is_a_clear_error(tmp_path):
-    from garvid.errors import GarvidError
+def test_file_digest_is_the_sha256_of_the_bytes(tmp_path):
+    data = bytes(range(256)) * 5000  # more than one read chunk
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(data)
+    assert file_digest(path) == hashlib.sha256(data).hexdigest()
 
-    with pytest.raises(GarvidError, match="cannot read"):
+
+def test_missing_file_digest_is_a_clear_error(tmp_path):
+    with pytest.raises(GarvidError, match=r"cannot read .*absent\.mp4"):
         file_digest(tmp_path / "absent.mp4")

@@ -27,7 +27,7 @@ CACHE_FORMAT = 1
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (hex)."""
+    """SHA-256 of a file's bytes (hex), read in chunks; GarvidError naming the file if unreadable."""
     try:
         with open(path, "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -40,9 +40,10 @@ def _json_digest(data: Any) -> str:
 
 
 def regions_digest(regions: RegionInput, object_ids: Sequence[int]) -> str:
-    """Digest of the region prompts of ``object_ids`` (the objects tracked), by content.
+    """Digest of the region prompts and of ``object_ids``, the objects actually tracked.
 
-    Renaming a mask file keeps the digest; editing it does not.
+    Only the objects a question asks about are tracked, so they are part of the key. Mask
+    files count by content: renaming one keeps the digest, editing it changes it.
     """
     return _json_digest(
         {
@@ -58,10 +59,12 @@ def regions_digest(regions: RegionInput, object_ids: Sequence[int]) -> str:
 
 @dataclass(frozen=True)
 class TrackCacheKey:
-    video: str  # content digest
-    regions: str  # regions_digest
-    tracker: str  # preset name or checkpoint path
-    frames: tuple[int, ...]  # the tracked frames
+    """Everything that decides the tracks of one request."""
+
+    video: str  # file_digest of the video
+    regions: str  # regions_digest of the prompts and the tracked objects
+    tracker: str  # preset name, or a checkpoint path as the user gave it
+    frames: tuple[int, ...]  # the tracked frame indices (so stride and span are in the key)
     prompt_frame: int
 
     def to_json(self) -> dict[str, Any]:
@@ -98,9 +101,13 @@ class TrackCache:
             return None
         try:
             return self._read(path, key)
-        except (OSError, ValueError, GarvidError) as error:
+        # RecursionError: json.loads on absurdly deep nesting, as a tampered file may hold
+        except (OSError, ValueError, RecursionError, GarvidError) as error:
             self.on_problem(f"tracking cache entry {path.name} is unusable ({error}); tracking again")
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only cache: the entry stays, is refused again next time, and the run goes on
             return None
 
     def _read(self, path: Path, key: TrackCacheKey) -> Tracks:
@@ -115,7 +122,11 @@ class TrackCache:
         return tracks
 
     def store(self, key: TrackCacheKey, tracks: Tracks) -> Path | None:
-        """Save ``tracks`` for ``key``; report (not raise) when the cache cannot be written."""
+        """Save ``tracks`` for ``key`` and return the entry's path.
+
+        When the cache cannot be written this is reported through ``on_problem`` and None
+        is returned: a cache never breaks a run.
+        """
         path = self.path(key)
         entry = {"format": CACHE_FORMAT, "key": key.to_json(), "tracks": tracks.to_json()}
         try:

@@ -1,0 +1,1 @@
+"""Batch runs: many videos, models loaded once, resumable, locally or on Ray."""

@@ -1,0 +1,168 @@
+"""Run ``ask`` / ``describe`` over many videos, stage by stage, loading each model once.
+
+Stage 1 tracks every pending item with one SAM2 (loaded on the first cache miss) and
+leaves the tracks in the tracking cache; the tracker is freed; stage 2 loads GAR once and
+answers every item, finding its tracks in the cache. Peak memory is the larger model,
+not the sum. A failing item (bad video or mask, out of memory) is recorded and the run
+goes on; ``should_stop`` (Ctrl-C in the CLI) ends the run after the current item.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from garvid.batch.sink import BatchSink, BatchSummary
+from garvid.batch.tasks import BatchTask, TaskProblem
+from garvid.errors import CheckpointError, GarvidError
+from garvid.perception import RegionInput
+from garvid.presets import default_preset
+from garvid.reporting import Reporter
+from garvid.video_request import VideoRequest
+
+StopCheck = Callable[[], bool]
+
+
+def item_request(template: VideoRequest, task: BatchTask, describe: bool) -> VideoRequest:
+    """The request for one item: the run's options with the item's video, mask, question and span."""
+    question = None if describe else (task.question or template.question)
+    if not describe and not question:
+        raise GarvidError("no question: give --question or a 'question' field for this item")
+    return replace(
+        template,
+        video=task.video,
+        regions=RegionInput(masks=(task.mask,), frame=task.mask_frame),
+        question=question,
+        start=task.start if task.start is not None else template.start,
+        end=task.end if task.end is not None else template.end,
+    )
+
+
+def memory_errors() -> tuple[type[BaseException], ...]:
+    """Errors that sink one item but not the run: out of memory, host or GPU."""
+    import torch
+
+    return (MemoryError, torch.OutOfMemoryError)
+
+
+class LazyTracker:
+    """A SAM2 tracker built on first use, so a run whose tracks are all cached never loads it."""
+
+    def __init__(self, name: str, device: str):
+        self.name, self.device_name = name, device
+        self._tracker = None
+
+    def track(self, *args, **kwargs):
+        if self._tracker is None:
+            from garvid.tracking import Sam2Tracker
+
+            self._tracker = Sam2Tracker.from_preset(self.name, device=self.device_name)
+        return self._tracker.track(*args, **kwargs)
+
+    def free(self) -> None:
+        """Drop the network and give its memory back (CUDA included)."""
+        import torch
+
+        self._tracker = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+@dataclass
+class BatchPlan:
+    """What a run will do: the items to compute, after skipping finished ones."""
+
+    template: VideoRequest
+    describe: bool
+    pending: list[tuple[BatchTask, VideoRequest]]
+
+
+def plan_batch(
+    tasks: list[BatchTask], problems: list[TaskProblem], template: VideoRequest, describe: bool, sink: BatchSink
+) -> BatchPlan:
+    """Record the input problems, skip finished items and build each remaining item's request."""
+    for problem in problems:
+        sink.failed(problem, "input", problem.reason)
+    pending = []
+    for task in tasks:
+        if sink.finished_before(task):
+            sink.skip(task)
+            continue
+        try:
+            pending.append((task, item_request(template, task, describe)))
+        except GarvidError as error:
+            sink.failed(task, "input", str(error))
+    return BatchPlan(template, describe, pending)
+
+
+def run_local(
+    plan: BatchPlan,
+    sink: BatchSink,
+    reporter: Reporter | None = None,
+    should_stop: StopCheck = lambda: False,
+) -> BatchSummary:
+    """Track every pending item, then answer every tracked one (see the module docstring)."""
+    reporter = reporter or Reporter()
+    with tempfile.TemporaryDirectory(prefix="garvid-batch-") as scratch:
+        items = [(task, _with_cache(request, Path(scratch))) for task, request in plan.pending]
+        tracked = _track_all(items, plan.template, sink, reporter, should_stop)
+        if not should_stop() and not sink.summary.pipe_closed:
+            _answer_all(tracked, plan.template, sink, reporter, should_stop)
+    summary = sink.finish()
+    summary.interrupted = should_stop()
+    return summary
+
+
+def _with_cache(request: VideoRequest, scratch: Path) -> VideoRequest:
+    """Stages hand tracks over through the cache; with --no-cache, a scratch one for this run."""
+    return request if request.use_cache else replace(request, use_cache=True, cache_dir=scratch)
+
+
+def _track_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck):
+    from garvid.video_qa import track_request
+
+    tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
+    tracked = []
+    for done, (task, request) in enumerate(items):
+        if should_stop():
+            break
+        reporter.progress("tracking", done, len(items))
+        try:
+            track_request(request, tracker=tracker)
+            tracked.append((task, request))
+        except CheckpointError:
+            raise  # no tracker weights: no item can be tracked
+        except (GarvidError, *memory_errors()) as error:
+            sink.failed(task, "track", _reason(error))
+    reporter.progress("tracking", len(items), len(items))
+    tracker.free()
+    return tracked
+
+
+def _answer_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck) -> None:
+    from garvid.gar.loading import load_gar
+    from garvid.video_qa import answer_video
+
+    if not items:
+        return
+    model = load_gar(template.model or default_preset("models"), dtype=template.dtype, device=template.device)
+    for done, (task, request) in enumerate(items):
+        if should_stop() or sink.summary.pipe_closed:
+            break
+        reporter.progress("answering", done, len(items))
+        try:
+            result = answer_video(request, model=model)
+        except (GarvidError, *memory_errors()) as error:
+            sink.failed(task, "answer", _reason(error))
+            continue
+        sink.done(task, result)
+    reporter.progress("answering", len(items), len(items))
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,182 @@
+"""``garvid batch`` over a folder of short real clips: outputs, errors, resume, Ctrl-C, pipes, Ray."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from garvid_cli.main import run
+from PIL import Image
+
+from garvid.batch.tasks import tasks_from_folder, tasks_from_lines, tasks_from_manifest
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+QUESTION = "what does object 1 do?"
+TINY = ["--model", "tiny-random", "--tracker", "tiny-random", "--device", "cpu", "--frames", "2", "--max-new-tokens", "3"]
+
+
+def _cut(source: str, target: Path, start: float, seconds: float = 1.0) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    args = ["ffmpeg", "-v", "error", "-ss", str(start), "-i", str(MEDIA / source), "-t", str(seconds), "-an", "-sn", "-dn"]
+    subprocess.run([*args, "-vf", "scale=160:90,setsar=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(target)], check=True)
+
+
+def _mask(target: Path) -> None:
+    """The cups palette mask of objects 1 and 2, scaled to 160x90 (nearest)."""
+    labels = np.asarray(Image.open(MEDIA / "cups_first_frame.png"))
+    labels = np.where(labels <= 2, labels, 0).astype(np.uint8)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(labels, mode="P").resize((160, 90), Image.NEAREST)
+    image.putpalette([0, 0, 0, 255, 255, 0, 255, 0, 0] + [0] * (256 * 3 - 9))
+    image.save(target)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Good items: cups_a, cups_b (mask beside), sub/cups_c (masks/ folder); bad: no_mask, corrupt."""
+    root = tmp_path_factory.mktemp("videos")
+    for name, start in (("cups_a", 0.0), ("cups_b", 3.0)):
+        _cut("cups.mp4", root / f"{name}.mp4", start)
+        _mask(root / f"{name}.png")
+    _cut("cups.mp4", root / "sub" / "cups_c.mp4", 6.0)
+    _mask(root / "sub" / "masks" / "cups_c.png")
+    _cut("dog.mp4", root / "no_mask.mp4", 0.0)
+    (root / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(300))
+    _mask(root / "corrupt.png")
+    return root
+
+
+def garvid(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "garvid_cli", *args], input=stdin, capture_output=True, text=True)
+
+
+def _errors(out: Path) -> dict[str, dict]:
+    return {e["id"]: e for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
+
+
+def test_folder_convention_and_problems(folder):
+    tasks, problems = tasks_from_folder(folder, recursive=True)
+    assert [t.id for t in tasks] == ["corrupt", "cups_a", "cups_b", "sub/cups_c"]
+    assert tasks[3].mask == folder / "sub" / "masks" / "cups_c.png"
+    assert [(p.id, "no mask" in p.reason) for p in problems] == [("no_mask", True)]
+    assert [t.id for t in tasks_from_folder(folder)[0]] == ["corrupt", "cups_a", "cups_b"]
+
+
+def test_manifest_and_stdin_rows(folder, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "video,mask,question,start,id\n"
+        f"{folder}/cups_a.mp4,{folder}/cups_a.png,where is #1?,0.2,first\n"
+        f"{folder}/cups_b.mp4,,,,\n"
+        f"{folder}/no_mask.mp4,,,,\n"
+        f"{folder}/cups_b.mp4,,,,first\n"
+    )
+    tasks, problems = tasks_from_manifest(manifest)
+    assert [(t.id, t.question, t.start) for t in tasks] == [("first", "where is #1?", 0.2), ("cups_b", None, None)]
+    assert tasks[1].mask == folder / "cups_b.png"  # the folder convention when the row has no mask
+    assert [p.id for p in problems] == ["no_mask", "first"] and "used twice" in problems[1].reason
+    lines = [json.dumps({"video": "cups_a.mp4", "mask": "cups_a.png", "mask_frame": 0}), "cups_b.mp4", "{not json", json.dumps({"video": "x.mp4", "colour": 1})]
+    tasks, problems = tasks_from_lines(lines, folder)
+    assert [t.video for t in tasks] == [folder / "cups_a.mp4", folder / "cups_b.mp4"]
+    assert ["not JSON" in problems[0].reason, "unknown fields" in problems[1].reason] == [True, True]
+
+
+def test_folder_run_outputs_errors_then_resume_skips(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = run(["batch", str(folder), "-r", "--question", QUESTION, "-o", str(out), *TINY])
+    err = capsys.readouterr().err
+    assert code == 1, err  # some items failed
+    outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json"))
+    assert outputs == ["cups_a.json", "cups_b.json", "sub/cups_c.json"]
+    data = json.loads((out / "sub" / "cups_c.json").read_text())
+    assert data["question"] == QUESTION and data["video"]["width"] == 160 and len(data["keyframes"]) == 2
+    errors = _errors(out)
+    assert set(errors) == {"no_mask", "corrupt"}
+    assert errors["no_mask"]["stage"] == "input" and errors["corrupt"]["stage"] == "track"
+    assert "corrupt.mp4" in errors["corrupt"]["error"]
+    assert "garvid batch" in err and "Traceback" not in err
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
+
+    started = time.perf_counter()
+    code = run(["batch", str(folder), "-r", "--question", QUESTION, "-o", str(out), *TINY])
+    elapsed = time.perf_counter() - started
+    err = capsys.readouterr().err
+    assert code == 1 and {p: p.stat().st_mtime_ns for p in out.rglob("*.json")} == before
+    assert "garvid batch" in err and set(_errors(out)) == {"no_mask", "corrupt"}
+    assert elapsed < 30  # nothing tracked or answered again (the first run took minutes)
+
+    code = run(["batch", str(folder), "--question", QUESTION, "-o", str(out), *TINY, "--overwrite"])
+    capsys.readouterr()
+    assert code == 1 and (out / "cups_a.json").stat().st_mtime_ns > before[out / "cups_a.json"]
+
+
+def test_srt_outputs_per_item(folder, tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"video": str(folder / "cups_a.mp4"), "mask": str(folder / "cups_a.png")}) + "\n")
+    out = tmp_path / "subs"
+    assert run(["batch", str(manifest), "--describe", "--window", "0.5", "--format", "srt", "-o", str(out), *TINY]) == 0
+    text = (out / "cups_a.srt").read_text()
+    assert text.count(" --> ") == 2 and "Object 1:" in text and "Object 2:" in text
+    assert not (out / "errors.jsonl").exists()
+
+
+def test_interrupted_run_resumes_without_redoing_finished_items(folder, tmp_path):
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "garvid_cli", "batch", str(folder), "-r", "--question", QUESTION, "-o", str(out), *TINY]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not list(out.rglob("*.json")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 130, err
+    assert "stopping after the current item" in err and "Traceback" not in err
+    finished = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
+    assert 1 <= len(finished) < 3
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no partial (temporary) files
+    done = garvid("batch", str(folder), "-r", "--question", QUESTION, "-o", str(out), *TINY)
+    assert done.returncode == 1
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if p in finished} == finished
+    assert len(list(out.rglob("*.json"))) == 3
+
+
+def test_stdin_jsonl_pipeline_and_closed_pipe(folder):
+    tasks = "".join(json.dumps({"video": str(folder / f"{n}.mp4"), "mask": str(folder / f"{n}.png")}) + "\n" for n in ("cups_a", "cups_b"))
+    done = garvid("batch", "-", "--question", QUESTION, "--format", "jsonl", *TINY, stdin=tasks)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["cups_a", "cups_b"] and all("answer" in line for line in lines)
+    command = f"printf %s {shlex.quote(tasks)} | {shlex.quote(sys.executable)} -m garvid_cli batch - -q {shlex.quote(QUESTION)} {' '.join(TINY)} | head -n 1"
+    piped = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True)
+    assert piped.returncode == 0, piped.stderr
+    assert len(piped.stdout.splitlines()) == 1 and json.loads(piped.stdout)["id"] == "cups_a"
+    assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr
+
+
+def test_bad_batch_input_is_one_line(tmp_path, capsys):
+    assert run(["batch", str(tmp_path / "nothing.txt"), "-q", QUESTION]) == 2
+    assert capsys.readouterr().err.strip().startswith("garvid: error: batch input")
+    assert run(["batch", str(tmp_path), "-q", QUESTION]) == 2
+    assert "no videos" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_answers(folder, tmp_path, capsys):
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert run(["batch", str(folder), "--question", QUESTION, "-o", str(local), *TINY]) == 1
+    assert run(["batch", str(folder), "--question", QUESTION, "-o", str(remote), "--engine", "ray", *TINY]) == 1
+    capsys.readouterr()
+    names = sorted(p.name for p in local.glob("*.json"))
+    assert names == sorted(p.name for p in remote.glob("*.json")) == ["cups_a.json", "cups_b.json"]
+    for name in names:
+        ours, theirs = json.loads((local / name).read_text()), json.loads((remote / name).read_text())
+        assert ours["answer"] == theirs["answer"] and ours["keyframes"] == theirs["keyframes"]
+        assert ours["objects"] == theirs["objects"]
+    assert set(_errors(remote)) == set(_errors(local)) == {"corrupt", "no_mask"}
