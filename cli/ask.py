@@ -15,6 +15,7 @@ from garvid_cli.options import (
     Boxes,
     Device,
     Dtype,
+    Fps,
     MaskFrame,
     MaskResample,
     Masks,
@@ -134,7 +135,7 @@ def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
 
 @app.command(help=f"Ask GAR a question about tracked objects over time (object N = mask value N).\n\n{EXAMPLES}")
 def ask(
-    video: Path = typer.Argument(..., metavar="VIDEO", help="Video file (anything ffmpeg/decord reads)."),
+    video: Path = typer.Argument(..., metavar="VIDEO", help="Video file (anything ffmpeg/decord reads) or folder of frames."),
     question: Optional[str] = typer.Argument(..., help="Question naming objects as 'object 1', 'obj 2', '#3'."),
     mask: Masks = [],
     box: Boxes = [],
@@ -151,6 +152,7 @@ def ask(
     tracker: Tracker = DEFAULT_TRACKER,
     stride: Stride = "auto",
     device: Device = "auto",
+    fps: Fps = None,
     dtype: Dtype = "auto",
     max_new_tokens: MaxNewTokens = DEFAULT_GENERATION.max_new_tokens,
     sample: Sample = False,
@@ -182,6 +184,7 @@ def ask(
         tracker=tracker,
         stride=stride,
         device=device,
+        fps=fps,
         dtype=dtype,
         max_new_tokens=max_new_tokens,
         sample=sample,
@@ -212,6 +215,7 @@ def video_request(
     tracker: str,
     stride: str,
     device: str,
+    fps: float | None,
     dtype: str,
     max_new_tokens: int,
     sample: bool,
@@ -239,6 +243,7 @@ def video_request(
         tracker=tracker,
         stride=stride,
         device=device,
+        fps=fps,
         dtype=dtype,
         generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling, multiple_choice=multiple_choice),

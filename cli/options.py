@@ -29,6 +29,9 @@ Stride = Annotated[
     typer.Option("--stride", help="Track every N-th frame (plus the prompt frame), or 'auto' (from --frames and the device)."),
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+Fps = Annotated[
+    Optional[float], typer.Option("--fps", min=0.001, help="Frame rate of a folder of frames (default 30; video files state theirs).")
+]
 Model = Annotated[
     Optional[str], typer.Option("--model", help="Model preset (configs/models.toml), checkpoint folder or hub repo id.")
 ]

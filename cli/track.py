@@ -12,6 +12,7 @@ from garvid_cli.options import (
     DEFAULT_TRACKER,
     Boxes,
     Device,
+    Fps,
     MaskFrame,
     Masks,
     Points,
@@ -32,7 +33,7 @@ EXAMPLE = (
 
 @app.command(help=f"Track objects through a video with SAM2 and write their masks as JSON.\n\n{EXAMPLE}")
 def track(
-    video: Path = typer.Argument(..., metavar="VIDEO", help="Video file (anything ffmpeg/decord reads)."),
+    video: Path = typer.Argument(..., metavar="VIDEO", help="Video file (anything ffmpeg/decord reads) or folder of frames."),
     mask: Masks = [],
     box: Boxes = [],
     point: Points = [],
@@ -42,6 +43,7 @@ def track(
     stride: Stride = "auto",
     frames: int = typer.Option(DEFAULT_KEYFRAMES, "--frames", help="Keyframes that --stride auto plans for.", min=1),
     device: Device = "auto",
+    fps: Fps = None,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON here instead of stdout."),
     render: Optional[Path] = typer.Option(None, "--render", help="Also write an MP4 with coloured, labelled mask overlays."),
 ) -> None:
@@ -52,6 +54,7 @@ def track(
         stride=stride,
         keyframes=frames,
         device=device,
+        fps=fps,
     )
     if render is not None and render.suffix.lower() != ".mp4":
         raise GarvidError(f"--render writes an MP4 file: {render} should end in .mp4")

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 from garvid.errors import GarvidError
 from garvid.regions import RegionPrompts, build_region_prompts
 from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
-from garvid.video import Video, VideoInfo
+from garvid.video import VideoInfo, open_video
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -53,6 +53,7 @@ class TrackRequest:
     stride: str = "auto"
     keyframes: int = DEFAULT_KEYFRAMES
     device: str = "auto"
+    fps: float | None = None  # frame rate of a folder of frames (video files state their own)
 
 
 def parse_stride(stride: str) -> int | None:
@@ -71,7 +72,7 @@ def track_video(
     progress: ProgressCallback | None = None,
 ) -> Tracks:
     """Decode, validate prompts and track every object of ``request`` through the video."""
-    with Video(request.video) as video:
+    with open_video(request.video, fps=request.fps) as video:
         prompts = request.regions.resolve(video.info)
         stride = parse_stride(request.stride)  # bad input fails before the model loads
         model = tracker or Sam2Tracker.from_preset(request.tracker, device=request.device)

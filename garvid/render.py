@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from garvid.errors import VideoError
 from garvid.masks import BBox, decode_rle, mask_bbox
 from garvid.outputs import atomic_path
-from garvid.video import Video
+from garvid.video import FrameSource, open_video
 
 if TYPE_CHECKING:
     from garvid.tracking.tracks import Tracks
@@ -77,7 +77,7 @@ def draw_overlay(frame: np.ndarray, masks: Mapping[int, np.ndarray], *, alpha: f
 
 
 def render_overlay(
-    video: Video,
+    video: FrameSource,
     frames: Sequence[int],
     masks_for: Callable[[int], Mapping[int, np.ndarray]],
     out_path: Path,
@@ -147,7 +147,7 @@ def render_tracks(
         seen = {i: tracks.observations[i][position[frame]] for i in tracks.object_ids}
         return {i: decode_rle(observation.rle) for i, observation in seen.items() if observation.visible}
 
-    with Video(tracks.video.path) as video:
+    with open_video(tracks.video.path, fps=tracks.video.fps) as video:
         expected = (tracks.video.width, tracks.video.height, tracks.video.num_frames)
         if (video.info.width, video.info.height, video.info.num_frames) != expected:
             raise VideoError(

@@ -78,66 +78,29 @@ class VideoInfo:
         }
 
 
-class Video:
-    """Lazy decord-backed reader. Context manager. Never holds the whole video.
+class FrameSource:
+    """Frames with timestamps, read on demand: a video file or a folder of frames.
 
-    Ask for frames in ascending order where you can: decord can only decode forward from
-    a keyframe, so every step backwards restarts at the keyframe before it (and real
-    footage often has one keyframe every few hundred frames).
-
-    ``num_threads`` is the number of FFmpeg decoding threads; 0 (the default) means one.
-    With more, decord 0.6.0's memory grows with every frame read (up to 0.3 MB per 720p
-    frame in our runs, not given back on close), for a decoding speed-up of under 10% on
-    two cores.
+    Subclasses set ``info``, ``_name`` and ``_times`` and read strictly ascending frames
+    in ``_decode_ascending``; everything else (ordering, batching, checks) is shared.
     """
 
-    def __init__(self, path: str | Path, *, num_threads: int = 0):
-        if num_threads < 0:
-            raise ValueError(f"num_threads must be 0 (default) or positive, got {num_threads}")
-        self._path = Path(path)
-        self._name = str(path)
-        self._num_threads = num_threads or 1
-        stream = _probe_video_stream(self._path, self._name)
-        rotation = _rotation(stream)
-        width, height = int(stream["width"]), int(stream["height"])
-        if rotation in (90, 270):
-            width, height = height, width
-        if width in _DECORD_BAD_WIDTHS:
-            raise VideoError(
-                f"{self._name}: decord 0.6.0 cannot decode frames {width} pixels wide (a known decord bug); "
-                f"re-encode it wider, e.g. ffmpeg -i {self._name} -vf scale=128:-2 wider.mp4"
-            )
-        self._reader: decord.VideoReader | None = self._open_reader()
-        num_frames = len(self._reader)
-        fps = _frame_rate(stream, num_frames, self._name)
-        self._times, self._seekable = self._frame_times(num_frames, fps)
-        self._position = 0  # next frame decord will return (tracked in sequential mode only)
-        self.info = VideoInfo(
-            path=self._name,
-            num_frames=num_frames,
-            fps=fps,
-            width=width,
-            height=height,
-            duration=round(float(self._times[-1]) + 1.0 / fps, 6),
-            rotation=rotation,
-        )
+    info: VideoInfo
+    _name: str
+    _times: np.ndarray
 
-    def __enter__(self) -> Video:
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
-        """Free decord's decoder; the Video cannot decode any more."""
-        self._reader = None
-
     def timestamps(self) -> np.ndarray:
         """Presentation time in seconds of every frame, ``(num_frames,)`` float64.
 
-        From the container's timestamps, relative to the first frame (so variable frame
-        rates come out right), to decord's float32 precision rounded to microseconds;
-        ``index / fps`` when the container has none.
+        For video files, from the container's timestamps relative to the first frame (so
+        variable frame rates come out right), to decord's float32 precision rounded to
+        microseconds; ``index / fps`` when the container has none, and for frame folders.
         """
         return self._times.copy()
 
@@ -190,6 +153,64 @@ class Video:
                 f"{self._name}: frame {int(bad[0])} is out of range; the video has {count} frames (0..{count - 1})"
             )
         return indices.astype(np.int64)
+
+    def close(self) -> None:
+        """Release the reader; no frame can be read after."""
+
+    def drop_read_ahead(self) -> None:
+        """Free frames decoded ahead of the last read (only decoders that read ahead hold any)."""
+
+    def _decode_ascending(self, indices: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Video(FrameSource):
+    """Lazy decord-backed reader. Context manager. Never holds the whole video.
+
+    Ask for frames in ascending order where you can: decord can only decode forward from
+    a keyframe, so every step backwards restarts at the keyframe before it (and real
+    footage often has one keyframe every few hundred frames).
+
+    ``num_threads`` is the number of FFmpeg decoding threads; 0 (the default) means one.
+    With more, decord 0.6.0's memory grows with every frame read (up to 0.3 MB per 720p
+    frame in our runs, not given back on close), for a decoding speed-up of under 10% on
+    two cores.
+    """
+
+    def __init__(self, path: str | Path, *, num_threads: int = 0):
+        if num_threads < 0:
+            raise ValueError(f"num_threads must be 0 (default) or positive, got {num_threads}")
+        self._path = Path(path)
+        self._name = str(path)
+        self._num_threads = num_threads or 1
+        stream = _probe_video_stream(self._path, self._name)
+        rotation = _rotation(stream)
+        width, height = int(stream["width"]), int(stream["height"])
+        if rotation in (90, 270):
+            width, height = height, width
+        if width in _DECORD_BAD_WIDTHS:
+            raise VideoError(
+                f"{self._name}: decord 0.6.0 cannot decode frames {width} pixels wide (a known decord bug); "
+                f"re-encode it wider, e.g. ffmpeg -i {self._name} -vf scale=128:-2 wider.mp4"
+            )
+        self._reader: decord.VideoReader | None = self._open_reader()
+        num_frames = len(self._reader)
+        fps = _frame_rate(stream, num_frames, self._name)
+        self._times, self._seekable = self._frame_times(num_frames, fps)
+        self._position = 0  # next frame decord will return (tracked in sequential mode only)
+        self.info = VideoInfo(
+            path=self._name,
+            num_frames=num_frames,
+            fps=fps,
+            width=width,
+            height=height,
+            duration=round(float(self._times[-1]) + 1.0 / fps, 6),
+            rotation=rotation,
+        )
+
+    def close(self) -> None:
+        """Free decord's decoder; the Video cannot decode any more."""
+        self._reader = None
 
     def _decode_ascending(self, indices: np.ndarray) -> np.ndarray:
         """Frames at strictly ascending ``indices``."""
@@ -265,8 +286,15 @@ class Video:
         return starts, True
 
 
-def open_video(path: str | Path, *, num_threads: int = 0) -> Video:
-    """Open ``path`` for reading; :class:`VideoError` naming the file if it is not a video."""
+def open_video(path: str | Path, *, fps: float | None = None, num_threads: int = 0) -> FrameSource:
+    """Open a video file, or a folder of frames at ``fps`` (default 30); VideoError if neither.
+
+    ``fps`` applies to frame folders only: a video file states its own frame rate.
+    """
+    if Path(path).is_dir():
+        from garvid.frame_folder import FrameFolder
+
+        return FrameFolder(path, fps=fps)
     return Video(path, num_threads=num_threads)
 
 

@@ -35,8 +35,8 @@ from garvid.regions import RegionPrompts
 from garvid.reporting import Reporter
 from garvid.subtitles import Cue
 from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
-from garvid.tracking.cache import TrackCache, TrackCacheKey, file_digest, regions_digest
-from garvid.video import Video
+from garvid.tracking.cache import TrackCache, TrackCacheKey, content_digest, regions_digest
+from garvid.video import FrameSource, open_video
 from garvid.video_request import VideoRequest
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class _Job:
     tracked: list[int]  # the frames to track
 
     @classmethod
-    def open(cls, request: VideoRequest, video: Video, reporter: Reporter, model_source: str) -> _Job:
+    def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, model_source: str) -> _Job:
         """Check the request (fails before any model loads) and plan keyframes and tracking."""
         protocol = load_protocol(request.protocol)
         info = video.info
@@ -285,7 +285,7 @@ def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tr
     if not request.use_cache:
         raise ValueError("tracking ahead needs the tracking cache (use_cache=True)")
     reporter = reporter or Reporter()
-    with Video(request.video) as video:
+    with open_video(request.video, fps=request.fps) as video:
         job = _Job.open(request, video, reporter, request.model or default_preset("models"))
         return _tracks(request, video, job.prompts, tracker or job.tracker_name, job.tracked, reporter, {})[1]
 
@@ -305,7 +305,7 @@ def answer_video(
     reporter = reporter or Reporter()
     timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
     started = time.perf_counter()
-    with Video(request.video) as video:
+    with open_video(request.video, fps=request.fps) as video:
         info = video.info
         model_source = str(model.checkpoint_dir) if model is not None else request.model or default_preset("models")
         job = _Job.open(request, video, reporter, model_source)
@@ -390,7 +390,7 @@ def _frames_to_track(
 
 def _tracks(
     request: VideoRequest,
-    video: Video,
+    video: FrameSource,
     prompts: RegionPrompts,
     tracker: str | Sam2Tracker,
     frames: list[int],
@@ -409,7 +409,7 @@ def _tracks(
     if request.use_cache:
         cache = TrackCache(request.cache_dir or cache_root(), on_problem=reporter.warn)
         key = TrackCacheKey(
-            video=file_digest(request.video),
+            video=content_digest(request.video),
             regions=regions_digest(request.regions, prompts.object_ids),
             tracker=tracker if isinstance(tracker, str) else tracker.name,
             frames=tuple(frames),
@@ -456,7 +456,7 @@ class _Answerer:
 
     def __init__(self, request, video, tracks, model, builder, plan, reporter, timings):
         self.request: VideoRequest = request
-        self.video: Video = video
+        self.video: FrameSource = video
         self.tracks: Tracks = tracks
         self.model = model
         self.builder: _PromptBuilder = builder

@@ -30,6 +30,7 @@ class VideoRequest:
     tracker: str | None = None  # preset or .pt; None = configs/trackers.toml's default
     stride: str = "auto"
     device: str = "auto"
+    fps: float | None = None  # frame rate of a folder of frames (video files state their own)
     dtype: str = "auto"
     generation: GenerationOptions = GenerationOptions()
     prompt: PromptOptions = PromptOptions()

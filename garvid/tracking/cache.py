@@ -35,6 +35,15 @@ def file_digest(path: Path) -> str:
         raise GarvidError(f"cannot read {path}: {error.strerror or error}") from None
 
 
+def content_digest(path: Path) -> str:
+    """Digest of a video's content: its bytes, or a frame folder's frames (names and bytes)."""
+    if Path(path).is_dir():
+        from garvid.frame_folder import folder_digest
+
+        return folder_digest(Path(path))
+    return file_digest(path)
+
+
 def _json_digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 

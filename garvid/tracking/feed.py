@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from garvid.video import Video
+from garvid.video import FrameSource
 
 #: sam2's image normalisation (ImageNet mean and std), as in sam2.utils.misc.load_video_frames.
 IMAGE_MEAN = (0.485, 0.456, 0.406)
@@ -49,7 +49,7 @@ class FrameFeed:
     """
 
     def __init__(
-        self, video: Video, frames: Sequence[int], image_size: int, device: torch.device, *, batch_size: int = 16
+        self, video: FrameSource, frames: Sequence[int], image_size: int, device: torch.device, *, batch_size: int = 16
     ):
         self.video = video
         self.frames = list(frames)

@@ -22,7 +22,7 @@ from garvid.errors import RegionError
 from garvid.regions import RegionPrompts
 from garvid.tracking.feed import FrameFeed
 from garvid.tracking.model import precision
-from garvid.video import Video
+from garvid.video import FrameSource
 
 
 def memory_reach(model: SAM2VideoPredictor, num_frames: int) -> int:
@@ -96,7 +96,7 @@ def check_prompts(prompts: RegionPrompts, width: int, height: int) -> None:
 class TrackingSession:
     """SAM2 inference over ``frames`` of ``video``: add prompts once, then propagate."""
 
-    def __init__(self, predictor: SAM2VideoPredictor, video: Video, frames: Sequence[int]):
+    def __init__(self, predictor: SAM2VideoPredictor, video: FrameSource, frames: Sequence[int]):
         frames = list(frames)
         if not frames or any(b <= a for a, b in zip(frames, frames[1:])):
             raise ValueError("tracked frames must be a non-empty, strictly ascending list")

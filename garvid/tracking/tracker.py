@@ -14,7 +14,7 @@ import numpy as np
 
 from garvid.regions import RegionPrompts
 from garvid.tracking.tracks import ObjectObservation, Tracks
-from garvid.video import Video
+from garvid.video import FrameSource
 
 if TYPE_CHECKING:
     import torch
@@ -57,7 +57,7 @@ class Sam2Tracker:
 
     def track(
         self,
-        video: Video,
+        video: FrameSource,
         prompts: RegionPrompts,
         frames: Sequence[int],
         progress: ProgressCallback | None = None,
