@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from garvid_cli.console import progress_bar, stderr, warn
+from garvid_cli.console import BarsReporter, stderr
 from garvid_cli.main import app
 from garvid_cli.options import (
     DEFAULT_GENERATION,
@@ -41,7 +41,6 @@ from garvid.keyframes import STRATEGIES, Window
 from garvid.options import PromptOptions
 from garvid.outputs import write_text
 from garvid.perception import RegionInput
-from garvid.reporting import Reporter
 from garvid.video_request import VideoRequest
 
 if TYPE_CHECKING:
@@ -72,26 +71,16 @@ EXAMPLES = (
 )
 
 
-class _ShellReporter(Reporter):
+class _ShellReporter(BarsReporter):
     """Progress bars and warnings on stderr; streams answers to stdout when asked to."""
 
     def __init__(self, stream: bool, windowed: bool):
+        super().__init__()
         self.stream, self.windowed = stream, windowed
-        self.bars = {}
-
-    def warn(self, message: str) -> None:
-        warn(message)
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        if self.stream and stage == "answering":
-            return  # the streamed text is the progress
-        if stage not in self.bars:
-            context = progress_bar(stage)
-            self.bars[stage] = (context, context.__enter__())
-        self.bars[stage][1](done, total)
-        if done >= total:
-            context, _ = self.bars.pop(stage)
-            context.__exit__(None, None, None)
+        if not (self.stream and stage == "answering"):  # the streamed text is the progress
+            super().progress(stage, done, total)
 
     def answer_begins(self, window: Window, object_id: int | None) -> None:
         if self.stream:

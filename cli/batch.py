@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 from garvid_cli.ask import video_request
-from garvid_cli.console import progress_bar, stderr, warn
+from garvid_cli.console import BarsReporter, stderr, warn
 from garvid_cli.main import app
 from garvid_cli.options import borrow_parameters
 from rich.table import Table
@@ -20,7 +20,6 @@ from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_
 from garvid.errors import GarvidError
 from garvid.perception import RegionInput
 from garvid.presets import default_preset, has_meaningless_output
-from garvid.reporting import Reporter
 
 EXAMPLES = (
     "Inputs: a folder of videos, each with its first-frame mask (clip.mp4 + clip.png, or masks/clip.png; -r for "
@@ -43,13 +42,13 @@ SHARED_OPTIONS = (
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 
-class _StopOnInterrupt:
+class StopOnInterrupt:
     """First Ctrl-C: finish the current item, then stop. Second Ctrl-C: stop at once."""
 
     def __init__(self):
         self.requested = False
 
-    def __enter__(self) -> _StopOnInterrupt:
+    def __enter__(self) -> StopOnInterrupt:
         self.previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -64,20 +63,6 @@ class _StopOnInterrupt:
 
     def __call__(self) -> bool:
         return self.requested
-
-
-class _Progress(Reporter):
-    def __init__(self):
-        self.bars: dict = {}
-
-    def progress(self, stage: str, done: int, total: int) -> None:
-        if stage not in self.bars:
-            context = progress_bar(stage)
-            self.bars[stage] = (context, context.__enter__())
-        self.bars[stage][1](done, total)
-        if done >= total:
-            context, _ = self.bars.pop(stage)
-            context.__exit__(None, None, None)
 
 
 def read_tasks(source: str, recursive: bool) -> tuple[list[BatchTask], list[TaskProblem]]:
@@ -130,13 +115,13 @@ def batch(
 
     sink = BatchSink(out_dir, "jsonl" if out_dir is None else output_format, overwrite=overwrite)
     plan = plan_batch(tasks, problems, template, describe, sink)
-    with _StopOnInterrupt() as stop:
+    with StopOnInterrupt() as stop:
         if engine == "ray":
             from garvid.batch.ray_engine import run_ray
 
             summary = run_ray(plan, sink, address=ray_address, should_stop=stop)
         else:
-            summary = run_local(plan, sink, _Progress(), should_stop=stop)
+            summary = run_local(plan, sink, BarsReporter(), should_stop=stop)
     for failure in summary.failures:
         warn(f"{failure['id']}: {failure['error']}")
     stderr.print(_summary_table(summary))

@@ -15,6 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from garvid.reporting import Reporter
+
 stderr = Console(stderr=True, soft_wrap=True)
 
 ProgressCallback = Callable[[int, int], None]
@@ -42,3 +44,26 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
 def warn(message: str) -> None:
     """One warning line on stderr."""
     stderr.print(f"[yellow]garvid: warning:[/yellow] {message}", highlight=False)
+
+
+class WarningReporter(Reporter):
+    """The pipeline's warnings on stderr, no progress bars (for runs that print their own progress)."""
+
+    def warn(self, message: str) -> None:
+        warn(message)
+
+
+class BarsReporter(WarningReporter):
+    """The pipeline's warnings and one rich progress bar per stage, on stderr."""
+
+    def __init__(self):
+        self.bars: dict = {}
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.bars:
+            context = progress_bar(stage)
+            self.bars[stage] = (context, context.__enter__())
+        self.bars[stage][1](done, total)
+        if done >= total:
+            context, _ = self.bars.pop(stage)
+            context.__exit__(None, None, None)
