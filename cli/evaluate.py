@@ -1,0 +1,157 @@
+"""``garvid eval``: reproduce GAR's published benchmark numbers with garvid's own code path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from garvid_cli.ask import video_request
+from garvid_cli.batch import StopOnInterrupt
+from garvid_cli.console import WarningReporter, stderr, warn
+from garvid_cli.main import app
+from garvid_cli.options import borrow_parameters, generation_options
+from rich.table import Table
+
+from garvid.errors import GarvidError
+from garvid.options import PromptOptions
+from garvid.perception import RegionInput
+from garvid.presets import default_preset, has_meaningless_output
+from garvid.protocol import DEFAULT_PROTOCOL
+
+evaluate = typer.Typer(help="Benchmarks of GAR's published numbers (VideoRefer-BenchQ, GAR-Bench-VQA).", no_args_is_help=True)
+app.add_typer(evaluate, name="eval")
+
+EVAL_MAX_NEW_TOKENS = 64  # a letter needs one or two; longer answers are wrong anyway
+
+
+def _table(title: str, table: dict[str, dict[str, float]]) -> Table:
+    """The published layout: one column per question type, then the average."""
+    rendered = Table(title=title)
+    for name in table:
+        rendered.add_column(name, justify="right")
+    rendered.add_row(*(f"{row['accuracy']:.1f}" for row in table.values()))
+    rendered.add_row(*(f"{row['correct']}/{row['total']}" for row in table.values()), style="dim")
+    return rendered
+
+
+def _finish(log, order, title: str, settings: dict, items: int, interrupted: bool) -> None:
+    """Print the table, say what is missing or failed, and write the summary beside the results."""
+    from garvid.eval.results import accuracy_table
+    from garvid.outputs import write_json
+
+    records = list(log.records.values())
+    errors = sum(1 for record in records if record.get("error"))
+    table = accuracy_table(records, order)
+    stderr.print(_table(title, table))
+    if errors:
+        warn(f"{errors} item(s) could not be asked and count as wrong: see their 'error' in {log.path}")
+    if len(records) < items:
+        warn(f"{items - len(records)} of {items} items are not answered yet: run the same command again to resume")
+    summary_path = log.path.with_suffix(".summary.json")
+    summary = {"benchmark": title, **settings, "items": items, "answered": len(records), "errors": errors}
+    write_json({**summary, "results": str(log.path), "accuracy": table}, summary_path)
+    stderr.print(f"wrote {log.path} and {summary_path}", highlight=False)
+    if interrupted:
+        raise typer.Exit(130)
+
+
+class _OnceEach(WarningReporter):
+    """Each distinct warning once: the same one for every item would bury the results."""
+
+    def __init__(self):
+        self.said: set[str] = set()
+
+    def warn(self, message: str) -> None:
+        if message not in self.said:
+            self.said.add(message)
+            super().warn(message)
+
+
+def _progress(record: dict) -> None:
+    verdict = "error: " + record["error"] if record.get("error") else ("right" if record["correct"] else "wrong")
+    stderr.print(f"{record['id']}: {record['prediction'] or '-'} (answer {record['answer']}) {verdict}", highlight=False)
+
+
+def videorefer_q(
+    annotations: Path = typer.Argument(..., metavar="ANNOTATIONS.json", help="VideoRefer-BenchQ questions."),
+    video_root: Path = typer.Option(..., "--video-root", help="Folder holding the items' frame folders (or videos)."),
+    mask_mode: str = typer.Option("multi", "--mask-mode", help="multi: the given per-frame masks; single: the frame_idx mask, tracked by SAM2."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
+    output: Path = typer.Option(Path("videorefer_q.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable)."),
+    **options,
+) -> None:
+    from garvid.eval.results import ResultLog
+    from garvid.eval.videorefer import TYPE_ORDER, load_items, run_videorefer
+
+    if mask_mode not in ("multi", "single"):
+        raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
+    if not video_root.is_dir():
+        raise GarvidError(f"--video-root {video_root} is not a folder")
+    items = load_items(annotations)[:limit]
+    template = video_request(Path(), RegionInput(), None, multiple_choice=True, start=None, end=None, window=None, **options)
+    log = ResultLog(output)
+    with StopOnInterrupt() as stop:
+        run_videorefer(items, video_root, template, mask_mode, log, reporter=_OnceEach(), on_item=_progress, should_stop=stop)
+    settings = {"model": template.model or default_preset("models"), "protocol": template.protocol or DEFAULT_PROTOCOL, "mask_mode": mask_mode}
+    _finish(log, TYPE_ORDER, "VideoRefer-BenchQ", settings, len(items), stop())
+
+
+def gar_bench_vqa(
+    annotations: Path = typer.Argument(..., metavar="GAR-Bench-VQA.json", help="evaluation/GAR-Bench/annotations/GAR-Bench-VQA.json"),
+    image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder of the images (default: the annotations' folder)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
+    output: Path = typer.Option(Path("gar_bench_vqa.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable)."),
+    **options,
+) -> None:
+    from garvid.eval.gar_bench import TYPE_ORDER, load_items, run_gar_bench
+    from garvid.eval.results import ResultLog
+
+    items = load_items(annotations)[:limit]
+    model = options["model"] or default_preset("models")
+    _warn_random(model)
+    log = ResultLog(output)
+    with StopOnInterrupt() as stop:
+        run_gar_bench(
+            items,
+            image_root or annotations.parent,
+            log,
+            model_name=model,
+            dtype=options["dtype"],
+            device=options["device"],
+            generation=generation_options(
+                options["max_new_tokens"], options["sample"], options["temperature"], options["top_p"], options["seed"]
+            ),
+            prompt=PromptOptions(mask_resample=options["mask_resample"], replay_scaling=options["replay_scaling"]),
+            on_item=_progress,
+            should_stop=stop,
+        )
+    _finish(log, TYPE_ORDER, "GAR-Bench-VQA", {"model": model}, len(items), stop())
+
+
+def _warn_random(model: str | None) -> None:
+    name = model or default_preset("models")
+    if has_meaningless_output(name):
+        warn(f"{name} has random weights: its answers are meaningless (for tests and smoke checks)")
+
+
+def _register() -> None:
+    from garvid_cli.ask import ask
+    from garvid_cli.image import image
+
+    video_options = (
+        "frames", "keyframes", "protocol", "model", "tracker", "stride", "device", "fps", "dtype", "max_new_tokens",
+        "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling", "cache_dir", "no_cache",
+    )  # fmt: skip
+    borrow_parameters(videorefer_q, ask, include=video_options)
+    image_options = ("model", "dtype", "device", "max_new_tokens", "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling")
+    borrow_parameters(gar_bench_vqa, image, include=image_options)
+    for command in (videorefer_q, gar_bench_vqa):
+        parameter = command.__signature__.parameters["max_new_tokens"]
+        parameters = dict(command.__signature__.parameters, max_new_tokens=parameter.replace(default=EVAL_MAX_NEW_TOKENS))
+        command.__signature__ = command.__signature__.replace(parameters=list(parameters.values()))
+    evaluate.command("videorefer-q", help="VideoRefer-BenchQ: multiple-choice questions about regions in videos.")(videorefer_q)
+    evaluate.command("gar-bench-vqa", help="GAR-Bench-VQA: multiple-choice questions about image regions.")(gar_bench_vqa)
+
+
+_register()

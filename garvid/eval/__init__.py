@@ -1,0 +1,1 @@
+"""Benchmarks of published GAR numbers, run through garvid's own answering code."""

@@ -1,0 +1,65 @@
+"""Multiple-choice questions as GAR was evaluated on them, and the letter in its answer."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from garvid.errors import GarvidError
+
+_LEADING = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])\s*[\)\]]?\s*(?:$|[.):,\]]|\s*[-:]\s)")
+_ANSWER_IS = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*[:\-]?\s*[\(\[]?([A-Za-z])[\)\]]?(?:$|[^A-Za-z])", re.IGNORECASE)
+_BRACKETED = re.compile(r"[\(\[]([A-Z])[\)\]]")
+_OPTION_PREFIX = re.compile(r"^\s*[\(\[]?[A-Za-z][\)\].:]\s*")
+
+
+def load_questions(path: Path, benchmark: str, required: Sequence[str]) -> list[dict[str, Any]]:
+    """A benchmark's JSON list of questions, each checked for the fields garvid reads."""
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise GarvidError(f"cannot read {benchmark} annotations {path}: {error}") from None
+    if not isinstance(items, list):
+        raise GarvidError(f"{path}: expected a JSON list of questions")
+    for position, item in enumerate(items):
+        missing = [f for f in required if not isinstance(item, dict) or f not in item]
+        if missing:
+            raise GarvidError(f"{path}: item {position} lacks {', '.join(missing)}")
+    return items
+
+
+def choices_question(question: str, options: Sequence[str]) -> str:
+    """``Question: ...`` and the options one per line, as the reference's VQA evaluation writes it.
+
+    The answer instruction ("Answer with the correct option's letter directly.") is added
+    by the prompt builder's multiple-choice option.
+    """
+    return f"Question: {question}\nOptions:" + "".join(f"\n{option}" for option in options)
+
+
+def option_letters(options: Sequence[str]) -> str:
+    return "".join(chr(ord("A") + i) for i in range(len(options)))
+
+
+def extract_choice(text: str, options: Sequence[str]) -> str | None:
+    """The option letter an answer picks, or None when it names none (counted wrong).
+
+    Accepts "B", "(B)", "B.", "b", "B) the cup", "The answer is C", "Option (d)", or the
+    text of exactly one option; a letter that is not an option's is no answer.
+    """
+    letters = option_letters(options)
+    answer = text.strip()
+    candidates = []
+    leading = _LEADING.match(answer)
+    if leading and (len(answer) <= 3 or leading.group(1).isupper()):
+        candidates.append(leading.group(1))
+    candidates += [m.group(1) for m in _ANSWER_IS.finditer(answer)]
+    candidates += [m.group(1) for m in _BRACKETED.finditer(answer)]
+    for candidate in candidates:
+        if candidate.upper() in letters:
+            return candidate.upper()
+    bodies = [_OPTION_PREFIX.sub("", option).strip().lower() for option in options]
+    named = [letters[i] for i, body in enumerate(bodies) if body and body in answer.lower()]
+    return named[0] if len(named) == 1 else None

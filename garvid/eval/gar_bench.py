@@ -1,0 +1,76 @@
+"""GAR-Bench-VQA (the reference repo's ``evaluation/GAR-Bench``) with ``garvid image``'s code path.
+
+Each item: ``image`` (relative to the annotations' folder, where the repo keeps
+``images/``), ``mask_rles`` (COCO RLE, region K is ``<PromptK>``), ``question``,
+``choices``, ``answer`` (a letter) and ``type``. The question is built exactly as the
+reference's ``inference.py --mode vqa`` builds it. The reference's reported runs: GAR-1B
+47.9 and GAR-8B 57.8 overall. Items naming more regions than GAR's five slots cannot be
+asked; they are recorded with the reason and count as wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from garvid.errors import GarvidError
+from garvid.eval.choices import choices_question, extract_choice, load_questions
+from garvid.eval.results import ResultLog
+from garvid.masks import decode_rle
+from garvid.options import GenerationOptions, PromptOptions
+
+TYPE_ORDER = ("color", "texture/pattern", "mirror", "ordering", "material", "shape", "relation")
+REQUIRED_FIELDS = ("image", "mask_rles", "question", "choices", "answer", "type")
+
+
+def load_items(path: Path) -> list[dict[str, Any]]:
+    """The benchmark's items, checked for the fields garvid reads."""
+    return load_questions(path, "GAR-Bench-VQA", REQUIRED_FIELDS)
+
+
+def item_id(item: dict[str, Any], position: int) -> str:
+    """Items carry no id: their image name (unique in the benchmark), else their position."""
+    return str(item.get("id") or item.get("image") or position)
+
+
+def run_gar_bench(
+    items: list[dict[str, Any]],
+    image_root: Path,
+    log: ResultLog,
+    *,
+    model_name: str,
+    dtype: str = "auto",
+    device: str = "auto",
+    generation: GenerationOptions = GenerationOptions(max_new_tokens=64),
+    prompt: PromptOptions = PromptOptions(),
+    on_item: Callable[[dict[str, Any]], None] = lambda record: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Answer every item not yet in ``log`` with one GAR, as ``garvid image`` would."""
+    from garvid.batch.runner import memory_errors
+    from garvid.gar.loading import load_gar
+    from garvid.image_qa import answer_image, load_image
+
+    pending = [(item_id(item, i), item) for i, item in enumerate(items) if not log.done(item_id(item, i))]
+    if not pending:
+        return
+    model = load_gar(model_name, dtype=dtype, device=device)
+    choice_prompt = replace(prompt, multiple_choice=True)
+    for key, item in pending:
+        if should_stop():
+            break
+        options = [str(c) for c in item["choices"]]
+        record: dict[str, Any] = {"id": key, "type": item["type"], "answer": str(item["answer"]).strip().upper()}
+        try:
+            masks = {index + 1: decode_rle(rle) for index, rle in enumerate(item["mask_rles"])}
+            question = choices_question(str(item["question"]), options)
+            image = load_image(image_root / str(item["image"]))
+            output = answer_image(image, masks, question, model, generation=generation, prompt=choice_prompt).answer
+        except (GarvidError, *memory_errors()) as error:
+            record.update(prediction=None, correct=False, output=None, error=str(error).splitlines()[0])
+        else:
+            prediction = extract_choice(output, options)
+            record.update(prediction=prediction, correct=prediction == record["answer"], output=output)
+        log.add(record)
+        on_item(record)

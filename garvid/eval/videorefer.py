@@ -1,0 +1,176 @@
+"""VideoRefer-BenchQ with garvid's temporal protocol: the video number GAR published no code for.
+
+An item names a frame folder (``video``, relative to the video root), a question with
+``<objectN><region>`` references, options and the answer, and per object a mask (COCO
+RLE) on some of the frames. ``<objectN>`` is GAR's ``<PromptN>`` (object N+1 in garvid's
+numbering). In ``multi`` mask mode the given masks are the tracks (no SAM2); in ``single``
+mode only the masks on ``frame_idx`` are given and SAM2 tracks them, as ``garvid ask``
+does. The question is asked as GAR was evaluated on multiple choice, through the same
+:func:`garvid.video_qa.answer_video` as ``ask``.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+from PIL import Image
+
+from garvid.errors import GarvidError
+from garvid.eval.choices import choices_question, extract_choice, load_questions
+from garvid.eval.results import ResultLog
+from garvid.masks import RLE, decode_rle
+from garvid.perception import RegionInput
+from garvid.reporting import Reporter
+from garvid.tracking import ObjectObservation, Tracks
+from garvid.video_request import VideoRequest
+
+MaskMode = Literal["multi", "single"]
+TYPE_ORDER = ("Basic Questions", "Sequential Questions", "Relationship Questions", "Reasoning Questions", "Future Predictions")
+_OBJECT_REFERENCE = re.compile(r"<object(\d+)>(?:\s*<region>)?")
+REQUIRED_FIELDS = ("id", "video", "Question", "type", "options", "Answer", "annotation")
+
+
+def load_items(path: Path) -> list[dict[str, Any]]:
+    """The benchmark's items, checked for the fields garvid reads."""
+    return load_questions(path, "VideoRefer-BenchQ", REQUIRED_FIELDS)
+
+
+def prompt_question(question: str) -> str:
+    """``<objectN><region>`` becomes ``<PromptN>``."""
+    return _OBJECT_REFERENCE.sub(lambda m: f"<Prompt{int(m.group(1))}>", question)
+
+
+def object_masks(item: dict[str, Any]) -> list[dict[int, RLE]]:
+    """Per object (in ``<objectN>`` order), its masks by frame index."""
+    objects = item["annotation"]
+    if not isinstance(objects, list) or not objects:
+        raise GarvidError("the item has no object annotations")
+    masks = []
+    for entry in objects:
+        frames = {}
+        for frame, value in entry.items():
+            rle = value.get("segmentation") if isinstance(value, dict) else None
+            if rle is not None:
+                frames[int(frame)] = rle
+        masks.append(frames)
+    return masks
+
+
+class GivenMasks:
+    """Stands in for the tracker in ``multi`` mode: the annotated masks are the tracks."""
+
+    name = "given-masks"
+
+    def __init__(self, masks: list[dict[int, RLE]]):
+        self.masks = masks
+
+    def track(self, video, prompts, frames, progress=None, **_) -> Tracks:
+        annotated = sorted({f for per_object in self.masks for f in per_object if 0 <= f < video.info.num_frames})
+        times = video.timestamps()
+        empty = np.zeros((video.info.height, video.info.width), dtype=bool)
+        observations = {
+            object_id: [
+                ObjectObservation.from_mask(decode_rle(self.masks[object_id - 1][f]) if f in self.masks[object_id - 1] else empty, 1.0)
+                for f in annotated
+            ]
+            for object_id in prompts.object_ids
+        }
+        gaps = np.diff(annotated)
+        return Tracks(
+            video.info, prompts.object_ids, annotated, [float(times[f]) for f in annotated], observations,
+            self.name, int(np.median(gaps)) if gaps.size else 1, "none", prompts.frame,
+        )  # fmt: skip
+
+
+def _prompt_frame(item: dict[str, Any], masks: list[dict[int, RLE]]) -> int:
+    """``frame_idx`` when every object has a mask there, else the first frame where all do."""
+    common = set.intersection(*(set(m) for m in masks))
+    wanted = item.get("frame_idx")
+    if wanted not in (None, "") and int(wanted) in common:
+        return int(wanted)
+    if not common:
+        raise GarvidError("no annotated frame shows every object")
+    return min(common)
+
+
+def _write_masks(masks: list[dict[int, RLE]], frame: int, folder: Path) -> tuple[Path, ...]:
+    """One binary PNG per object (so overlapping objects keep all their pixels)."""
+    paths = []
+    for index, per_frame in enumerate(masks):
+        path = folder / f"object{index}.png"
+        Image.fromarray(decode_rle(per_frame[frame]).astype(np.uint8) * 255).save(path)
+        paths.append(path)
+    return tuple(paths)
+
+
+def evaluate_item(
+    item: dict[str, Any],
+    video_root: Path,
+    template: VideoRequest,
+    mask_mode: MaskMode,
+    answer: Callable[[VideoRequest, GivenMasks | None], str],
+) -> dict[str, Any]:
+    """Ask one item; the record for the results file (prediction None when no letter was given)."""
+    options = [str(o) for o in item["options"]]
+    record: dict[str, Any] = {"id": item["id"], "type": item["type"], "answer": extract_choice(str(item["Answer"]), options)}
+    try:
+        masks = object_masks(item)
+        frame = _prompt_frame(item, masks)
+        with tempfile.TemporaryDirectory(prefix="garvid-eval-") as scratch:
+            request = replace(
+                template,
+                video=video_root / str(item["video"]),
+                regions=RegionInput(masks=_write_masks(masks, frame, Path(scratch)), frame=frame),
+                question=choices_question(prompt_question(str(item["Question"])), options),
+                prompt=replace(template.prompt, multiple_choice=True),
+                use_cache=template.use_cache and mask_mode == "single",
+            )
+            output = answer(request, GivenMasks(masks) if mask_mode == "multi" else None)
+    except GarvidError as error:
+        return {**record, "prediction": None, "correct": False, "output": None, "error": str(error)}
+    prediction = extract_choice(output, options)
+    return {**record, "prediction": prediction, "correct": prediction is not None and prediction == record["answer"], "output": output}
+
+
+def run_videorefer(
+    items: list[dict[str, Any]],
+    video_root: Path,
+    template: VideoRequest,
+    mask_mode: MaskMode,
+    log: ResultLog,
+    *,
+    reporter: Reporter | None = None,
+    on_item: Callable[[dict[str, Any]], None] = lambda record: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Answer every item not yet in ``log`` with one GAR (and, in single mode, one SAM2)."""
+    from garvid.batch.runner import LazyTracker, memory_errors
+    from garvid.gar.loading import load_gar
+    from garvid.presets import default_preset
+    from garvid.video_qa import answer_video
+
+    if mask_mode not in ("multi", "single"):
+        raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
+    pending = [item for item in items if not log.done(str(item["id"]))]
+    if not pending:
+        return
+    model = load_gar(template.model or default_preset("models"), dtype=template.dtype, device=template.device)
+    tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
+
+    def answer(request: VideoRequest, given: GivenMasks | None) -> str:
+        try:
+            return answer_video(request, reporter, tracker=given or tracker, model=model).answers[0].text
+        except memory_errors() as error:
+            raise GarvidError(f"out of memory: {error}") from None
+
+    for item in pending:
+        if should_stop():
+            break
+        record = evaluate_item(item, video_root, template, mask_mode, answer)
+        log.add(record)
+        on_item(record)

@@ -1,0 +1,196 @@
+"""garvid eval: letter extraction, resumable results, VideoRefer-BenchQ and GAR-Bench-VQA runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from garvid_cli.main import run
+from PIL import Image
+
+from garvid.eval.choices import choices_question, extract_choice
+from garvid.eval.results import ResultLog, accuracy_table
+from garvid.eval.videorefer import GivenMasks, evaluate_item, prompt_question
+from garvid.masks import decode_rle, encode_rle
+from garvid.video_request import VideoRequest
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+OPTIONS = ["(A) It moves left.", "(B) It stays still.", "(C) It is lifted up.", "(D) It disappears."]
+TINY = ["--model", "tiny-random", "--device", "cpu", "--max-new-tokens", "4"]
+
+
+@pytest.mark.parametrize(
+    ("output", "letter"),
+    [
+        ("B", "B"), ("(B)", "B"), ("B.", "B"), ("b", "B"), ("  c  ", "C"), ("The answer is C", "C"),
+        ("the answer is (d)", "D"), ("Answer: A", "A"), ("It is (C).", "C"), ("C) It is lifted up.", "C"),
+        ("It is lifted up.", "C"), ("A cup is on the table", None), ("no letter here", None), ("E", None), ("", None),
+    ],
+)  # fmt: skip
+def test_letter_extraction_on_tricky_outputs(output, letter):
+    assert extract_choice(output, OPTIONS) == letter
+
+
+def test_question_layout_matches_the_reference():
+    assert choices_question("Which one?", ["A. x", "B. y"]) == "Question: Which one?\nOptions:\nA. x\nB. y"
+    assert prompt_question("What is <object0><region> doing to <object1> <region>?") == "What is <Prompt0> doing to <Prompt1>?"
+
+
+def test_result_log_resumes_and_drops_a_cut_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    log = ResultLog(path)
+    log.add({"id": "a", "type": "t", "correct": True})
+    with open(path, "a") as handle:
+        handle.write('{"id": "b", "type": "t", "corr')  # killed mid-line
+    again = ResultLog(path)
+    assert again.done("a") and not again.done("b")
+    again.add({"id": "b", "type": "t", "correct": False})
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b"]
+
+
+def test_accuracy_table_in_published_order():
+    records = [{"type": t, "correct": c} for t, c in [("Sequential", True), ("Basic", True), ("Basic", False), ("Basic", True)]]
+    table = accuracy_table(records, ["Basic", "Sequential", "Future"])
+    assert list(table) == ["Basic", "Sequential", "Average"]
+    assert table["Basic"] == {"correct": 2, "total": 3, "accuracy": 66.7} and table["Average"]["accuracy"] == 75.0
+
+
+# --- a small VideoRefer-BenchQ-format set from cups.mp4 --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def videorefer(tmp_path_factory) -> tuple[Path, Path]:
+    """Frame folder ``cups/`` (1 s at 160x90, JPEG) and three questions about the ball and the held cup."""
+    root = tmp_path_factory.mktemp("videorefer")
+    frames = root / "videos" / "cups"
+    frames.mkdir(parents=True)
+    args = ["ffmpeg", "-v", "error", "-i", str(MEDIA / "cups.mp4"), "-t", "1", "-vf", "scale=160:90", "-q:v", "3"]
+    subprocess.run([*args, str(frames / "%05d.jpg")], check=True)
+    labels = np.asarray(Image.open(MEDIA / "cups_first_frame.png").resize((160, 90), Image.NEAREST))
+    annotation = [
+        {str(f): {"segmentation": encode_rle(labels == value)} for f in (0, 10, 20)} for value in (1, 2)
+    ]
+    questions = [
+        ("Basic Questions", "What is <object0><region>?", "(A) A ball"),
+        ("Sequential Questions", "What does <object1><region> do?", "(C) It is lifted up."),
+        ("Relationship Questions", "Where is <object0><region> relative to <object1><region>?", "(B) Under it"),
+    ]
+    items = [
+        {
+            "id": index,
+            "video": "cups",
+            "Question": question,
+            "type": kind,
+            "options": ["(A) A ball", "(B) Under it", "(C) It is lifted up.", "(D) None"],
+            "Answer": answer,
+            "frame_idx": "10",
+            "annotation": annotation,
+        }
+        for index, (kind, question, answer) in enumerate(questions)
+    ]
+    path = root / "VideoRefer-BenchQ.json"
+    path.write_text(json.dumps(items))
+    return path, root / "videos"
+
+
+def test_item_question_masks_and_prompt(videorefer):
+    annotations, root = videorefer
+    item = json.loads(annotations.read_text())[2]
+    seen = {}
+
+    def answer(request: VideoRequest, given):
+        seen.update(request=request, given=given, masks=[np.asarray(Image.open(p)) > 0 for p in request.regions.masks])
+        return "(B)"
+
+    record = evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "multi", answer)
+    assert record == {"id": 2, "type": "Relationship Questions", "answer": "B", "prediction": "B", "correct": True, "output": "(B)"}
+    request = seen["request"]
+    assert request.question.startswith("Question: Where is <Prompt0> relative to <Prompt1>?\nOptions:\n(A) A ball")
+    assert request.prompt.multiple_choice and request.regions.frame == 10 and request.video == root / "cups"
+    assert not request.use_cache and isinstance(seen["given"], GivenMasks)
+    assert np.array_equal(seen["masks"][1], decode_rle(item["annotation"][1]["10"]["segmentation"]))
+
+
+@pytest.mark.parametrize("mode", ["multi", "single"])
+def test_videorefer_run_table_and_resume(videorefer, tmp_path, capsys, mode):
+    annotations, root = videorefer
+    results = tmp_path / "results.jsonl"
+    base = ["eval", "videorefer-q", str(annotations), "--video-root", str(root), "--mask-mode", mode, "--fps", "30"]
+    common = [*base, *TINY, "--tracker", "tiny-random", "--frames", "2", "-o", str(results), "--no-cache"]
+    assert run([*common, "--limit", "1"]) == 0
+    first = results.read_text()
+    assert run(common) == 0
+    err = capsys.readouterr().err
+    lines = results.read_text().splitlines()
+    assert results.read_text().startswith(first) and len(lines) == 3  # item 0 was not asked again
+    records = [json.loads(line) for line in lines]
+    assert all("prediction" in r and r["answer"] in "ABC" and "error" not in r for r in records)
+    for column in ("Basic Questions", "Sequential Questions", "Relationship Questions", "Average"):
+        assert column in err
+    summary = json.loads(results.with_suffix(".summary.json").read_text())
+    assert summary["accuracy"]["Average"]["total"] == 3 and summary["answered"] == summary["items"] == 3
+    assert summary["mask_mode"] == mode and summary["protocol"] == "temporal-v1" and summary["errors"] == 0
+
+
+def test_interrupted_videorefer_run_resumes(videorefer, tmp_path):
+    """SIGINT after the first finished item: exit 130, whole lines only; a rerun adds the rest."""
+    annotations, root = videorefer
+    items = json.loads(annotations.read_text())
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps([{**items[i % 3], "id": f"q{i}"} for i in range(8)]))
+    results = tmp_path / "results.jsonl"
+    args = ["eval", "videorefer-q", str(many), "--video-root", str(root), *TINY, "--frames", "2", "-o", str(results)]
+    process = subprocess.Popen([sys.executable, "-m", "garvid_cli", *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not (results.is_file() and results.read_text()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    first = results.read_text()
+    assert first.endswith("\n") and 1 <= len(first.splitlines()) < 8
+    assert run(args) == 0
+    assert results.read_text().startswith(first)
+    assert sorted(json.loads(line)["id"] for line in results.read_text().splitlines()) == sorted(f"q{i}" for i in range(8))
+
+
+def _gar_bench(folder: Path) -> Path:
+    frame = folder / "images" / "frame0.png"
+    frame.parent.mkdir(parents=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(MEDIA / "cups.mp4"), "-frames:v", "1", "-vf", "scale=320:180", str(frame)], check=True)
+    labels = np.asarray(Image.open(MEDIA / "cups_first_frame.png").resize((320, 180), Image.NEAREST))
+    rles = [encode_rle(labels == value) for value in (1, 2, 3, 4)]
+    items = [
+        {"image": "images/frame0.png", "mask_rles": rles[:2], "question": "Which of <Prompt0> or <Prompt1> is yellow?",
+         "choices": ["A. <Prompt0>", "B. <Prompt1>"], "answer": "A", "type": "color"},
+        {"image": "images/frame0.png", "mask_rles": rles[:1], "question": "What shape is <Prompt0>?",
+         "choices": ["A. round", "B. square"], "answer": "A", "type": "shape"},
+        {"image": "images/frame0.png", "mask_rles": rles + rles[:2], "question": "Which is <Prompt5>?",
+         "choices": ["A. <Prompt5>", "B. <Prompt0>"], "answer": "A", "type": "relation"},
+    ]  # fmt: skip
+    for index, item in enumerate(items):
+        item["id"] = f"vqa_{index}"
+    path = folder / "GAR-Bench-VQA.json"
+    path.write_text(json.dumps(items))
+    return path
+
+
+def test_gar_bench_vqa_run(tmp_path, capsys):
+    annotations = _gar_bench(tmp_path)
+    results = tmp_path / "vqa.jsonl"
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
+    err = capsys.readouterr().err
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert set(records) == {"vqa_0", "vqa_1", "vqa_2"}
+    assert "error" not in records["vqa_0"] and "output" in records["vqa_1"]
+    assert records["vqa_2"]["correct"] is False and "outside 1..5" in records["vqa_2"]["error"]  # six regions
+    assert "1 item(s) could not be asked" in err
+    assert json.loads(results.with_suffix(".summary.json").read_text())["errors"] == 1
+    for column in ("color", "shape", "relation", "Average"):
+        assert column in err
