@@ -14,9 +14,10 @@ import pytest
 from garvid_cli.main import run
 from PIL import Image
 
+from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice
 from garvid.eval.results import ResultLog, accuracy_table
-from garvid.eval.videorefer import GivenMasks, evaluate_item, prompt_question
+from garvid.eval.videorefer import GivenMasks, evaluate_item, object_masks, prompt_question
 from garvid.masks import decode_rle, encode_rle
 from garvid.video_request import VideoRequest
 
@@ -40,6 +41,20 @@ def test_letter_extraction_on_tricky_outputs(output, letter):
 def test_question_layout_matches_the_reference():
     assert choices_question("Which one?", ["A. x", "B. y"]) == "Question: Which one?\nOptions:\nA. x\nB. y"
     assert prompt_question("What is <object0><region> doing to <object1> <region>?") == "What is <Prompt0> doing to <Prompt1>?"
+    # labels are names: the j-th object mentioned takes slot j (VideoRefer's own mapping)
+    assert prompt_question("Is <object3><region> near <object1><region>? Is <object3><region> red?") == (
+        "Is <Prompt0> near <Prompt1>? Is <Prompt0> red?"
+    )
+
+
+def test_annotation_entries_follow_the_question_order():
+    rle = encode_rle(np.eye(4, dtype=bool))
+    item = {"Question": "What is <object3><region> doing?", "annotation": [{"0": {"segmentation": rle}, "5": {"segmentation": None}}]}
+    assert object_masks(item) == [{0: rle}]  # a null segmentation: not annotated on that frame
+    twice = {"Question": "Is <object2><region> left of <object2><region>?", "annotation": [{"0": {"segmentation": rle}}] * 2}
+    assert len(object_masks(twice)) == 1
+    with pytest.raises(GarvidError, match="names 2 object"):
+        object_masks({"Question": "<object0><region> and <object1><region>", "annotation": [{"0": {"segmentation": rle}}]})
 
 
 def test_result_log_resumes_and_drops_a_cut_line(tmp_path):
@@ -66,20 +81,19 @@ def test_accuracy_table_in_published_order():
 
 @pytest.fixture(scope="module")
 def videorefer(tmp_path_factory) -> tuple[Path, Path]:
-    """Frame folder ``cups/`` (1 s at 160x90, JPEG) and three questions about the ball and the held cup."""
+    """Frame folder ``cups/`` (1 s at 160x90, JPEG) and three questions about the ball and the held cup
+    (masks on frames 0, 10 and 20)."""
     root = tmp_path_factory.mktemp("videorefer")
     frames = root / "videos" / "cups"
     frames.mkdir(parents=True)
     args = ["ffmpeg", "-v", "error", "-i", str(MEDIA / "cups.mp4"), "-t", "1", "-vf", "scale=160:90", "-q:v", "3"]
     subprocess.run([*args, str(frames / "%05d.jpg")], check=True)
     labels = np.asarray(Image.open(MEDIA / "cups_first_frame.png").resize((160, 90), Image.NEAREST))
-    annotation = [
-        {str(f): {"segmentation": encode_rle(labels == value)} for f in (0, 10, 20)} for value in (1, 2)
-    ]
-    questions = [
-        ("Basic Questions", "What is <object0><region>?", "(A) A ball"),
-        ("Sequential Questions", "What does <object1><region> do?", "(C) It is lifted up."),
-        ("Relationship Questions", "Where is <object0><region> relative to <object1><region>?", "(B) Under it"),
+    ball, cup = ({str(f): {"segmentation": encode_rle(labels == value)} for f in (0, 10, 20)} for value in (1, 2))
+    questions = [  # one annotation entry per object the question names, in its order
+        ("Basic Questions", "What is <object0><region>?", "(A) A ball", [ball]),
+        ("Sequential Questions", "What does <object1><region> do?", "(C) It is lifted up.", [cup]),
+        ("Relationship Questions", "Where is <object0><region> relative to <object1><region>?", "(B) Under it", [ball, cup]),
     ]
     items = [
         {
@@ -92,7 +106,7 @@ def videorefer(tmp_path_factory) -> tuple[Path, Path]:
             "frame_idx": "10",
             "annotation": annotation,
         }
-        for index, (kind, question, answer) in enumerate(questions)
+        for index, (kind, question, answer, annotation) in enumerate(questions)
     ]
     path = root / "VideoRefer-BenchQ.json"
     path.write_text(json.dumps(items))

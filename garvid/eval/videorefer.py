@@ -2,8 +2,9 @@
 
 An item names a frame folder (``video``, relative to the video root), a question with
 ``<objectN><region>`` references, options and the answer, and per object a mask (COCO
-RLE) on some of the frames. ``<objectN>`` is GAR's ``<PromptN>`` (object N+1 in garvid's
-numbering). In ``multi`` mask mode the given masks are the tracks (no SAM2); in ``single``
+RLE) on some of the frames. The j-th object the question mentions is the annotation's
+j-th entry and GAR's ``<Prompt{j}>`` (object j+1 in garvid's numbering), whatever its
+label N. In ``multi`` mask mode the given masks are the tracks (no SAM2); in ``single``
 mode only the masks on ``frame_idx`` are given and SAM2 tracks them, as ``garvid ask``
 does. The question is asked as GAR was evaluated on multiple choice, through the same
 :func:`garvid.video_qa.answer_video` as ``ask``.
@@ -40,16 +41,40 @@ def load_items(path: Path) -> list[dict[str, Any]]:
     return load_questions(path, "VideoRefer-BenchQ", REQUIRED_FIELDS)
 
 
+def referenced_objects(question: str) -> list[int]:
+    """The ``<objectN>`` labels of a question, in order of first mention."""
+    return list(dict.fromkeys(_mentions(question)))
+
+
+def _mentions(question: str) -> list[int]:
+    return [int(label) for label in _OBJECT_REFERENCE.findall(question)]
+
+
 def prompt_question(question: str) -> str:
-    """``<objectN><region>`` becomes ``<PromptN>``."""
-    return _OBJECT_REFERENCE.sub(lambda m: f"<Prompt{int(m.group(1))}>", question)
+    """``<objectN><region>`` becomes ``<PromptK>``, K the object's place among the question's objects.
+
+    The labels are names, not positions (a question may name only ``<object3>``): as in
+    VideoRefer's own inference, the annotation's j-th entry is the j-th object the question
+    mentions, so it takes GAR's j-th region slot.
+    """
+    slots = {label: slot for slot, label in enumerate(referenced_objects(question))}
+    return _OBJECT_REFERENCE.sub(lambda m: f"<Prompt{slots[int(m.group(1))]}>", question)
 
 
 def object_masks(item: dict[str, Any]) -> list[dict[int, RLE]]:
-    """Per object (in ``<objectN>`` order), its masks by frame index."""
+    """Per object (in the order the question mentions them), its masks by frame index.
+
+    A frame whose ``segmentation`` is null is a frame where the object is not annotated.
+    """
     objects = item["annotation"]
     if not isinstance(objects, list) or not objects:
         raise GarvidError("the item has no object annotations")
+    mentions = _mentions(str(item["Question"]))
+    named = list(dict.fromkeys(mentions))
+    if len(objects) == len(mentions) != len(named):  # one entry per mention: keep each object's first
+        objects = [objects[mentions.index(label)] for label in named]
+    if len(objects) != len(named):
+        raise GarvidError(f"the question names {len(named)} object(s) but the annotation has {len(objects)}")
     masks = []
     for entry in objects:
         frames = {}
