@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from garvid_cli.ask import video_request
-from garvid_cli.console import BarsReporter, stderr, warn
+from garvid_cli.console import BarsReporter, StopOnInterrupt, stderr, warn
 from garvid_cli.main import app
 from garvid_cli.options import borrow_parameters
 from rich.table import Table
@@ -40,29 +39,6 @@ SHARED_OPTIONS = (
 
 #: Exit codes: 1 when any item failed, 130 after Ctrl-C (as shells report SIGINT).
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
-
-
-class StopOnInterrupt:
-    """First Ctrl-C: finish the current item, then stop. Second Ctrl-C: stop at once."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __enter__(self) -> StopOnInterrupt:
-        self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self.previous)
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        warn("stopping after the current item (Ctrl-C again to stop at once)")
-
-    def __call__(self) -> bool:
-        return self.requested
 
 
 def read_tasks(source: str, recursive: bool) -> tuple[list[BatchTask], list[TaskProblem]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -67,3 +69,33 @@ class BarsReporter(WarningReporter):
         if done >= total:
             context, _ = self.bars.pop(stage)
             context.__exit__(None, None, None)
+
+
+class StopOnInterrupt:
+    """First Ctrl-C: finish the current item, then stop. Second Ctrl-C: stop at once.
+
+    The handler runs between any two bytecodes of the main thread, possibly in the middle
+    of a rich print, so it writes its one line straight to the stderr descriptor rather
+    than re-entering rich.
+    """
+
+    MESSAGE = b"garvid: warning: stopping after the current item (Ctrl-C again to stop at once)\n"
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self) -> StopOnInterrupt:
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        os.write(2, self.MESSAGE)
+
+    def __call__(self) -> bool:
+        return self.requested

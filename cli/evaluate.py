@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 from garvid_cli.ask import video_request
-from garvid_cli.batch import StopOnInterrupt
-from garvid_cli.console import WarningReporter, stderr, warn
+from garvid_cli.console import StopOnInterrupt, WarningReporter, stderr, warn
 from garvid_cli.main import app
 from garvid_cli.options import borrow_parameters, generation_options
 from rich.table import Table
