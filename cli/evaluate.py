@@ -13,6 +13,7 @@ from garvid_cli.options import borrow_parameters, generation_options
 from rich.table import Table
 
 from garvid.errors import GarvidError
+from garvid.eval.results import AVERAGE
 from garvid.options import PromptOptions
 from garvid.perception import RegionInput
 from garvid.presets import default_preset, has_meaningless_output
@@ -24,32 +25,36 @@ app.add_typer(evaluate, name="eval")
 EVAL_MAX_NEW_TOKENS = 64  # a letter needs one or two; longer answers are wrong anyway
 
 
-def _table(title: str, table: dict[str, dict[str, float]]) -> Table:
-    """The published layout: one column per question type, then the average."""
-    rendered = Table(title=title)
-    for name in table:
-        rendered.add_column(name, justify="right")
-    rendered.add_row(*(f"{row['accuracy']:.1f}" for row in table.values()))
-    rendered.add_row(*(f"{row['correct']}/{row['total']}" for row in table.values()), style="dim")
+def _table(title: str, table: dict[str, dict[str, float]], published: dict[str, dict[str, float]]) -> Table:
+    """The published layout: a row per question type and the average; this run's accuracy
+    and counts, then published results for comparison."""
+    rendered = Table(title=title, caption="other columns: published results" if published else None)
+    rendered.add_column("type", no_wrap=True)
+    for column in ("this run", "correct", *published):
+        rendered.add_column(column, justify="right", overflow="fold")
+    for name, row in table.items():
+        others = (f"{accuracies[name]:.1f}" if name in accuracies else "-" for accuracies in published.values())
+        style = "bold" if name == AVERAGE else None
+        rendered.add_row(name, f"{row['accuracy']:.1f}", f"{row['correct']}/{row['total']}", *others, style=style)
     return rendered
 
 
-def _finish(log, order, title: str, settings: dict, items: int, interrupted: bool) -> None:
+def _finish(log, benchmark, title: str, settings: dict, items: int, interrupted: bool) -> None:
     """Print the table, say what is missing or failed, and write the summary beside the results."""
     from garvid.eval.results import accuracy_table
     from garvid.outputs import write_json
 
     records = list(log.records.values())
     errors = sum(1 for record in records if record.get("error"))
-    table = accuracy_table(records, order)
-    stderr.print(_table(title, table))
+    table = accuracy_table(records, benchmark.TYPE_ORDER)
+    stderr.print(_table(title, table, benchmark.PUBLISHED))
     if errors:
         warn(f"{errors} item(s) could not be asked and count as wrong: see their 'error' in {log.path}")
     if len(records) < items:
         warn(f"{items - len(records)} of {items} items are not answered yet: run the same command again to resume")
     summary_path = log.path.with_suffix(".summary.json")
     summary = {"benchmark": title, **settings, "items": items, "answered": len(records), "errors": errors}
-    write_json({**summary, "results": str(log.path), "accuracy": table}, summary_path)
+    write_json({**summary, "results": str(log.path), "accuracy": table, "published": benchmark.PUBLISHED}, summary_path)
     stderr.print(f"wrote {log.path} and {summary_path}", highlight=False)
     if interrupted:
         raise typer.Exit(130)
@@ -80,20 +85,20 @@ def videorefer_q(
     output: Path = typer.Option(Path("videorefer_q.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable)."),
     **options,
 ) -> None:
+    from garvid.eval import videorefer
     from garvid.eval.results import ResultLog
-    from garvid.eval.videorefer import TYPE_ORDER, load_items, run_videorefer
 
     if mask_mode not in ("multi", "single"):
         raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
     if not video_root.is_dir():
         raise GarvidError(f"--video-root {video_root} is not a folder")
-    items = load_items(annotations)[:limit]
+    items = videorefer.load_items(annotations)[:limit]
     template = video_request(Path(), RegionInput(), None, multiple_choice=True, start=None, end=None, window=None, **options)
     log = ResultLog(output)
     with StopOnInterrupt() as stop:
-        run_videorefer(items, video_root, template, mask_mode, log, reporter=_OnceEach(), on_item=_progress, should_stop=stop)
+        videorefer.run_videorefer(items, video_root, template, mask_mode, log, reporter=_OnceEach(), on_item=_progress, should_stop=stop)
     settings = {"model": template.model or default_preset("models"), "protocol": template.protocol or DEFAULT_PROTOCOL, "mask_mode": mask_mode}
-    _finish(log, TYPE_ORDER, "VideoRefer-BenchQ", settings, len(items), stop())
+    _finish(log, videorefer, "VideoRefer-BenchQ", settings, len(items), stop())
 
 
 def gar_bench_vqa(
@@ -103,15 +108,15 @@ def gar_bench_vqa(
     output: Path = typer.Option(Path("gar_bench_vqa.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable)."),
     **options,
 ) -> None:
-    from garvid.eval.gar_bench import TYPE_ORDER, load_items, run_gar_bench
+    from garvid.eval import gar_bench
     from garvid.eval.results import ResultLog
 
-    items = load_items(annotations)[:limit]
+    items = gar_bench.load_items(annotations)[:limit]
     model = options["model"] or default_preset("models")
     _warn_random(model)
     log = ResultLog(output)
     with StopOnInterrupt() as stop:
-        run_gar_bench(
+        gar_bench.run_gar_bench(
             items,
             image_root or annotations.parent,
             log,
@@ -125,7 +130,7 @@ def gar_bench_vqa(
             on_item=_progress,
             should_stop=stop,
         )
-    _finish(log, TYPE_ORDER, "GAR-Bench-VQA", {"model": model}, len(items), stop())
+    _finish(log, gar_bench, "GAR-Bench-VQA", {"model": model}, len(items), stop())
 
 
 def _warn_random(model: str | None) -> None:

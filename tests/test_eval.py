@@ -147,7 +147,9 @@ def test_videorefer_run_table_and_resume(videorefer, tmp_path, capsys, mode):
     assert all("prediction" in r and r["answer"] in "ABC" and "error" not in r for r in records)
     for column in ("Basic Questions", "Sequential Questions", "Relationship Questions", "Average"):
         assert column in err
+    assert "71.9" in err  # VideoRefer-7B's published average, printed for comparison
     summary = json.loads(results.with_suffix(".summary.json").read_text())
+    assert summary["published"]["VideoRefer-7B"]["Average"] == 71.9
     assert summary["accuracy"]["Average"]["total"] == 3 and summary["answered"] == summary["items"] == 3
     assert summary["mask_mode"] == mode and summary["protocol"] == "temporal-v1" and summary["errors"] == 0
 
@@ -204,7 +206,7 @@ def test_gar_bench_vqa_run(tmp_path, capsys):
     assert set(records) == {"vqa_0", "vqa_1", "vqa_2"}
     assert "error" not in records["vqa_0"] and "output" in records["vqa_1"]
     assert records["vqa_2"]["correct"] is False and "outside 1..5" in records["vqa_2"]["error"]  # six regions
-    assert "1 item(s) could not be asked" in err
+    assert "1 item(s) could not be asked" in err and "57.8" in err  # GAR-8B's reference overall beside the run
     assert json.loads(results.with_suffix(".summary.json").read_text())["errors"] == 1
     for column in ("color", "shape", "relation", "Average"):
         assert column in err

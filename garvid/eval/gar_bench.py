@@ -21,6 +21,12 @@ from garvid.masks import decode_rle
 from garvid.options import GenerationOptions, PromptOptions
 
 TYPE_ORDER = ("color", "texture/pattern", "mirror", "ordering", "material", "shape", "relation")
+#: The reference repo's own runs (evaluation/EVALUATION.md, exact-match accuracy in %), to
+#: print beside a run.
+PUBLISHED = {
+    "GAR-1B (reference)": dict(zip((*TYPE_ORDER, "Average"), (49.3, 58.6, 59.0, 20.3, 38.9, 50.0, 56.4, 47.9))),
+    "GAR-8B (reference)": dict(zip((*TYPE_ORDER, "Average"), (58.0, 75.9, 59.0, 43.8, 52.8, 53.1, 65.4, 57.8))),
+}
 REQUIRED_FIELDS = ("image", "mask_rles", "question", "choices", "answer", "type")
 
 

@@ -32,6 +32,14 @@ from garvid.video_request import VideoRequest
 
 MaskMode = Literal["multi", "single"]
 TYPE_ORDER = ("Basic Questions", "Sequential Questions", "Relationship Questions", "Reasoning Questions", "Future Predictions")
+#: Published accuracies (%) to print beside a run, from VideoRefer's benchmark README
+#: (DAMO-NLP-SG/VideoRefer, benchmark/README.md). The GAR paper gives GAR-8B's average
+#: (about 72) but no per-type numbers that could be checked here, so it is not listed.
+PUBLISHED = {
+    "GPT-4o": dict(zip((*TYPE_ORDER, "Average"), (62.3, 74.5, 66.0, 88.0, 73.7, 71.3))),
+    "VideoRefer-7B": dict(zip((*TYPE_ORDER, "Average"), (75.4, 68.6, 59.3, 89.4, 78.1, 71.9))),
+    "VideoRefer-VideoLLaMA3-7B": dict(zip((*TYPE_ORDER, "Average"), (88.1, 77.7, 70.2, 88.8, 79.8, 80.1))),
+}
 _OBJECT_REFERENCE = re.compile(r"<object(\d+)>(?:\s*<region>)?")
 REQUIRED_FIELDS = ("id", "video", "Question", "type", "options", "Answer", "annotation")
 
