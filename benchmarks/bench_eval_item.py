@@ -41,7 +41,8 @@ from garvid.gar.tiny import gar_config, random_gar, save_checkpoint
 from garvid.masks import encode_rle
 from garvid.options import GenerationOptions
 from garvid.outputs import write_json
-from garvid.video_qa import VideoAnswer, answer_video
+from garvid.video_answer import VideoAnswer
+from garvid.video_qa import answer_video
 from garvid.video_request import VideoRequest
 
 REPO = Path(__file__).resolve().parents[1]

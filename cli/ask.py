@@ -44,7 +44,7 @@ from garvid.perception import RegionInput
 from garvid.video_request import VideoRequest
 
 if TYPE_CHECKING:
-    from garvid.video_qa import Answer
+    from garvid.video_answer import Answer
 
 Frames = Annotated[Optional[int], typer.Option("--frames", min=1, help="Keyframes per answer (default: the protocol's).")]
 Keyframes = Annotated[

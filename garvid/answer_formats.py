@@ -8,7 +8,7 @@ from garvid.outputs import json_text
 from garvid.subtitles import render_subtitles
 
 if TYPE_CHECKING:
-    from garvid.video_qa import VideoAnswer
+    from garvid.video_answer import VideoAnswer
 
 AnswerFormat = Literal["text", "json", "srt", "vtt"]
 FORMATS: tuple[str, ...] = ("text", "json", "srt", "vtt")

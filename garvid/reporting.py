@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from garvid.keyframes import Window
-    from garvid.video_qa import Answer
+    from garvid.video_answer import Answer
 
 
 class Reporter:

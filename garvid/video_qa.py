@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,214 +20,24 @@ import torch
 
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.answering import generate_answer, synchronize
-from garvid.gar.config import GARConfig
 from garvid.gar.encoding import encode_with_replays
-from garvid.gar.processor import GARImageInputs, ImageConfig, choose_grid, preprocess_image, with_regions
-from garvid.gar.prompt import DESCRIBE_SLOT, plan_question, tokenize_prompt
-from garvid.gar.temporal import KeyframeLayout, describe_question, temporal_text
-from garvid.gar.tokenizer import load_chat_template, load_tokenizer
+from garvid.gar.processor import GARImageInputs, preprocess_image, with_regions
+from garvid.gar.prompt import DESCRIBE_SLOT
 from garvid.keyframes import Window, fit_keyframes, frame_span, select_keyframes, split_windows
-from garvid.options import PromptOptions
 from garvid.perception import parse_stride
 from garvid.presets import default_preset, has_meaningless_output
 from garvid.protocol import Protocol, load_protocol
 from garvid.regions import RegionPrompts
 from garvid.reporting import Reporter
-from garvid.subtitles import Cue
+from garvid.temporal_prompting import GarFiles, QuestionPlan, TemporalPromptBuilder, plan_request
 from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
 from garvid.tracking.cache import TrackCache, TrackCacheKey, content_digest, regions_digest
 from garvid.video import FrameSource, open_video
+from garvid.video_answer import NOT_VISIBLE_TEXT, Answer, VideoAnswer
 from garvid.video_request import VideoRequest
 
 if TYPE_CHECKING:
     from garvid.gar.model import GARModel
-
-#: Text standing in for a description when the object is on none of a window's keyframes.
-NOT_VISIBLE_TEXT = "(not visible)"
-#: Subtitle text for an answer GAR ended at once (a cue cannot be empty).
-NO_ANSWER_TEXT = "(no answer)"
-
-
-@dataclass
-class Answer:
-    """GAR's text for one window (and, when describing, one object)."""
-
-    start: float
-    end: float
-    keyframes: list[int]
-    text: str
-    token_ids: list[int] = field(default_factory=list)
-    object_id: int | None = None
-    prompt_tokens: int = 0  # length of the prompt GAR read (0 when it was not asked)
-
-
-@dataclass
-class VideoAnswer:
-    """The result of one request, with everything ``--format json`` reports."""
-
-    video: dict[str, Any]
-    question: str | None
-    prompt_question: str
-    answers: list[Answer]
-    windowed: bool
-    objects: list[dict[str, Any]]
-    keyframes: list[dict[str, Any]]
-    frames_per_window: int
-    model: dict[str, str]
-    tracker: dict[str, Any]
-    protocol: dict[str, Any]
-    timings: dict[str, float]
-
-    @property
-    def describing(self) -> bool:
-        return self.question is None
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "video": self.video,
-            "question": self.question,
-            "prompt_question": self.prompt_question,
-        }
-        if self.describing:
-            data["descriptions"] = [
-                {
-                    "start": start,
-                    "end": end,
-                    "keyframes": keyframes,
-                    "objects": [{"id": a.object_id, "text": a.text, "prompt_tokens": a.prompt_tokens} for a in group],
-                }
-                for (start, end, keyframes), group in self.by_window()
-            ]
-        elif self.windowed:
-            data["answers"] = [
-                {"start": a.start, "end": a.end, "keyframes": a.keyframes, "text": a.text, "prompt_tokens": a.prompt_tokens}
-                for a in self.answers
-            ]
-        else:
-            data["answer"] = self.answers[0].text
-            data["prompt_tokens"] = self.answers[0].prompt_tokens
-        data.update(
-            objects=self.objects,
-            keyframes=self.keyframes,
-            frames_per_window=self.frames_per_window,
-            model=self.model,
-            tracker=self.tracker,
-            protocol=self.protocol,
-            timings={name: round(seconds, 4) for name, seconds in self.timings.items()},
-        )
-        return data
-
-    def by_window(self) -> list[tuple[tuple[float, float, list[int]], list[Answer]]]:
-        """Answers grouped by window, in time order."""
-        groups: dict[tuple[float, float], list[Answer]] = {}
-        for answer in self.answers:
-            groups.setdefault((answer.start, answer.end), []).append(answer)
-        return [((start, end, group[0].keyframes), group) for (start, end), group in groups.items()]
-
-    def cues(self) -> list[Cue]:
-        """One subtitle cue per window (describe: one line per object)."""
-        cues = []
-        for (start, end, _), group in self.by_window():
-            if self.describing:
-                text = "\n".join(f"Object {a.object_id}: {a.text or NO_ANSWER_TEXT}" for a in group)
-            else:
-                text = group[0].text or NO_ANSWER_TEXT
-            cues.append(Cue(start=start, end=end, text=text))
-        return cues
-
-
-# --- planning ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Plan:
-    objects: list[int]  # the objects asked about (or described), ascending
-    slot_objects: dict[int, int]  # asking: prompt slot -> object id; describing: empty (each object in DESCRIBE_SLOT)
-    prompt_question: str
-
-
-def _plan(request: VideoRequest, prompts: RegionPrompts, protocol: Protocol) -> _Plan:
-    object_ids = prompts.object_ids
-    if request.question is None:
-        if not object_ids:
-            raise RegionError("no regions given: pass at least one mask, box or point")
-        return _Plan(sorted(object_ids), {}, describe_question(protocol.text, DESCRIBE_SLOT))
-    plan = plan_question(object_ids, request.question, request.prompt.multiple_choice)
-    return _Plan(sorted(plan.slot_objects.values()), plan.slot_objects, plan.question)
-
-
-@dataclass
-class _GarFiles:
-    """The small files of a GAR checkpoint, read before tracking to size the prompt."""
-
-    name: str
-    tokenizer: Any
-    chat_template: str
-    image_config: ImageConfig
-    context: int  # the language model's maximum sequence length
-
-    @classmethod
-    def read(cls, name_or_path: str) -> _GarFiles:
-        from garvid.gar.loading import resolve_checkpoint
-
-        name, checkpoint = resolve_checkpoint(name_or_path)
-        config_path = checkpoint / "config.json"
-        if not config_path.is_file():
-            raise GarvidError(f"GAR checkpoint {checkpoint} has no config.json")
-        config = GARConfig.from_file(config_path)
-        tokenizer = load_tokenizer(checkpoint)
-        return cls(
-            name=name_or_path,
-            tokenizer=tokenizer,
-            chat_template=load_chat_template(checkpoint, tokenizer),
-            image_config=ImageConfig.from_checkpoint(checkpoint),
-            context=int(config.mllm.text_config.max_position_embeddings),
-        )
-
-
-class _PromptBuilder:
-    """Temporal prompts for one request: text layout, tokens, and their size."""
-
-    def __init__(self, files: _GarFiles, protocol: Protocol, options: PromptOptions, frame_size: tuple[int, int]):
-        self.files, self.protocol, self.options = files, protocol, options
-        self.single_tile = protocol.tiles == "single"
-        self.image_config = replace(files.image_config, max_num_tiles=min(protocol.max_tiles, files.image_config.max_num_tiles))
-        ncw, nch = choose_grid(*frame_size, self.image_config.tile_size, self.image_config.max_num_tiles)
-        self.tiles_per_frame = 1 if self.single_tile else 1 + ncw * nch
-
-    @property
-    def tokens_per_image(self) -> int:
-        return self.image_config.tokens_per_tile * self.tiles_per_frame
-
-    def layout(self, times: list[float], visible: list[list[int]], slots: list[int]) -> list[KeyframeLayout]:
-        """Keyframe layouts: on replaying keyframes, visible slots replayed, the others said not visible."""
-        layouts = []
-        for index, (moment, shown) in enumerate(zip(times, visible)):
-            if self.protocol.carries_replay(index):
-                hidden = tuple(s for s in slots if s not in shown)
-                layouts.append(KeyframeLayout(moment, replayed=tuple(sorted(shown)), not_visible=hidden))
-            else:
-                layouts.append(KeyframeLayout(moment))
-        return layouts
-
-    def tokens(self, slots: list[int], layouts: list[KeyframeLayout], question: str):
-        text = temporal_text(self.protocol.text, slots, layouts, question)
-        return tokenize_prompt(
-            self.files.tokenizer,
-            self.files.chat_template,
-            text,
-            self.tokens_per_image,
-            leading_images=0,
-            double_bos=self.options.double_bos,
-        )
-
-    def worst_case_length(self, count: int, slots: list[int], question: str, last_time: float) -> int:
-        """Prompt tokens with ``count`` keyframes on which every object is visible."""
-        layouts = self.layout([last_time] * count, [slots] * count, slots)
-        return len(self.tokens(slots, layouts, question).input_ids)
-
-
-# --- the pipeline ------------------------------------------------------------------------
 
 
 @dataclass
@@ -236,12 +46,12 @@ class _Job:
 
     protocol: Protocol
     prompts: RegionPrompts  # the prompts of the asked-about objects only: nothing else is tracked
-    plan: _Plan
+    plan: QuestionPlan
     timestamps: np.ndarray
     span: Window
     windows: list[Window]
-    files: _GarFiles
-    builder: _PromptBuilder
+    files: GarFiles
+    builder: TemporalPromptBuilder
     frames: int  # keyframes per window
     tracker_name: str
     tracked: list[int]  # the frames to track
@@ -252,13 +62,13 @@ class _Job:
         protocol = load_protocol(request.protocol)
         info = video.info
         prompts = request.regions.resolve(info)
-        plan = _plan(request, prompts, protocol)
+        plan = plan_request(request, prompts, protocol)
         stride = parse_stride(request.stride)
         timestamps = video.timestamps()
         span = frame_span(timestamps, info.duration, request.start, request.end)
         windows = split_windows(span, timestamps, request.window)
-        files = _GarFiles.read(model_source)
-        builder = _PromptBuilder(files, protocol, request.prompt, (info.width, info.height))
+        files = GarFiles.read(model_source)
+        builder = TemporalPromptBuilder(files, protocol, request.prompt, (info.width, info.height))
         frames = _fit_frames(request, protocol, builder, plan, span, reporter)
         tracked = _frames_to_track(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
         return cls(
@@ -359,7 +169,7 @@ def answer_video(
 
 
 def _fit_frames(
-    request: VideoRequest, protocol: Protocol, builder: _PromptBuilder, plan: _Plan, span: Window, reporter: Reporter
+    request: VideoRequest, protocol: Protocol, builder: TemporalPromptBuilder, plan: QuestionPlan, span: Window, reporter: Reporter
 ) -> int:
     """Keyframes per window: the request's (or protocol's), fewer when the prompt would not fit."""
     wanted = request.frames or protocol.frames
@@ -459,8 +269,8 @@ class _Answerer:
         self.video: FrameSource = video
         self.tracks: Tracks = tracks
         self.model = model
-        self.builder: _PromptBuilder = builder
-        self.plan: _Plan = plan
+        self.builder: TemporalPromptBuilder = builder
+        self.plan: QuestionPlan = plan
         self.reporter: Reporter = reporter
         self.timings: dict[str, float] = timings
 

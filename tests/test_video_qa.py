@@ -23,7 +23,8 @@ from garvid.options import GenerationOptions
 from garvid.perception import RegionInput
 from garvid.reporting import Reporter
 from garvid.tracking import ObjectObservation, Tracks
-from garvid.video_qa import NOT_VISIBLE_TEXT, answer_video
+from garvid.video_answer import NOT_VISIBLE_TEXT
+from garvid.video_qa import answer_video
 from garvid.video_request import VideoRequest
 
 SIZE = (160, 96)

@@ -75,7 +75,7 @@ class BatchSink:
         self.summary.skipped += 1
 
     def done(self, task: BatchTask, result: Any) -> None:
-        """Write a finished item: ``result`` is a :class:`garvid.video_qa.VideoAnswer`."""
+        """Write a finished item: ``result`` is a :class:`garvid.video_answer.VideoAnswer`."""
         from garvid.answer_formats import render_answer
 
         if self.lines:

@@ -1,0 +1,110 @@
+"""Planning a video question's prompt: which objects take which slots, the checkpoint's
+small files, and the temporal prompt's layout, tokens and size (all before a model loads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from garvid.errors import GarvidError, RegionError
+from garvid.gar.config import GARConfig
+from garvid.gar.processor import ImageConfig, choose_grid
+from garvid.gar.prompt import DESCRIBE_SLOT, plan_question, tokenize_prompt
+from garvid.gar.temporal import KeyframeLayout, describe_question, temporal_text
+from garvid.gar.tokenizer import load_chat_template, load_tokenizer
+from garvid.options import PromptOptions
+from garvid.protocol import Protocol
+from garvid.regions import RegionPrompts
+from garvid.video_request import VideoRequest
+
+
+@dataclass(frozen=True)
+class QuestionPlan:
+    """Which objects a request is about and where each goes in GAR's region slots."""
+
+    objects: list[int]  # the objects asked about (or described), ascending
+    slot_objects: dict[int, int]  # asking: prompt slot -> object id; describing: empty (each object in DESCRIBE_SLOT)
+    prompt_question: str
+
+
+def plan_request(request: VideoRequest, prompts: RegionPrompts, protocol: Protocol) -> QuestionPlan:
+    """Check the question against the prompts' objects (or plan a description of them all)."""
+    object_ids = prompts.object_ids
+    if request.question is None:
+        if not object_ids:
+            raise RegionError("no regions given: pass at least one mask, box or point")
+        return QuestionPlan(sorted(object_ids), {}, describe_question(protocol.text, DESCRIBE_SLOT))
+    plan = plan_question(object_ids, request.question, request.prompt.multiple_choice)
+    return QuestionPlan(sorted(plan.slot_objects.values()), plan.slot_objects, plan.question)
+
+
+@dataclass
+class GarFiles:
+    """The small files of a GAR checkpoint, read before tracking to size the prompt."""
+
+    name: str
+    tokenizer: Any
+    chat_template: str
+    image_config: ImageConfig
+    context: int  # the language model's maximum sequence length
+
+    @classmethod
+    def read(cls, name_or_path: str) -> GarFiles:
+        from garvid.gar.loading import resolve_checkpoint
+
+        name, checkpoint = resolve_checkpoint(name_or_path)
+        config_path = checkpoint / "config.json"
+        if not config_path.is_file():
+            raise GarvidError(f"GAR checkpoint {checkpoint} has no config.json")
+        config = GARConfig.from_file(config_path)
+        tokenizer = load_tokenizer(checkpoint)
+        return cls(
+            name=name_or_path,
+            tokenizer=tokenizer,
+            chat_template=load_chat_template(checkpoint, tokenizer),
+            image_config=ImageConfig.from_checkpoint(checkpoint),
+            context=int(config.mllm.text_config.max_position_embeddings),
+        )
+
+
+class TemporalPromptBuilder:
+    """Temporal prompts for one request: text layout, tokens, and their size."""
+
+    def __init__(self, files: GarFiles, protocol: Protocol, options: PromptOptions, frame_size: tuple[int, int]):
+        self.files, self.protocol, self.options = files, protocol, options
+        self.single_tile = protocol.tiles == "single"
+        self.image_config = replace(files.image_config, max_num_tiles=min(protocol.max_tiles, files.image_config.max_num_tiles))
+        ncw, nch = choose_grid(*frame_size, self.image_config.tile_size, self.image_config.max_num_tiles)
+        self.tiles_per_frame = 1 if self.single_tile else 1 + ncw * nch
+
+    @property
+    def tokens_per_image(self) -> int:
+        return self.image_config.tokens_per_tile * self.tiles_per_frame
+
+    def layout(self, times: list[float], visible: list[list[int]], slots: list[int]) -> list[KeyframeLayout]:
+        """Keyframe layouts: on replaying keyframes, visible slots replayed, the others said not visible."""
+        layouts = []
+        for index, (moment, shown) in enumerate(zip(times, visible)):
+            if self.protocol.carries_replay(index):
+                hidden = tuple(s for s in slots if s not in shown)
+                layouts.append(KeyframeLayout(moment, replayed=tuple(sorted(shown)), not_visible=hidden))
+            else:
+                layouts.append(KeyframeLayout(moment))
+        return layouts
+
+    def tokens(self, slots: list[int], layouts: list[KeyframeLayout], question: str):
+        text = temporal_text(self.protocol.text, slots, layouts, question)
+        return tokenize_prompt(
+            self.files.tokenizer,
+            self.files.chat_template,
+            text,
+            self.tokens_per_image,
+            leading_images=0,
+            double_bos=self.options.double_bos,
+        )
+
+    def worst_case_length(self, count: int, slots: list[int], question: str, last_time: float) -> int:
+        """Prompt tokens with ``count`` keyframes on which every object is visible."""
+        layouts = self.layout([last_time] * count, [slots] * count, slots)
+        return len(self.tokens(slots, layouts, question).input_ids)
+
