@@ -1,7 +1,8 @@
 """``garvid ask`` twice on the same clip and objects: cold (tracks) versus cached (reuses tracks).
 
-Each repeat runs the cold and the cached case side by side, with the tiny-random tracker
-and GAR: once as the CLI in a fresh process (what a user waits for, interpreter and
+Each repeat runs the cold and the cached case side by side, with the tiny-random GAR and
+a random tracker (``tiny-random``: hiera-tiny at 256 px, the test model; or
+``sam2.1-tiny-random``: hiera-tiny at its real 1024 px, the real tracking cost): once as the CLI in a fresh process (what a user waits for, interpreter and
 imports included) and once in-process through :func:`garvid.video_qa.answer_video`
 (models loaded inside the timed call, as the CLI does). The cold case starts from an
 empty cache folder; the cached case reuses the entry the cold case wrote. Medians and
@@ -9,6 +10,7 @@ the cold/cached ratio are printed and written as JSON.
 
     .venv/bin/python benchmarks/bench_ask_cache.py                 # cups.mp4, 8 keyframes, 3 repeats
     .venv/bin/python benchmarks/bench_ask_cache.py --repeats 5 --frames 16
+    .venv/bin/python benchmarks/bench_ask_cache.py --tracker sam2.1-tiny-random --repeats 1 --json benchmarks/results/ask_cache_1024.json
 """
 
 from __future__ import annotations
@@ -63,11 +65,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--tracker", default="tiny-random", help="tracker preset: tiny-random (256 px) or sam2.1-tiny-random (1024 px, the real cost)"
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="garvid-bench-"))
-    tiny = ["--model", "tiny-random", "--tracker", "tiny-random", "--device", "cpu"]
+    tiny = ["--model", "tiny-random", "--tracker", options.tracker, "--device", "cpu"]
     settings = ["--frames", str(options.frames), "--max-new-tokens", str(options.max_new_tokens), "--format", "json"]
     times: dict[str, list[float]] = {"cli_cold": [], "cli_cached": [], "library_cold": [], "library_cached": []}
     # one untimed run builds the tiny checkpoints and warms the file cache
@@ -83,7 +88,7 @@ def main() -> None:
             question=QUESTION,
             frames=options.frames,
             model="tiny-random",
-            tracker="tiny-random",
+            tracker=options.tracker,
             device="cpu",
             generation=GenerationOptions(max_new_tokens=options.max_new_tokens),
             cache_dir=work / f"library-{repeat}",
@@ -93,7 +98,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
     medians = {name: median(values) for name, values in times.items()}
-    table = Table(title=f"garvid ask, cold vs cached tracks ({options.clip.name}, {options.frames} keyframes, tiny models)")
+    title = f"garvid ask, cold vs cached tracks ({options.clip.name}, {options.frames} keyframes, tiny GAR, {options.tracker} tracker)"
+    table = Table(title=title)
     for column in ("path", "cold s (median)", "cached s (median)", "cold / cached"):
         table.add_column(column, justify="right" if column != "path" else "left")
     ratios = {}
@@ -105,6 +111,7 @@ def main() -> None:
     write_json(
         {
             "clip": str(options.clip),
+            "tracker": options.tracker,
             "frames": options.frames,
             "max_new_tokens": options.max_new_tokens,
             "repeats": options.repeats,

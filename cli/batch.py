@@ -18,7 +18,7 @@ from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary
 from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 from garvid.errors import GarvidError
 from garvid.perception import RegionInput
-from garvid.presets import default_preset, has_meaningless_output
+from garvid.presets import default_preset, random_weights_warning
 
 EXAMPLES = (
     "Inputs: a folder of videos, each with its first-frame mask (clip.mp4 + clip.png, or masks/clip.png; -r for "
@@ -83,9 +83,10 @@ def batch(
         raise GarvidError(f"--format {output_format} writes one file per item: give an output folder with -o")
     tasks, problems = read_tasks(input_path, recursive)
     template = video_request(Path(), RegionInput(), question, **options)
-    model = template.model or default_preset("models")
-    if has_meaningless_output(model):
-        warn(f"{model} has random weights: its text is meaningless (for tests and smoke checks)")
+    reporter = BarsReporter()
+    for name, kind in ((template.tracker, "trackers"), (template.model or default_preset("models"), "models")):
+        if warning := random_weights_warning(name, kind):
+            reporter.warn(warning)  # said now, not again when the models load
 
     from garvid.batch.runner import plan_batch, run_local
 
@@ -97,7 +98,7 @@ def batch(
 
             summary = run_ray(plan, sink, address=ray_address, should_stop=stop)
         else:
-            summary = run_local(plan, sink, BarsReporter(), should_stop=stop)
+            summary = run_local(plan, sink, reporter, should_stop=stop)
     for failure in summary.failures:
         warn(f"{failure['id']}: {failure['error']}")
     stderr.print(_summary_table(summary))

@@ -49,16 +49,23 @@ def warn(message: str) -> None:
 
 
 class WarningReporter(Reporter):
-    """The pipeline's warnings on stderr, no progress bars (for runs that print their own progress)."""
+    """The pipeline's warnings on stderr, each distinct one once per run (a batch or a
+    benchmark repeats the same warning for every item), and no progress bars."""
+
+    def __init__(self):
+        self.said: set[str] = set()
 
     def warn(self, message: str) -> None:
-        warn(message)
+        if message not in self.said:
+            self.said.add(message)
+            warn(message)
 
 
 class BarsReporter(WarningReporter):
-    """The pipeline's warnings and one rich progress bar per stage, on stderr."""
+    """The pipeline's warnings (once each) and one rich progress bar per stage, on stderr."""
 
     def __init__(self):
+        super().__init__()
         self.bars: dict = {}
 
     def progress(self, stage: str, done: int, total: int) -> None:

@@ -16,7 +16,7 @@ from garvid.errors import GarvidError
 from garvid.eval.results import AVERAGE
 from garvid.options import PromptOptions
 from garvid.perception import RegionInput
-from garvid.presets import default_preset, has_meaningless_output
+from garvid.presets import default_preset, random_weights_warning
 from garvid.protocol import DEFAULT_PROTOCOL
 
 evaluate = typer.Typer(help="Benchmarks of GAR's published numbers (VideoRefer-BenchQ, GAR-Bench-VQA).", no_args_is_help=True)
@@ -60,18 +60,6 @@ def _finish(log, benchmark, title: str, settings: dict, items: int, interrupted:
         raise typer.Exit(130)
 
 
-class _OnceEach(WarningReporter):
-    """Each distinct warning once: the same one for every item would bury the results."""
-
-    def __init__(self):
-        self.said: set[str] = set()
-
-    def warn(self, message: str) -> None:
-        if message not in self.said:
-            self.said.add(message)
-            super().warn(message)
-
-
 def _progress(record: dict) -> None:
     verdict = "error: " + record["error"] if record.get("error") else ("right" if record["correct"] else "wrong")
     stderr.print(f"{record['id']}: {record['prediction'] or '-'} (answer {record['answer']}) {verdict}", highlight=False)
@@ -96,7 +84,7 @@ def videorefer_q(
     template = video_request(Path(), RegionInput(), None, multiple_choice=True, start=None, end=None, window=None, **options)
     log = ResultLog(output)
     with StopOnInterrupt() as stop:
-        videorefer.run_videorefer(items, video_root, template, mask_mode, log, reporter=_OnceEach(), on_item=_progress, should_stop=stop)
+        videorefer.run_videorefer(items, video_root, template, mask_mode, log, reporter=WarningReporter(), on_item=_progress, should_stop=stop)
     settings = {"model": template.model or default_preset("models"), "protocol": template.protocol or DEFAULT_PROTOCOL, "mask_mode": mask_mode}
     _finish(log, videorefer, "VideoRefer-BenchQ", settings, len(items), stop())
 
@@ -113,7 +101,8 @@ def gar_bench_vqa(
 
     items = gar_bench.load_items(annotations)[:limit]
     model = options["model"] or default_preset("models")
-    _warn_random(model)
+    if warning := random_weights_warning(model):
+        warn(warning)
     log = ResultLog(output)
     with StopOnInterrupt() as stop:
         gar_bench.run_gar_bench(
@@ -131,12 +120,6 @@ def gar_bench_vqa(
             should_stop=stop,
         )
     _finish(log, gar_bench, "GAR-Bench-VQA", {"model": model}, len(items), stop())
-
-
-def _warn_random(model: str | None) -> None:
-    name = model or default_preset("models")
-    if has_meaningless_output(name):
-        warn(f"{name} has random weights: its answers are meaningless (for tests and smoke checks)")
 
 
 def _register() -> None:

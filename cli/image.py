@@ -29,7 +29,7 @@ from garvid_cli.options import (
 
 from garvid.options import PromptOptions
 from garvid.outputs import write_json, write_text
-from garvid.presets import has_meaningless_output
+from garvid.presets import random_weights_warning
 
 if TYPE_CHECKING:
     from garvid.image_qa import ImageAnswer
@@ -83,8 +83,8 @@ def image(
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling),
     )
     prepared = prepare_image(request)  # bad input fails here, before the model loads
-    if model and has_meaningless_output(model):
-        warn(f"{model} has random weights: its text is meaningless (for tests and smoke checks)")
+    if model and (warning := random_weights_warning(model)):
+        warn(warning)
     stream = output_format is OutputFormat.text and output is None
     answer = ask_image(prepared, on_token=_print_delta if stream else None)
     _render(answer, output_format, output, streamed=stream)

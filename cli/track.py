@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from garvid_cli.console import progress_bar, stderr
+from garvid_cli.console import progress_bar, stderr, warn
 from garvid_cli.main import app
 from garvid_cli.options import (
     DEFAULT_TRACKER,
@@ -24,6 +24,7 @@ from garvid_cli.options import (
 from garvid.errors import GarvidError
 from garvid.outputs import write_json
 from garvid.perception import DEFAULT_KEYFRAMES, RegionInput, TrackRequest, track_video
+from garvid.presets import random_weights_warning
 
 EXAMPLE = (
     "Example:\n\n"
@@ -58,6 +59,8 @@ def track(
     )
     if render is not None and render.suffix.lower() != ".mp4":
         raise GarvidError(f"--render writes an MP4 file: {render} should end in .mp4")
+    if warning := random_weights_warning(tracker, "trackers"):
+        warn(warning)
     with progress_bar("tracking") as progress:
         tracks = track_video(request, progress=progress)
     if render is not None:

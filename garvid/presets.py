@@ -49,6 +49,10 @@ def get_preset(kind: str, name: str) -> dict[str, Any]:
     return dict(table, name=name)
 
 
-def has_meaningless_output(name: str) -> bool:
-    """Whether ``name`` is a preset with random weights (tests and smoke checks only)."""
-    return name in preset_names("models") and bool(get_preset("models", name).get("meaningless_output"))
+def random_weights_warning(name: str, kind: str = "models") -> str | None:
+    """What to tell the user about a preset with random weights (``meaningless_output``),
+    or None for real weights and paths."""
+    if name not in preset_names(kind) or not get_preset(kind, name).get("meaningless_output"):
+        return None
+    output = "text is" if kind == "models" else "masks are"
+    return f"{name} has random weights: its {output} meaningless (for tests, smoke checks and benchmarks)"

@@ -25,7 +25,7 @@ from garvid.gar.processor import GARImageInputs, preprocess_image, with_regions
 from garvid.gar.prompt import DESCRIBE_SLOT
 from garvid.keyframes import Window, fit_keyframes, frame_span, select_keyframes, split_windows
 from garvid.perception import parse_stride
-from garvid.presets import default_preset, has_meaningless_output
+from garvid.presets import default_preset, random_weights_warning
 from garvid.protocol import Protocol, load_protocol
 from garvid.regions import RegionPrompts
 from garvid.reporting import Reporter
@@ -135,8 +135,9 @@ def answer_video(
 
         from garvid.gar.loading import load_gar
 
-        if has_meaningless_output(files.name):
-            reporter.warn(f"{files.name} has random weights: its text is meaningless (for tests and smoke checks)")
+        for warning in (random_weights_warning(tracks.tracker, "trackers"), random_weights_warning(files.name)):
+            if warning:
+                reporter.warn(warning)
         if model is None:
             loading = time.perf_counter()
             model = load_gar(files.name, dtype=request.dtype, device=request.device)

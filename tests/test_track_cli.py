@@ -80,6 +80,7 @@ def test_stdout_carries_only_the_json(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert [o["id"] for o in data["objects"]] == [1]
+    assert "tiny-random has random weights: its masks are meaningless" in done.stderr
 
 
 def test_help_shows_an_example() -> None:
