@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 from garvid_cli.ask import video_request
-from garvid_cli.console import BarsReporter, StopOnInterrupt, stderr, warn
+from garvid_cli.console import EXIT_INTERRUPTED, BarsReporter, StopOnInterrupt, stderr, warn
 from garvid_cli.main import app
 from garvid_cli.options import borrow_parameters
 from rich.table import Table
@@ -37,8 +37,8 @@ SHARED_OPTIONS = (
     "replay_scaling", "cache_dir", "no_cache",
 )  # fmt: skip
 
-#: Exit codes: 1 when any item failed, 130 after Ctrl-C (as shells report SIGINT).
-EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+#: Exit code when any item failed (EXIT_INTERRUPTED, 130, after Ctrl-C).
+EXIT_FAILED = 1
 
 
 def read_tasks(source: str, recursive: bool) -> tuple[list[BatchTask], list[TaskProblem]]:

@@ -78,6 +78,10 @@ class BarsReporter(WarningReporter):
             context.__exit__(None, None, None)
 
 
+#: Exit status after Ctrl-C, as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+
+
 class StopOnInterrupt:
     """First Ctrl-C: finish the current item, then stop. Second Ctrl-C: stop at once.
 
@@ -100,7 +104,11 @@ class StopOnInterrupt:
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
-            raise KeyboardInterrupt
+            # Exit status 130 like the first Ctrl-C's (click would turn a KeyboardInterrupt
+            # into "Aborted!" and status 1, which batch uses for failed items); raised, not
+            # os._exit, so pending temporary files are still cleaned up on the way out.
+            os.write(2, b"garvid: stopped\n")
+            raise SystemExit(EXIT_INTERRUPTED)
         self.requested = True
         os.write(2, self.MESSAGE)
 

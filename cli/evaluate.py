@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 from garvid_cli.ask import video_request
-from garvid_cli.console import StopOnInterrupt, WarningReporter, stderr, warn
+from garvid_cli.console import EXIT_INTERRUPTED, StopOnInterrupt, WarningReporter, stderr, warn
 from garvid_cli.main import app
 from garvid_cli.options import borrow_parameters, generation_options
 from rich.table import Table
@@ -57,7 +57,7 @@ def _finish(log, benchmark, title: str, settings: dict, items: int, interrupted:
     write_json({**summary, "results": str(log.path), "accuracy": table, "published": benchmark.PUBLISHED}, summary_path)
     stderr.print(f"wrote {log.path} and {summary_path}", highlight=False)
     if interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _progress(record: dict) -> None:
