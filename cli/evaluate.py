@@ -13,7 +13,7 @@ from garvid_cli.options import borrow_parameters, generation_options
 from rich.table import Table
 
 from garvid.errors import GarvidError
-from garvid.eval.results import AVERAGE
+from garvid.eval.results import ANSWER_TOKENS, AVERAGE
 from garvid.options import PromptOptions
 from garvid.perception import RegionInput
 from garvid.presets import default_preset, random_weights_warning
@@ -21,9 +21,6 @@ from garvid.protocol import DEFAULT_PROTOCOL
 
 evaluate = typer.Typer(help="Benchmarks of GAR's published numbers (VideoRefer-BenchQ, GAR-Bench-VQA).", no_args_is_help=True)
 app.add_typer(evaluate, name="eval")
-
-EVAL_MAX_NEW_TOKENS = 64  # a letter needs one or two; longer answers are wrong anyway
-
 
 def _table(title: str, table: dict[str, dict[str, float]], published: dict[str, dict[str, float]]) -> Table:
     """The published layout: a row per question type and the average; this run's accuracy
@@ -76,8 +73,6 @@ def videorefer_q(
     from garvid.eval import videorefer
     from garvid.eval.results import ResultLog
 
-    if mask_mode not in ("multi", "single"):
-        raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
     if not video_root.is_dir():
         raise GarvidError(f"--video-root {video_root} is not a folder")
     items = videorefer.load_items(annotations)[:limit]
@@ -135,7 +130,7 @@ def _register() -> None:
     borrow_parameters(gar_bench_vqa, image, include=image_options)
     for command in (videorefer_q, gar_bench_vqa):
         parameter = command.__signature__.parameters["max_new_tokens"]
-        parameters = dict(command.__signature__.parameters, max_new_tokens=parameter.replace(default=EVAL_MAX_NEW_TOKENS))
+        parameters = dict(command.__signature__.parameters, max_new_tokens=parameter.replace(default=ANSWER_TOKENS))
         command.__signature__ = command.__signature__.replace(parameters=list(parameters.values()))
     evaluate.command("videorefer-q", help="VideoRefer-BenchQ: multiple-choice questions about regions in videos.")(videorefer_q)
     evaluate.command("gar-bench-vqa", help="GAR-Bench-VQA: multiple-choice questions about image regions.")(gar_bench_vqa)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice, load_questions
-from garvid.eval.results import ResultLog
+from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row
 from garvid.masks import decode_rle
 from garvid.options import GenerationOptions, PromptOptions
 
@@ -24,8 +24,8 @@ TYPE_ORDER = ("color", "texture/pattern", "mirror", "ordering", "material", "sha
 #: The reference repo's own runs (evaluation/EVALUATION.md, exact-match accuracy in %), to
 #: print beside a run.
 PUBLISHED = {
-    "GAR-1B (reference)": dict(zip((*TYPE_ORDER, "Average"), (49.3, 58.6, 59.0, 20.3, 38.9, 50.0, 56.4, 47.9))),
-    "GAR-8B (reference)": dict(zip((*TYPE_ORDER, "Average"), (58.0, 75.9, 59.0, 43.8, 52.8, 53.1, 65.4, 57.8))),
+    "GAR-1B (reference)": published_row(TYPE_ORDER, 49.3, 58.6, 59.0, 20.3, 38.9, 50.0, 56.4, 47.9),
+    "GAR-8B (reference)": published_row(TYPE_ORDER, 58.0, 75.9, 59.0, 43.8, 52.8, 53.1, 65.4, 57.8),
 }
 REQUIRED_FIELDS = ("image", "mask_rles", "question", "choices", "answer", "type")
 
@@ -48,7 +48,7 @@ def run_gar_bench(
     model_name: str,
     dtype: str = "auto",
     device: str = "auto",
-    generation: GenerationOptions = GenerationOptions(max_new_tokens=64),
+    generation: GenerationOptions = GenerationOptions(max_new_tokens=ANSWER_TOKENS),
     prompt: PromptOptions = PromptOptions(),
     on_item: Callable[[dict[str, Any]], None] = lambda record: None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -58,7 +58,8 @@ def run_gar_bench(
     from garvid.gar.loading import load_gar
     from garvid.image_qa import answer_image, load_image
 
-    pending = [(item_id(item, i), item) for i, item in enumerate(items) if not log.done(item_id(item, i))]
+    keyed = ((item_id(item, position), item) for position, item in enumerate(items))
+    pending = [(key, item) for key, item in keyed if not log.done(key)]
     if not pending:
         return
     model = load_gar(model_name, dtype=dtype, device=device)

@@ -6,7 +6,19 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from garvid.outputs import atomic_path
+
 AVERAGE = "Average"
+#: Answer tokens for a multiple-choice question: a letter needs one or two; longer answers are wrong anyway.
+ANSWER_TOKENS = 64
+
+
+def published_row(order: Sequence[str], *accuracies: float) -> dict[str, float]:
+    """A published result: accuracy (%) per question type in ``order``, then the average."""
+    names = (*order, AVERAGE)
+    if len(accuracies) != len(names):
+        raise ValueError(f"expected {len(names)} accuracies, got {len(accuracies)}")
+    return dict(zip(names, accuracies))
 
 
 class ResultLog:
@@ -21,7 +33,8 @@ class ResultLog:
         self.path = path
         self.records: dict[str, dict[str, Any]] = {}
         if path.is_file():
-            lines = path.read_text(encoding="utf-8").splitlines()
+            text = path.read_text(encoding="utf-8")
+            lines = text.splitlines()
             for line in lines:
                 try:
                     record = json.loads(line)
@@ -29,12 +42,10 @@ class ResultLog:
                     continue
                 if isinstance(record, dict) and "id" in record:
                     self.records[str(record["id"])] = record
-            self._rewrite()  # drop any cut-off line before appending after it
-
-    def _rewrite(self) -> None:
-        temp = self.path.with_name(f".{self.path.name}.tmp")
-        temp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.records.values()), encoding="utf-8")
-        temp.replace(self.path)
+            if len(self.records) < len(lines) or (text and not text.endswith("\n")):
+                # drop the cut-off line (atomically) before appending after it
+                with atomic_path(path) as temp:
+                    temp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.records.values()), encoding="utf-8")
 
     def done(self, item_id: str) -> bool:
         return str(item_id) in self.records

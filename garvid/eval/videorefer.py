@@ -23,7 +23,7 @@ from PIL import Image
 
 from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice, load_questions
-from garvid.eval.results import ResultLog
+from garvid.eval.results import ResultLog, published_row
 from garvid.masks import RLE, decode_rle
 from garvid.perception import RegionInput
 from garvid.reporting import Reporter
@@ -36,9 +36,9 @@ TYPE_ORDER = ("Basic Questions", "Sequential Questions", "Relationship Questions
 #: (DAMO-NLP-SG/VideoRefer, benchmark/README.md). The GAR paper gives GAR-8B's average
 #: (about 72) but no per-type numbers that could be checked here, so it is not listed.
 PUBLISHED = {
-    "GPT-4o": dict(zip((*TYPE_ORDER, "Average"), (62.3, 74.5, 66.0, 88.0, 73.7, 71.3))),
-    "VideoRefer-7B": dict(zip((*TYPE_ORDER, "Average"), (75.4, 68.6, 59.3, 89.4, 78.1, 71.9))),
-    "VideoRefer-VideoLLaMA3-7B": dict(zip((*TYPE_ORDER, "Average"), (88.1, 77.7, 70.2, 88.8, 79.8, 80.1))),
+    "GPT-4o": published_row(TYPE_ORDER, 62.3, 74.5, 66.0, 88.0, 73.7, 71.3),
+    "VideoRefer-7B": published_row(TYPE_ORDER, 75.4, 68.6, 59.3, 89.4, 78.1, 71.9),
+    "VideoRefer-VideoLLaMA3-7B": published_row(TYPE_ORDER, 88.1, 77.7, 70.2, 88.8, 79.8, 80.1),
 }
 _OBJECT_REFERENCE = re.compile(r"<object(\d+)>(?:\s*<region>)?")
 REQUIRED_FIELDS = ("id", "video", "Question", "type", "options", "Answer", "annotation")
@@ -182,13 +182,13 @@ def run_videorefer(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Answer every item not yet in ``log`` with one GAR (and, in single mode, one SAM2)."""
+    if mask_mode not in ("multi", "single"):
+        raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
     from garvid.batch.runner import LazyTracker, memory_errors
     from garvid.gar.loading import load_gar
     from garvid.presets import default_preset
     from garvid.video_qa import answer_video
 
-    if mask_mode not in ("multi", "single"):
-        raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
     pending = [item for item in items if not log.done(str(item["id"]))]
     if not pending:
         return
