@@ -3,7 +3,7 @@
 Each repeat runs the cold and the cached case side by side, with the tiny-random GAR and
 a random tracker (``tiny-random``: hiera-tiny at 256 px, the test model; or
 ``sam2.1-tiny-random``: hiera-tiny at its real 1024 px, the real tracking cost): once as the CLI in a fresh process (what a user waits for, interpreter and
-imports included) and once in-process through :func:`garvid.video_qa.answer_video`
+imports included) and once in-process through :func:`garvid.qa.video_answering.answer_video`
 (models loaded inside the timed call, as the CLI does). The cold case starts from an
 empty cache folder; the cached case reuses the entry the cold case wrote. Medians and
 the cold/cached ratio are printed and written as JSON.
@@ -28,11 +28,11 @@ from statistics import median
 from rich.console import Console
 from rich.table import Table
 
+from garvid.files import write_json
 from garvid.options import GenerationOptions
-from garvid.outputs import write_json
-from garvid.perception import RegionInput
-from garvid.video_qa import answer_video
-from garvid.video_request import VideoRequest
+from garvid.qa.request import VideoRequest
+from garvid.qa.video_answering import answer_video
+from garvid.regions.input import RegionInput
 
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"

@@ -27,7 +27,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from garvid.outputs import write_json
+from garvid.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"

@@ -29,8 +29,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from garvid.outputs import write_json
-from garvid.video import Video
+from garvid.files import write_json
+from garvid.media.video_file import Video
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO.parent / "shared" / "media" / "cups.mp4"

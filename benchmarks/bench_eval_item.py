@@ -35,15 +35,15 @@ from rich.console import Console
 from rich.table import Table
 
 from garvid.eval.videorefer import GivenMasks, evaluate_item
+from garvid.files import write_json
 from garvid.gar.loading import load_gar
 from garvid.gar.model import GARModel
 from garvid.gar.tiny import gar_config, random_gar, save_checkpoint
-from garvid.masks import encode_rle
 from garvid.options import GenerationOptions
-from garvid.outputs import write_json
-from garvid.video_answer import VideoAnswer
-from garvid.video_qa import answer_video
-from garvid.video_request import VideoRequest
+from garvid.qa.answers import VideoAnswer
+from garvid.qa.request import VideoRequest
+from garvid.qa.video_answering import answer_video
+from garvid.regions.masks import encode_rle
 
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"

@@ -36,7 +36,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from garvid.outputs import write_json
+from garvid.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
@@ -72,10 +72,10 @@ def run_case(case: str, clip: Path, mask_png: Path, stride: int, tracker_name: s
     """Track ``clip`` in this process and report times and memory (the child's job)."""
     import torch
 
-    from garvid.regions import RegionPrompts
+    from garvid.media.video_file import Video
+    from garvid.regions.prompts import RegionPrompts
     from garvid.tracking import Sam2Tracker, tracked_frames
     from garvid.tracking.session import TrackingSession
-    from garvid.video import Video
 
     started = time.perf_counter()
     tracker = Sam2Tracker.from_preset(tracker_name, device="cpu")

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from garvid_cli.app import app
 from garvid_cli.console import BarsReporter, stderr
-from garvid_cli.main import app
 from garvid_cli.options import (
     DEFAULT_GENERATION,
     DEFAULT_TRACKER,
@@ -35,16 +35,16 @@ from garvid_cli.options import (
     generation_options,
 )
 
-from garvid.answer_formats import FORMATS, SUFFIX_FORMATS, answer_prefix, render_answer
 from garvid.errors import GarvidError
-from garvid.keyframes import STRATEGIES, Window
+from garvid.files import write_text
 from garvid.options import PromptOptions
-from garvid.outputs import write_text
-from garvid.perception import RegionInput
-from garvid.video_request import VideoRequest
+from garvid.output.formats import FORMATS, SUFFIX_FORMATS, answer_prefix, render_answer
+from garvid.qa.keyframes import STRATEGIES, Window
+from garvid.qa.request import VideoRequest
+from garvid.regions.input import RegionInput
 
 if TYPE_CHECKING:
-    from garvid.video_answer import Answer
+    from garvid.qa.answers import Answer
 
 Frames = Annotated[Optional[int], typer.Option("--frames", min=1, help="Keyframes per answer (default: the protocol's).")]
 Keyframes = Annotated[
@@ -113,7 +113,7 @@ def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
     if request.strategy not in STRATEGIES:
         raise GarvidError(f"--keyframes must be {' or '.join(STRATEGIES)}, not {request.strategy!r}")
     stream = chosen == "text" and output is None
-    from garvid.video_qa import answer_video  # torch and transformers load here, not for --help
+    from garvid.qa.video_answering import answer_video  # torch and transformers load here, not for --help
 
     result = answer_video(request, _ShellReporter(stream, request.window is not None))
     if not stream:

@@ -8,17 +8,17 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from garvid_cli.app import app
 from garvid_cli.ask import video_request
 from garvid_cli.console import EXIT_INTERRUPTED, BarsReporter, StopOnInterrupt, stderr, warn
-from garvid_cli.main import app
 from garvid_cli.options import borrow_parameters
 from rich.table import Table
 
 from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary
 from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 from garvid.errors import GarvidError
-from garvid.perception import RegionInput
 from garvid.presets import default_preset, random_weights_warning
+from garvid.regions.input import RegionInput
 
 EXAMPLES = (
     "Inputs: a folder of videos, each with its first-frame mask (clip.mp4 + clip.png, or masks/clip.png; -r for "

@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from garvid.reporting import Reporter
+from garvid.qa.reporting import Reporter
 
 stderr = Console(stderr=True, soft_wrap=True)
 

@@ -6,18 +6,18 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from garvid_cli.app import app
 from garvid_cli.ask import video_request
 from garvid_cli.console import EXIT_INTERRUPTED, StopOnInterrupt, WarningReporter, stderr, warn
-from garvid_cli.main import app
 from garvid_cli.options import borrow_parameters, generation_options
 from rich.table import Table
 
 from garvid.errors import GarvidError
 from garvid.eval.results import ANSWER_TOKENS, AVERAGE
 from garvid.options import PromptOptions
-from garvid.perception import RegionInput
 from garvid.presets import default_preset, random_weights_warning
-from garvid.protocol import DEFAULT_PROTOCOL
+from garvid.qa.protocol import DEFAULT_PROTOCOL
+from garvid.regions.input import RegionInput
 
 evaluate = typer.Typer(help="Benchmarks of GAR's published numbers (VideoRefer-BenchQ, GAR-Bench-VQA).", no_args_is_help=True)
 app.add_typer(evaluate, name="eval")
@@ -39,7 +39,7 @@ def _table(title: str, table: dict[str, dict[str, float]], published: dict[str, 
 def _finish(log, benchmark, title: str, settings: dict, items: int, interrupted: bool) -> None:
     """Print the table, say what is missing or failed, and write the summary beside the results."""
     from garvid.eval.results import accuracy_table
-    from garvid.outputs import write_json
+    from garvid.files import write_json
 
     records = list(log.records.values())
     errors = sum(1 for record in records if record.get("error"))

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
-from garvid_cli.main import app
 from garvid_cli.options import (
     DEFAULT_GENERATION,
     Device,
@@ -27,12 +27,12 @@ from garvid_cli.options import (
     generation_options,
 )
 
+from garvid.files import write_json, write_text
 from garvid.options import PromptOptions
-from garvid.outputs import write_json, write_text
 from garvid.presets import random_weights_warning
 
 if TYPE_CHECKING:
-    from garvid.image_qa import ImageAnswer
+    from garvid.qa.image_answering import ImageAnswer
 
 EXAMPLE = (
     "Examples:\n\n"
@@ -69,7 +69,7 @@ def image(
     mask_resample: MaskResample = "nearest",
     replay_scaling: ReplayScaling = "reference",
 ) -> None:
-    from garvid.image_qa import ImageRequest, ask_image, prepare_image  # torch loads here, not for --help
+    from garvid.qa.image_answering import ImageRequest, ask_image, prepare_image  # torch loads here, not for --help
 
     request = ImageRequest(
         image=image_path,

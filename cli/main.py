@@ -1,24 +1,12 @@
-"""The ``garvid`` command: a Typer app whose commands live in one module each."""
+"""The ``garvid`` command: registers every command module on the app and runs it."""
 
 from __future__ import annotations
 
 import sys
 
-import typer
+from garvid_cli.app import app
 
 from garvid.errors import GarvidError
-
-app = typer.Typer(
-    name="garvid",
-    help=(
-        "Video region understanding: track objects with SAM2 and ask GAR about them.\n\n"
-        "Example:  garvid ask clip.mp4 --mask first_frame.png \"what does object 1 do to object 2?\""
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
 
 
 def _register_commands() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from garvid_cli.app import app
 from garvid_cli.console import progress_bar, stderr, warn
-from garvid_cli.main import app
 from garvid_cli.options import (
     DEFAULT_TRACKER,
     Boxes,
@@ -22,9 +22,10 @@ from garvid_cli.options import (
 )
 
 from garvid.errors import GarvidError
-from garvid.outputs import write_json
-from garvid.perception import DEFAULT_KEYFRAMES, RegionInput, TrackRequest, track_video
+from garvid.files import write_json
 from garvid.presets import random_weights_warning
+from garvid.regions.input import RegionInput
+from garvid.tracking.request import DEFAULT_KEYFRAMES, TrackRequest, track_video
 
 EXAMPLE = (
     "Example:\n\n"
@@ -64,7 +65,7 @@ def track(
     with progress_bar("tracking") as progress:
         tracks = track_video(request, progress=progress)
     if render is not None:
-        from garvid.render import render_tracks
+        from garvid.output.overlay import render_tracks
 
         with progress_bar("rendering") as progress:
             render_tracks(tracks, render, progress=progress)

@@ -23,3 +23,8 @@ def resolve_device(name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise GarvidError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
     return device
+
+
+def memory_errors() -> tuple[type[BaseException], ...]:
+    """Errors that sink one item but not the run: out of memory, host or GPU."""
+    return (MemoryError, torch.OutOfMemoryError)

@@ -18,8 +18,8 @@ from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice
 from garvid.eval.results import ResultLog, accuracy_table
 from garvid.eval.videorefer import GivenMasks, evaluate_item, object_masks, prompt_question
-from garvid.masks import decode_rle, encode_rle
-from garvid.video_request import VideoRequest
+from garvid.qa.request import VideoRequest
+from garvid.regions.masks import decode_rle, encode_rle
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 OPTIONS = ["(A) It moves left.", "(B) It stays still.", "(C) It is lifted up.", "(D) It disappears."]

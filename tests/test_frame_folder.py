@@ -11,8 +11,9 @@ from garvid_cli.main import run
 from PIL import Image
 
 from garvid.errors import VideoError
-from garvid.frame_folder import FrameFolder, folder_digest, frame_files
-from garvid.video import Video, open_video
+from garvid.media.frame_folder import FrameFolder, folder_digest, frame_files
+from garvid.media.open import open_video
+from garvid.media.video_file import Video
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from garvid_cli.main import run
 from PIL import Image
 
 from garvid.gar.prompt import DESCRIBE_INSTRUCTION
-from garvid.masks import mask_bbox
+from garvid.regions.masks import mask_bbox
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 TINY = ["--model", "tiny-random", "--device", "cpu", "--max-new-tokens", "6"]

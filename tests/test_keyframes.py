@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from garvid.errors import GarvidError
-from garvid.keyframes import Window, fit_keyframes, frame_span, pick_uniform, select_keyframes, split_windows
+from garvid.qa.keyframes import Window, fit_keyframes, frame_span, pick_uniform, select_keyframes, split_windows
 
 FPS = 30000 / 1001
 TIMES = np.arange(300) / FPS  # a 10 s NTSC clip

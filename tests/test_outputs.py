@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from garvid.outputs import atomic_path, write_json, write_text
+from garvid.files import atomic_path, write_json, write_text
 
 
 def test_write_json_creates_parent_dirs_and_leaves_no_temp_files(tmp_path: Path) -> None:

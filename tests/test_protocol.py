@@ -8,7 +8,7 @@ import pytest
 
 from garvid.errors import GarvidError
 from garvid.presets import configs_dir
-from garvid.protocol import DEFAULT_PROTOCOL, load_protocol, protocol_names
+from garvid.qa.protocol import DEFAULT_PROTOCOL, load_protocol, protocol_names
 
 SHIPPED = configs_dir() / "protocols" / f"{DEFAULT_PROTOCOL}.toml"
 

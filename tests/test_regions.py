@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from garvid.errors import RegionError
-from garvid.regions import build_region_prompts, load_masks, parse_box, parse_point
+from garvid.regions.prompts import build_region_prompts, load_masks, parse_box, parse_point
 
 SIZE = (40, 30)  # width, height
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import garvid.render as render_module
+import garvid.output.overlay as render_module
 from garvid.errors import VideoError
-from garvid.render import (
+from garvid.media.source import VideoInfo
+from garvid.media.video_file import Video
+from garvid.output.overlay import (
     OBJECT_COLOURS,
     draw_overlay,
     object_colour,
@@ -18,7 +20,6 @@ from garvid.render import (
     render_tracks,
 )
 from garvid.tracking.tracks import ObjectObservation, Tracks
-from garvid.video import Video, VideoInfo
 
 WIDTH, HEIGHT = 97, 65  # odd on purpose: yuv420p output needs padding
 

@@ -9,7 +9,7 @@ import pytest
 import srt
 import webvtt
 
-from garvid.subtitles import Cue, render_subtitles
+from garvid.output.subtitles import Cue, render_subtitles
 
 CUES = [Cue(0.0, 2.5, "first"), Cue(2.5, 5.0, "second\nline two"), Cue(5.0, 7.5, "ünïcødé ✓"), Cue(7.5, 3723.4567, "last")]
 

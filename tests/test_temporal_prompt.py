@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from garvid.gar.prompt import tokenize_prompt
-from garvid.gar.temporal import KeyframeLayout, describe_question, temporal_text
 from garvid.gar.tokenizer import CROP_TOKEN_IDS, IMAGE_TOKEN_ID, PLM_CHAT_TEMPLATE, build_tiny_tokenizer
-from garvid.protocol import load_protocol
+from garvid.qa.protocol import load_protocol
+from garvid.qa.temporal_text import KeyframeLayout, describe_question, temporal_text
 
 CROP = {slot: f"<|reserved_special_token_{slot + 2}|>" * 256 for slot in range(5)}
 

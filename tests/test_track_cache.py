@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from garvid.errors import GarvidError
-from garvid.perception import RegionInput
+from garvid.media.source import VideoInfo
+from garvid.regions.input import RegionInput
 from garvid.tracking import ObjectObservation, Tracks
 from garvid.tracking.cache import TrackCache, TrackCacheKey, file_digest, regions_digest
-from garvid.video import VideoInfo
 
 INFO = VideoInfo(path="clip.mp4", num_frames=10, fps=10.0, width=32, height=24, duration=1.0, rotation=0)
 

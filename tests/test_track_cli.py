@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from garvid.render import object_colour
-from garvid.video import Video
+from garvid.media.video_file import Video
+from garvid.output.overlay import object_colour
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE, SAMPLE_MASK = ROOT / "samples" / "cups.mp4", ROOT / "samples" / "cups_mask.png"

@@ -20,14 +20,14 @@ import torch
 from PIL import Image
 
 from garvid.errors import CheckpointError, GarvidError, RegionError
-from garvid.masks import decode_rle, mask_bbox
-from garvid.regions import RegionPrompts
+from garvid.media.video_file import Video
+from garvid.regions.masks import decode_rle, mask_bbox
+from garvid.regions.prompts import RegionPrompts
 from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
 from garvid.tracking.checkpoints import resolve_tracker
 from garvid.tracking.feed import FrameFeed
 from garvid.tracking.model import build_predictor
 from garvid.tracking.session import TrackingSession, memory_reach
-from garvid.video import Video
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 WIDTH, HEIGHT, NUM_FRAMES = 128, 96, 30

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import garvid.video as video_module
+import garvid.media.source as source_module
 from garvid.errors import VideoError
-from garvid.video import Video, open_video
+from garvid.media.open import open_video
+from garvid.media.video_file import Video
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -73,7 +74,7 @@ def test_iter_frames_keeps_the_given_order(make_clip) -> None:
 
 
 def test_decodes_each_frame_once_ascending_in_bounded_batches(make_clip, monkeypatch) -> None:
-    monkeypatch.setattr(video_module, "DECODE_BATCH", 2)
+    monkeypatch.setattr(source_module, "DECODE_BATCH", 2)
     with Video(make_clip()) as video:
         calls: list[list[int]] = []
         get_batch = video._reader.get_batch

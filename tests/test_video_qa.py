@@ -20,12 +20,13 @@ from garvid.errors import RegionError
 from garvid.gar.loading import load_gar
 from garvid.gar.tokenizer import CROP_TOKEN_IDS, IMAGE_TOKEN_ID
 from garvid.options import GenerationOptions
-from garvid.perception import RegionInput
-from garvid.reporting import Reporter
+from garvid.output.formats import answer_cues
+from garvid.qa.answers import NOT_VISIBLE_TEXT
+from garvid.qa.reporting import Reporter
+from garvid.qa.request import VideoRequest
+from garvid.qa.video_answering import answer_video
+from garvid.regions.input import RegionInput
 from garvid.tracking import ObjectObservation, Tracks
-from garvid.video_answer import NOT_VISIBLE_TEXT
-from garvid.video_qa import answer_video
-from garvid.video_request import VideoRequest
 
 SIZE = (160, 96)
 FPS = 10
@@ -234,7 +235,7 @@ def test_undefined_object_fails_before_tracking(clip, model):
 
 
 def test_context_budget_reduces_keyframes_and_warns(clip, model, tmp_path):
-    from garvid.protocol import load_protocol
+    from garvid.qa.protocol import load_protocol
 
     source = Path(load_protocol().source).read_text()
     small = tmp_path / "small.toml"
@@ -249,7 +250,7 @@ def test_windows_give_one_timed_answer_each(clip, model):
     result = answer_video(_request(clip, window=1.0, frames=2), tracker=ScriptedTracker(), model=model)
     assert [(a.start, a.end) for a in result.answers] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]
     assert all(a.start * FPS <= f < a.end * FPS for a in result.answers for f in a.keyframes)
-    cues = result.cues()
+    cues = answer_cues(result)
     assert len(cues) == 4 and cues[1].start == 1.0
 
 
@@ -268,7 +269,7 @@ def test_describe_each_object_per_window(clip, model):
     data = result.to_json()
     assert [d["start"] for d in data["descriptions"]] == [0.0, 2.0]
     assert [o["id"] for o in data["descriptions"][0]["objects"]] == [1, 2]
-    assert "Object 2: (not visible)" in result.cues()[1].text
+    assert "Object 2: (not visible)" in answer_cues(result)[1].text
 
 
 def test_same_request_is_deterministic(clip, model):

@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from garvid.batch.runner import BatchPlan, LazyTracker, StopCheck, _with_cache, memory_errors
+from garvid.batch.runner import BatchPlan, StopCheck, _with_cache
 from garvid.batch.sink import BatchSink, BatchSummary
+from garvid.devices import memory_errors
 from garvid.errors import GarvidError
 from garvid.presets import default_preset
-from garvid.video_request import VideoRequest
+from garvid.qa.request import VideoRequest
+from garvid.tracking.tracker import LazyTracker
 
 
 def _stage_classes(template: VideoRequest) -> tuple[type, type]:
@@ -39,7 +41,7 @@ def _stage_classes(template: VideoRequest) -> tuple[type, type]:
             self.tracker = LazyTracker(tracker_name, template.device)
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-            from garvid.video_qa import track_request
+            from garvid.qa.video_answering import track_request
 
             errors = []
             for request in batch["request"]:
@@ -59,7 +61,7 @@ def _stage_classes(template: VideoRequest) -> tuple[type, type]:
             self.model = load_gar(model_name, dtype=template.dtype, device=template.device)
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-            from garvid.video_qa import answer_video
+            from garvid.qa.video_answering import answer_video
 
             results, errors = [], []
             for request, error in zip(batch["request"], batch["error"]):

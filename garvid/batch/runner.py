@@ -9,7 +9,6 @@ goes on; ``should_stop`` (Ctrl-C in the CLI) ends the run after the current item
 
 from __future__ import annotations
 
-import gc
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Callable
 from garvid.batch.sink import BatchSink, BatchSummary
 from garvid.batch.tasks import BatchTask, TaskProblem
 from garvid.errors import CheckpointError, GarvidError
-from garvid.perception import RegionInput
 from garvid.presets import default_preset
-from garvid.reporting import Reporter
-from garvid.video_request import VideoRequest
+from garvid.qa.reporting import Reporter
+from garvid.qa.request import VideoRequest
+from garvid.regions.input import RegionInput
 
 StopCheck = Callable[[], bool]
 
@@ -39,37 +38,6 @@ def item_request(template: VideoRequest, task: BatchTask, describe: bool) -> Vid
         start=task.start if task.start is not None else template.start,
         end=task.end if task.end is not None else template.end,
     )
-
-
-def memory_errors() -> tuple[type[BaseException], ...]:
-    """Errors that sink one item but not the run: out of memory, host or GPU."""
-    import torch
-
-    return (MemoryError, torch.OutOfMemoryError)
-
-
-class LazyTracker:
-    """A SAM2 tracker built on first use, so a run whose tracks are all cached never loads it."""
-
-    def __init__(self, name: str, device: str):
-        self.name, self.device_name = name, device
-        self._tracker = None
-
-    def track(self, *args, **kwargs):
-        if self._tracker is None:
-            from garvid.tracking import Sam2Tracker
-
-            self._tracker = Sam2Tracker.from_preset(self.name, device=self.device_name)
-        return self._tracker.track(*args, **kwargs)
-
-    def free(self) -> None:
-        """Drop the network and give its memory back (CUDA included)."""
-        import torch
-
-        self._tracker = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
 
 @dataclass
@@ -123,7 +91,9 @@ def _with_cache(request: VideoRequest, scratch: Path) -> VideoRequest:
 
 
 def _track_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck):
-    from garvid.video_qa import track_request
+    from garvid.devices import memory_errors
+    from garvid.qa.video_answering import track_request
+    from garvid.tracking.tracker import LazyTracker
 
     tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
     tracked = []
@@ -144,8 +114,9 @@ def _track_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporte
 
 
 def _answer_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck) -> None:
+    from garvid.devices import memory_errors
     from garvid.gar.loading import load_gar
-    from garvid.video_qa import answer_video
+    from garvid.qa.video_answering import answer_video
 
     if not items:
         return

@@ -19,7 +19,7 @@ from typing import IO, Any, Literal
 import pysubs2
 
 from garvid.batch.tasks import BatchTask, TaskProblem
-from garvid.outputs import write_text
+from garvid.files import write_text
 
 BatchFormat = Literal["json", "srt", "vtt", "jsonl"]
 BATCH_FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "jsonl")
@@ -75,8 +75,8 @@ class BatchSink:
         self.summary.skipped += 1
 
     def done(self, task: BatchTask, result: Any) -> None:
-        """Write a finished item: ``result`` is a :class:`garvid.video_answer.VideoAnswer`."""
-        from garvid.answer_formats import render_answer
+        """Write a finished item: ``result`` is a :class:`garvid.qa.answers.VideoAnswer`."""
+        from garvid.output.formats import render_answer
 
         if self.lines:
             self._line({"id": task.id, **result.to_json()})

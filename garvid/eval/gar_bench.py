@@ -17,8 +17,8 @@ from typing import Any, Callable
 from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice, load_questions
 from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row
-from garvid.masks import decode_rle
 from garvid.options import GenerationOptions, PromptOptions
+from garvid.regions.masks import decode_rle
 
 TYPE_ORDER = ("color", "texture/pattern", "mirror", "ordering", "material", "shape", "relation")
 #: The reference repo's own runs (evaluation/EVALUATION.md, exact-match accuracy in %), to
@@ -54,9 +54,9 @@ def run_gar_bench(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Answer every item not yet in ``log`` with one GAR, as ``garvid image`` would."""
-    from garvid.batch.runner import memory_errors
+    from garvid.devices import memory_errors
     from garvid.gar.loading import load_gar
-    from garvid.image_qa import answer_image, load_image
+    from garvid.qa.image_answering import answer_image, load_image
 
     keyed = ((item_id(item, position), item) for position, item in enumerate(items))
     pending = [(key, item) for key, item in keyed if not log.done(key)]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from garvid.outputs import atomic_path
+from garvid.files import atomic_path
 
 AVERAGE = "Average"
 #: Answer tokens for a multiple-choice question: a letter needs one or two; longer answers are wrong anyway.

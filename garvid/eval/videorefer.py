@@ -7,7 +7,7 @@ j-th entry and GAR's ``<Prompt{j}>`` (object j+1 in garvid's numbering), whateve
 label N. In ``multi`` mask mode the given masks are the tracks (no SAM2); in ``single``
 mode only the masks on ``frame_idx`` are given and SAM2 tracks them, as ``garvid ask``
 does. The question is asked as GAR was evaluated on multiple choice, through the same
-:func:`garvid.video_qa.answer_video` as ``ask``.
+:func:`garvid.qa.video_answering.answer_video` as ``ask``.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from PIL import Image
 from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice, load_questions
 from garvid.eval.results import ResultLog, published_row
-from garvid.masks import RLE, decode_rle
-from garvid.perception import RegionInput
-from garvid.reporting import Reporter
+from garvid.qa.reporting import Reporter
+from garvid.qa.request import VideoRequest
+from garvid.regions.input import RegionInput
+from garvid.regions.masks import RLE, decode_rle
 from garvid.tracking import ObjectObservation, Tracks
-from garvid.video_request import VideoRequest
 
 MaskMode = Literal["multi", "single"]
 TYPE_ORDER = ("Basic Questions", "Sequential Questions", "Relationship Questions", "Reasoning Questions", "Future Predictions")
@@ -184,10 +184,11 @@ def run_videorefer(
     """Answer every item not yet in ``log`` with one GAR (and, in single mode, one SAM2)."""
     if mask_mode not in ("multi", "single"):
         raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
-    from garvid.batch.runner import LazyTracker, memory_errors
+    from garvid.devices import memory_errors
     from garvid.gar.loading import load_gar
     from garvid.presets import default_preset
-    from garvid.video_qa import answer_video
+    from garvid.qa.video_answering import answer_video
+    from garvid.tracking.tracker import LazyTracker
 
     pending = [item for item in items if not log.done(str(item["id"]))]
     if not pending:

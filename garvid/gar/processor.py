@@ -27,8 +27,8 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as tvF
 
 from garvid.errors import CheckpointError, RegionError
-from garvid.masks import mask_bbox
 from garvid.options import MaskResample
+from garvid.regions.masks import mask_bbox
 
 NO_PROMPT_ID = 5
 """Mask-map value outside every region (``<NO_Prompt>`` = token 128261 - 128256)."""

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from garvid.errors import GarvidError
-from garvid.outputs import atomic_path
+from garvid.files import atomic_path
 from garvid.paths import cache_root
-from garvid.perception import RegionInput
+from garvid.regions.input import RegionInput
 from garvid.tracking.tracks import Tracks
 
 #: Bumped whenever the entry layout or the meaning of a key changes.
@@ -38,7 +38,7 @@ def file_digest(path: Path) -> str:
 def content_digest(path: Path) -> str:
     """Digest of a video's content: its bytes, or a frame folder's frames (names and bytes)."""
     if Path(path).is_dir():
-        from garvid.frame_folder import folder_digest
+        from garvid.media.frame_folder import folder_digest
 
         return folder_digest(Path(path))
     return file_digest(path)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from garvid.video import FrameSource
+from garvid.media.source import FrameSource
 
 #: sam2's image normalisation (ImageNet mean and std), as in sam2.utils.misc.load_video_frames.
 IMAGE_MEAN = (0.485, 0.456, 0.406)

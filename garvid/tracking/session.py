@@ -19,10 +19,10 @@ import torch
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from garvid.errors import RegionError
-from garvid.regions import RegionPrompts
+from garvid.media.source import FrameSource
+from garvid.regions.prompts import RegionPrompts
 from garvid.tracking.feed import FrameFeed
 from garvid.tracking.model import precision
-from garvid.video import FrameSource
 
 
 def memory_reach(model: SAM2VideoPredictor, num_frames: int) -> int:

@@ -6,15 +6,16 @@ torch and sam2 are imported only when a tracker is built, so importing this modu
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from garvid.regions import RegionPrompts
+from garvid.media.source import FrameSource
+from garvid.regions.prompts import RegionPrompts
 from garvid.tracking.tracks import ObjectObservation, Tracks
-from garvid.video import FrameSource
 
 if TYPE_CHECKING:
     import torch
@@ -108,3 +109,25 @@ class Sam2Tracker:
 def _common_gap(frames: list[int]) -> int:
     gaps = Counter(b - a for a, b in zip(frames, frames[1:]))
     return gaps.most_common(1)[0][0] if gaps else 1
+
+
+class LazyTracker:
+    """A SAM2 tracker built on first use, so a run whose tracks are all cached never loads it."""
+
+    def __init__(self, name: str, device: str):
+        self.name, self.device_name = name, device
+        self._tracker = None
+
+    def track(self, *args, **kwargs):
+        if self._tracker is None:
+            self._tracker = Sam2Tracker.from_preset(self.name, device=self.device_name)
+        return self._tracker.track(*args, **kwargs)
+
+    def free(self) -> None:
+        """Drop the network and give its memory back (CUDA included)."""
+        import torch
+
+        self._tracker = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from garvid.errors import GarvidError
-from garvid.masks import RLE, BBox, decode_rle, encode_rle, mask_bbox
-from garvid.video import VideoInfo
+from garvid.media.source import VideoInfo
+from garvid.regions.masks import RLE, BBox, decode_rle, encode_rle, mask_bbox
 
 #: Decimal places kept for scores in JSON (a confidence needs no more).
 SCORE_DECIMALS = 4

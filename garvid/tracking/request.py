@@ -1,46 +1,24 @@
-"""The perception front end: open a video, read the user's region prompts, track them.
-
-This is everything before the language model; ``garvid track`` is exactly this stage.
+"""Tracking a whole request: open the video, validate the user's region prompts against it,
+plan the tracked frames and track every object (``garvid track`` is exactly this stage).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from garvid.errors import GarvidError
-from garvid.regions import RegionPrompts, build_region_prompts
-from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
-from garvid.video import VideoInfo, open_video
+from garvid.media.open import open_video
+from garvid.regions.input import RegionInput
+from garvid.tracking.frames import auto_stride, tracked_frames
+from garvid.tracking.tracker import Sam2Tracker
+from garvid.tracking.tracks import Tracks
 
 ProgressCallback = Callable[[int, int], None]
 
 #: Keyframes that ``--stride auto`` plans for when no question asks for a number.
 DEFAULT_KEYFRAMES = 16
-
-
-@dataclass(frozen=True)
-class RegionInput:
-    """Region prompts as the user gave them (files and strings), before validation."""
-
-    masks: Sequence[Path] = ()
-    boxes: Sequence[str] = ()
-    points: Sequence[str] = ()
-    frame: int = 0
-    resize_masks: bool = False
-
-    def resolve(self, info: VideoInfo) -> RegionPrompts:
-        """Validate against the video and number the objects."""
-        return build_region_prompts(
-            mask_paths=self.masks,
-            boxes=self.boxes,
-            points=self.points,
-            frame=self.frame,
-            size=(info.width, info.height),
-            num_frames=info.num_frames,
-            resize_masks=self.resize_masks,
-        )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from garvid.errors import VideoError
-from garvid.video import FrameSource, VideoInfo
+from garvid.media.source import FrameSource, VideoInfo
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 DEFAULT_FPS = 30.0

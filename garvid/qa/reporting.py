@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from garvid.keyframes import Window
-    from garvid.video_answer import Answer
+    from garvid.qa.answers import Answer
+    from garvid.qa.keyframes import Window
 
 
 class Reporter:

@@ -1,4 +1,4 @@
-"""What ``garvid ask`` and ``garvid describe`` produce: timed answers and their JSON and cues.
+"""What ``garvid ask`` and ``garvid describe`` produce: timed answers and their JSON.
 
 Plain data with no heavy imports, so formatting and the CLI can use it without torch.
 """
@@ -8,12 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from garvid.subtitles import Cue
-
 #: Text standing in for a description when the object is on none of a window's keyframes.
 NOT_VISIBLE_TEXT = "(not visible)"
-#: Subtitle text for an answer GAR ended at once (a cue cannot be empty).
-NO_ANSWER_TEXT = "(no answer)"
 
 
 @dataclass
@@ -91,14 +87,3 @@ class VideoAnswer:
         for answer in self.answers:
             groups.setdefault((answer.start, answer.end), []).append(answer)
         return [((start, end, group[0].keyframes), group) for (start, end), group in groups.items()]
-
-    def cues(self) -> list[Cue]:
-        """One subtitle cue per window (describe: one line per object)."""
-        cues = []
-        for (start, end, _), group in self.by_window():
-            if self.describing:
-                text = "\n".join(f"Object {a.object_id}: {a.text or NO_ANSWER_TEXT}" for a in group)
-            else:
-                text = group[0].text or NO_ANSWER_TEXT
-            cues.append(Cue(start=start, end=end, text=text))
-        return cues

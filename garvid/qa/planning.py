@@ -10,12 +10,12 @@ from garvid.errors import GarvidError, RegionError
 from garvid.gar.config import GARConfig
 from garvid.gar.processor import ImageConfig, choose_grid
 from garvid.gar.prompt import DESCRIBE_SLOT, plan_question, tokenize_prompt
-from garvid.gar.temporal import KeyframeLayout, describe_question, temporal_text
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
 from garvid.options import PromptOptions
-from garvid.protocol import Protocol
-from garvid.regions import RegionPrompts
-from garvid.video_request import VideoRequest
+from garvid.qa.protocol import Protocol
+from garvid.qa.request import VideoRequest
+from garvid.qa.temporal_text import KeyframeLayout, describe_question, temporal_text
+from garvid.regions.prompts import RegionPrompts
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The text of a temporal prompt: keyframes with timestamps, region replays, the question.
 
-The pieces come from a protocol file (:mod:`garvid.protocol`); this module only puts them
+The pieces come from a protocol file (:mod:`garvid.qa.protocol`); this module only puts them
 in order. For keyframes k = 1..K::
 
     intro (region list)
@@ -21,7 +21,7 @@ from typing import Sequence
 
 from garvid.gar.prompt import crop_run, region_items
 from garvid.gar.tokenizer import IMAGE_TOKEN, prompt_token
-from garvid.protocol import ProtocolText
+from garvid.qa.protocol import ProtocolText
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from garvid.outputs import json_text
-from garvid.subtitles import render_subtitles
+from garvid.files import json_text
+from garvid.output.subtitles import Cue, render_subtitles
 
 if TYPE_CHECKING:
-    from garvid.video_answer import VideoAnswer
+    from garvid.qa.answers import VideoAnswer
 
 AnswerFormat = Literal["text", "json", "srt", "vtt"]
 FORMATS: tuple[str, ...] = ("text", "json", "srt", "vtt")
@@ -34,12 +34,28 @@ def answer_prefix(start: float, end: float, object_id: int | None, windowed: boo
     return "".join(parts)
 
 
+#: Subtitle text for an answer GAR ended at once (a cue cannot be empty).
+NO_ANSWER_TEXT = "(no answer)"
+
+
+def answer_cues(result: VideoAnswer) -> list[Cue]:
+    """One subtitle cue per window (describe: one line per object)."""
+    cues = []
+    for (start, end, _), group in result.by_window():
+        if result.describing:
+            text = "\n".join(f"Object {a.object_id}: {a.text or NO_ANSWER_TEXT}" for a in group)
+        else:
+            text = group[0].text or NO_ANSWER_TEXT
+        cues.append(Cue(start=start, end=end, text=text))
+    return cues
+
+
 def render_answer(result: VideoAnswer, fmt: AnswerFormat) -> str:
     """The whole output file in ``fmt``."""
     if fmt == "json":
         return json_text(result.to_json())
     if fmt in ("srt", "vtt"):
-        return render_subtitles(result.cues(), fmt)
+        return render_subtitles(answer_cues(result), fmt)
     if fmt == "text":
         return "".join(answer_prefix(a.start, a.end, a.object_id, result.windowed) + a.text + "\n" for a in result.answers)
     raise ValueError(f"unknown format {fmt!r}")

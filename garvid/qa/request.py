@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from garvid.keyframes import Strategy
 from garvid.options import GenerationOptions, PromptOptions
-from garvid.perception import RegionInput
+from garvid.qa.keyframes import Strategy
+from garvid.regions.input import RegionInput
 
 
 @dataclass(frozen=True)

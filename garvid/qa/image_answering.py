@@ -30,9 +30,9 @@ from garvid.gar.prompt import (
     tokenize_prompt,
 )
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
-from garvid.masks import mask_bbox
 from garvid.options import GenerationOptions, PromptOptions
 from garvid.presets import default_preset
+from garvid.regions.masks import mask_bbox
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def prepare_image(request: ImageRequest) -> PreparedImage:
 
     Everything that can go wrong with the user's input fails here, before the slow model load.
     """
-    from garvid.regions import load_masks
+    from garvid.regions.prompts import load_masks
 
     frame = load_image(request.image)
     masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks)

@@ -23,18 +23,19 @@ from garvid.gar.answering import generate_answer, synchronize
 from garvid.gar.encoding import encode_with_replays
 from garvid.gar.processor import GARImageInputs, preprocess_image, with_regions
 from garvid.gar.prompt import DESCRIBE_SLOT
-from garvid.keyframes import Window, fit_keyframes, frame_span, select_keyframes, split_windows
-from garvid.perception import parse_stride
+from garvid.media.open import open_video
+from garvid.media.source import FrameSource
 from garvid.presets import default_preset, random_weights_warning
-from garvid.protocol import Protocol, load_protocol
-from garvid.regions import RegionPrompts
-from garvid.reporting import Reporter
-from garvid.temporal_prompting import GarFiles, QuestionPlan, TemporalPromptBuilder, plan_request
+from garvid.qa.answers import NOT_VISIBLE_TEXT, Answer, VideoAnswer
+from garvid.qa.keyframes import Window, fit_keyframes, frame_span, select_keyframes, split_windows
+from garvid.qa.planning import GarFiles, QuestionPlan, TemporalPromptBuilder, plan_request
+from garvid.qa.protocol import Protocol, load_protocol
+from garvid.qa.reporting import Reporter
+from garvid.qa.request import VideoRequest
+from garvid.regions.prompts import RegionPrompts
 from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
 from garvid.tracking.cache import TrackCache, TrackCacheKey, content_digest, regions_digest
-from garvid.video import FrameSource, open_video
-from garvid.video_answer import NOT_VISIBLE_TEXT, Answer, VideoAnswer
-from garvid.video_request import VideoRequest
+from garvid.tracking.request import parse_stride
 
 if TYPE_CHECKING:
     from garvid.gar.model import GARModel

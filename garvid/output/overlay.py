@@ -19,9 +19,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from garvid.errors import VideoError
-from garvid.masks import BBox, decode_rle, mask_bbox
-from garvid.outputs import atomic_path
-from garvid.video import FrameSource, open_video
+from garvid.files import atomic_path
+from garvid.media.open import open_video
+from garvid.media.source import FrameSource
+from garvid.regions.masks import BBox, decode_rle, mask_bbox
 
 if TYPE_CHECKING:
     from garvid.tracking.tracks import Tracks
