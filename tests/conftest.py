@@ -53,7 +53,7 @@ def make_clip(tmp_path: Path) -> Callable[..., Path]:
     ``color=c=gray`` ...); odd sizes need ``pix_fmt="yuv444p"``. ``rotate`` adds display
     rotation metadata, the frames staying as encoded (which way it turns depends on the
     ffmpeg version: compare with ``ffmpeg_frames`` rather than assume). Keep widths
-    clear of those decord 0.6.0 cannot decode (16, 24, 48, 72: see garvid.video).
+    clear of those decord 0.6.0 cannot decode (16, 24, 48, 72: see garvid.media.video_file).
     """
 
     def make(
