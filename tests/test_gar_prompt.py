@@ -14,6 +14,7 @@ from garvid.gar.prompt import (
     region_question_text,
     rewrite_question,
     tokenize_prompt,
+    visible_text,
     with_multiple_choice_suffix,
 )
 from garvid.gar.tokenizer import (
@@ -67,7 +68,7 @@ def test_single_region_template_byte_for_byte():
 
 def test_multi_region_template_byte_for_byte():
     question = "What is <Prompt0> doing to <Prompt2>?"
-    text = region_question_text([0, 2], question)
+    text = visible_text(region_question_text([0, 2], question))
     assert text == reference_multi(["<Prompt0>", "<Prompt2>"], question)
     head = "There are some objects I am curious about: <Prompt0>; <Prompt2>; \n<Prompt0>: "
     assert text.startswith(head)
@@ -125,8 +126,8 @@ def test_token_layout_double_bos_image_and_crop_runs(tokenizer, grid):
     num_image_tokens = 256 * (1 + ncw * nch)
     user_text = region_question_text([0, 1], "What is <Prompt1> holding?")
     tokens = tokenize_prompt(tokenizer, PLM_CHAT_TEMPLATE, user_text, num_image_tokens)
-    assert tokens.text == expected_chat(user_text)
-    reference_string = expected_chat(user_text).replace("<|image|>", "<|image|>" * num_image_tokens)
+    assert tokens.text == expected_chat(visible_text(user_text))
+    reference_string = expected_chat(visible_text(user_text)).replace("<|image|>", "<|image|>" * num_image_tokens)
     assert tokens.input_ids == tokenizer(reference_string)["input_ids"]  # the reference's processor call
     assert tokens.input_ids[:3] == [128000, 128000, 128006]  # two BOS, then the system header
     assert tokens.input_ids.count(128002) == num_image_tokens

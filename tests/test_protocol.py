@@ -45,6 +45,9 @@ def _write(tmp_path: Path, old: str, new: str) -> Path:
         ('not_visible = "', 'not_visible = "{time} ', "not_visible must use"),
         ('question = "\\n{question}"', 'question = "\\n{question"', "question"),
         ("[text]", "[text]\nbogus = \"x\"", "unknown pieces"),
+        ('question = "\\n{question}"', 'question = "<|eot_id|>{question}"', "contains '<|eot_id|>': protocol text is plain text"),
+        ('frame = "Frame', 'frame = "<|image|> Frame', "contains '<|image|>'"),
+        ('not_visible = "{prompt}', 'not_visible = "<Prompt3> {prompt}', "contains '<Prompt3>'"),
     ],
 )
 def test_broken_protocols_fail_with_the_field_named(tmp_path, old, new, needle):

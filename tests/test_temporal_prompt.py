@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from garvid.gar.prompt import tokenize_prompt
+from garvid.gar.prompt import tokenize_prompt, visible_text
 from garvid.gar.tokenizer import CROP_TOKEN_IDS, IMAGE_TOKEN_ID, PLM_CHAT_TEMPLATE, build_tiny_tokenizer
 from garvid.qa.protocol import load_protocol
 from garvid.qa.temporal_text import KeyframeLayout, describe_question, temporal_text
@@ -32,7 +32,7 @@ LAYOUTS = [
 
 
 def test_text_follows_the_protocol(protocol):
-    text = temporal_text(protocol.text, [0, 1], LAYOUTS, "What does <Prompt1> do to <Prompt0>?")
+    text = visible_text(temporal_text(protocol.text, [0, 1], LAYOUTS, "What does <Prompt1> do to <Prompt0>?"))
     expected = (
         "There are some objects I am curious about: <Prompt0>; <Prompt1>; \n"
         "Here are 3 frames of a video in time order.\n"

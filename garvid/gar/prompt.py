@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Iterable, Mapping, Sequence
 
 from garvid.errors import RegionError
 from garvid.gar.tokenizer import (
     CROP_TOKEN_IDS,
-    IMAGE_TOKEN,
     IMAGE_TOKEN_ID,
     NUM_PROMPTS,
     crop_token,
@@ -71,8 +71,12 @@ def describe_region_text(index: int = DESCRIBE_SLOT, instruction: str = DESCRIBE
 
 
 def region_question_text(indices: Sequence[int], question: str) -> str:
-    """The multi-region prompt: region list, a newline, the crop lines, a newline, the question."""
-    return region_list(indices) + "\n" + region_crop_lines(indices) + "\n" + question
+    """The multi-region prompt: region list, a newline, the crop lines, a newline, the question.
+
+    ``question`` is a planned question (:func:`plan_question`): user text whose only
+    tokens are the ``<PromptK>`` references garvid checked.
+    """
+    return region_list(indices) + "\n" + region_crop_lines(indices) + "\n" + plain_question(question)
 
 
 def with_multiple_choice_suffix(question: str) -> str:
@@ -144,6 +148,85 @@ def plan_question(object_ids: Sequence[int], question: str, multiple_choice: boo
     return QuestionPlan({slot: slot + 1 for slot in rewritten.slots}, text)
 
 
+# --- user text stays text ----------------------------------------------------------------
+#
+# What a user types (questions, option texts) may contain strings such as "<|eot_id|>" or
+# "<|image|>". Tokenized with the prompt's special-token parsing, they would become
+# control tokens. So user text is held out of the prompt string as a placeholder (its
+# UTF-8 bytes in hex between two private-use characters: nothing a chat template, a
+# format string or the special-token scan can touch) and is tokenized as plain text.
+
+_PLAIN_START, _PLAIN_END = "\ue000", "\ue001"
+_PLAIN = re.compile(f"{_PLAIN_START}([0-9a-f]*){_PLAIN_END}")
+_PROMPT_REFERENCE = re.compile(r"(<Prompt\d+>)")
+
+
+def plain(text: str) -> str:
+    """``text`` as a placeholder that :func:`tokenize_prompt` tokenizes as plain text only."""
+    return f"{_PLAIN_START}{text.encode('utf-8').hex()}{_PLAIN_END}"
+
+
+def plain_question(question: str) -> str:
+    """A planned question with its text held as plain text and its ``<PromptK>`` kept as tokens.
+
+    Only :func:`plan_question`'s output belongs here: it has checked that every
+    ``<PromptK>`` names a region in use.
+    """
+    return "".join(piece if index % 2 else plain(piece) for index, piece in enumerate(_PROMPT_REFERENCE.split(question)) if piece)
+
+
+def _plain_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` with no added or special token recognised in it.
+
+    The checkpoint's own normalizer, pre-tokenizer and model do the work, exactly the
+    steps its tokenizer runs on the text between two added tokens.
+    """
+    if not text:
+        return []
+    backend = tokenizer.backend_tokenizer
+    if backend.normalizer is not None:
+        text = backend.normalizer.normalize_str(text)
+    pieces = backend.pre_tokenizer.pre_tokenize_str(text) if backend.pre_tokenizer is not None else [(text, None)]
+    return [token.id for piece, _ in pieces for token in backend.model.tokenize(piece)]
+
+
+@cache
+def _added_token_pattern(added_tokens: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(token) for token in sorted(added_tokens, key=len, reverse=True)))
+
+
+def visible_text(text: str) -> str:
+    """``text`` with every :func:`plain` piece shown as the user's text again."""
+    return _PLAIN.sub(lambda match: bytes.fromhex(match.group(1)).decode("utf-8"), text)
+
+
+def encode_prompt(tokenizer, text: str) -> list[int]:
+    """Token ids of a rendered prompt whose user text is held in :func:`plain` pieces.
+
+    Added tokens (the chat template's, ``<|image|>``, ``<PromptK>``, crop tokens) are
+    recognised only in garvid's own text; plain pieces never become one. Text between
+    two added tokens, plain pieces included, is tokenized as one piece, as the tokenizer
+    itself would.
+    """
+    vocabulary = tokenizer.get_added_vocab()
+    specials = _added_token_pattern(tuple(vocabulary))
+    ids: list[int] = []
+    pending: list[str] = []  # text since the last added token
+    position = 0
+    for match in [*_PLAIN.finditer(text), None]:
+        own = text[position : match.start() if match else len(text)]
+        start = 0
+        for token in specials.finditer(own):
+            pending.append(own[start : token.start()])
+            ids += _plain_ids(tokenizer, "".join(pending)) + [vocabulary[token.group()]]
+            pending, start = [], token.end()
+        pending.append(own[start:])
+        if match:
+            pending.append(bytes.fromhex(match.group(1)).decode("utf-8"))
+            position = match.end()
+    return ids + _plain_ids(tokenizer, "".join(pending))
+
+
 # --- chat template and tokens ------------------------------------------------------------
 
 
@@ -154,7 +237,7 @@ class PromptTokens:
     input_ids: list[int]
     image_spans: list[tuple[int, int]]  # [start, end) of each image's tokens, in order
     crop_spans: dict[int, list[tuple[int, int]]]  # prompt slot -> [start, end) of each of its crop runs, in order
-    text: str  # the rendered chat text before the image placeholders are expanded
+    text: str  # the rendered chat text (user text restored) before the image placeholders are expanded
 
 
 def render_chat(tokenizer, chat_template: str, user_text: str, *, num_images: int = 1) -> str:
@@ -162,6 +245,11 @@ def render_chat(tokenizer, chat_template: str, user_text: str, *, num_images: in
     content = [{"type": "image"}] * num_images + [{"type": "text", "text": user_text}]
     messages = [{"role": "user", "content": content}]
     return tokenizer.apply_chat_template(messages, chat_template=chat_template, add_generation_prompt=True, tokenize=False)
+
+
+def _expand(ids: list[int], token_id: int, count: int) -> list[int]:
+    """``ids`` with every ``token_id`` repeated ``count`` times."""
+    return [expanded for value in ids for expanded in ([value] * count if value == token_id else [value])]
 
 
 def _runs(ids: list[int], token_id: int) -> list[tuple[int, int]]:
@@ -193,11 +281,12 @@ def tokenize_prompt(
     by text. ``double_bos=True`` reproduces the reference's eval path (template BOS +
     tokenizer BOS); ``False`` keeps only the template's BOS, as in training.
     """
-    text = render_chat(tokenizer, chat_template, user_text, num_images=leading_images)
-    num_images = text.count(IMAGE_TOKEN)
+    rendered = render_chat(tokenizer, chat_template, user_text, num_images=leading_images)
+    ids = encode_prompt(tokenizer, rendered)
+    num_images = ids.count(IMAGE_TOKEN_ID)
     if num_images < 1:
         raise ValueError("the prompt holds no image placeholder")
-    ids = list(tokenizer(text.replace(IMAGE_TOKEN, IMAGE_TOKEN * tokens_per_image), add_special_tokens=double_bos)["input_ids"])
+    ids = ([tokenizer.bos_token_id] if double_bos else []) + _expand(ids, IMAGE_TOKEN_ID, tokens_per_image)
     image_runs = _runs(ids, IMAGE_TOKEN_ID)
     if len(image_runs) != num_images or any(end - start != tokens_per_image for start, end in image_runs):
         raise ValueError(f"expected {num_images} separate runs of {tokens_per_image} image tokens, found runs {image_runs}")
@@ -208,4 +297,4 @@ def tokenize_prompt(
             raise ValueError(f"region slot {slot}: expected runs of {CROP_TOKENS_PER_REGION} crop tokens, found {runs}")
         if runs:
             crop_spans[slot] = runs
-    return PromptTokens(input_ids=ids, image_spans=image_runs, crop_spans=crop_spans, text=text)
+    return PromptTokens(input_ids=ids, image_spans=image_runs, crop_spans=crop_spans, text=visible_text(rendered))

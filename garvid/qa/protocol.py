@@ -8,6 +8,7 @@ checked here, so a mistyped protocol fails with a clear message before anything 
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from garvid.presets import configs_dir
 TileMode = Literal["single", "thumb+tiles"]
 
 DEFAULT_PROTOCOL = "temporal-v1"
+
+#: Text that reads like one of the model's control or region tokens (``<|eot_id|>``, ``<Prompt0>``).
+_TOKEN_TEXT = re.compile(r"<\|[^<>|]*\|>|<(?:NO_)?Prompt\d*>")
 
 #: Text pieces of a protocol, the fields each may use, and those it must use.
 TEXT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -138,6 +142,12 @@ class _ProtocolReader:
             used = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
         except ValueError as error:
             raise self.fail(f"[text] {piece}: {error}") from None
+        token = _TOKEN_TEXT.search(template)
+        if token:
+            raise self.fail(
+                f"[text] {piece} contains {token.group()!r}: protocol text is plain text, and images, "
+                "regions and crops come only from its {image}, {prompt} and {crop} fields"
+            )
         if not used <= allowed or not required <= used:
             raise self.fail(
                 f"[text] {piece} must use {{{'}, {'.join(sorted(required))}}} and may use only "

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from garvid.gar.prompt import crop_run, region_items
+from garvid.gar.prompt import crop_run, plain_question, region_items
 from garvid.gar.tokenizer import IMAGE_TOKEN, prompt_token
 from garvid.qa.protocol import ProtocolText
 
@@ -34,7 +34,11 @@ class KeyframeLayout:
 
 
 def temporal_text(text: ProtocolText, slots: Sequence[int], keyframes: Sequence[KeyframeLayout], question: str) -> str:
-    """The user turn of a temporal prompt about ``slots`` (ascending) over ``keyframes``."""
+    """The user turn of a temporal prompt about ``slots`` (ascending) over ``keyframes``.
+
+    ``question`` is a planned question (its user text is kept plain text, see
+    :func:`garvid.gar.prompt.plain_question`); the protocol's pieces are garvid's own text.
+    """
     count = len(keyframes)
     parts = [text.intro.format(objects=region_items(slots), count=count)]
     for number, frame in enumerate(keyframes, 1):
@@ -44,7 +48,7 @@ def temporal_text(text: ProtocolText, slots: Sequence[int], keyframes: Sequence[
                 parts.append(text.region.format(prompt=prompt_token(slot), crop=crop_run(slot)))
             else:
                 parts.append(text.not_visible.format(prompt=prompt_token(slot)))
-    parts.append(text.question.format(question=question))
+    parts.append(text.question.format(question=plain_question(question)))
     return "".join(parts)
 
 
