@@ -38,6 +38,23 @@ def test_letter_extraction_on_tricky_outputs(output, letter):
     assert extract_choice(output, OPTIONS) == letter
 
 
+@pytest.mark.parametrize(
+    ("output", "options", "letter"),
+    [
+        ("I don't know", ["(A) Yes", "(B) No"], None),
+        ("Nothing happens", ["(A) Yes", "(B) No"], None),
+        ("Not sure", ["(A) Yes", "(B) No"], None),
+        ("No, it does not.", ["(A) Yes", "(B) No"], "B"),
+        ("The answer is a red cup", ["(A) Yes", "(B) No"], None),
+        ("It is a catastrophe", ["(A) dog", "(B) bird", "(C) fish", "(D) cat"], None),
+        ("It is a cat.", ["(A) dog", "(B) bird", "(C) fish", "(D) cat"], "D"),
+    ],
+)
+def test_non_answers_pick_no_option(output, options, letter):
+    """Option texts match as whole words, and a bare letter only where it stands as a choice."""
+    assert extract_choice(output, options) == letter
+
+
 def test_question_layout_matches_the_reference():
     assert choices_question("Which one?", ["A. x", "B. y"]) == "Question: Which one?\nOptions:\nA. x\nB. y"
     assert prompt_question("What is <object0><region> doing to <object1> <region>?") == "What is <Prompt0> doing to <Prompt1>?"
