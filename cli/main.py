@@ -26,7 +26,8 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except GarvidError as error:
-        print(f"garvid: error: {error}", file=sys.stderr)
+        message = str(error).replace("\r", "\\r").replace("\n", "\\n")  # always one line
+        print(f"garvid: error: {message}", file=sys.stderr)
         return 2
     return 0
 
