@@ -147,6 +147,9 @@ def test_single_tile_mode_is_one_squashed_tile():
     assert out.pixel_values.shape == out.mask_values.shape == (1, 3, 448, 448)
     expected = _reference_uint8_tiles(np.asarray(image), 1, thumbnail=False)
     assert torch.equal(out.pixel_values, _reference_normalize(expected))
+    # The temporal protocol's keyframes arrive as decoded (H, W, 3) arrays: the same tiles.
+    frame = preprocess_image(np.asarray(image), {2: np.ones((360, 640), bool)}, ImageConfig(), single_tile=True)
+    assert torch.equal(frame.pixel_values, out.pixel_values)
 
 
 def _two_regions(width: int = 900, height: int = 500) -> dict[int, np.ndarray]:
