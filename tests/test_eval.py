@@ -227,3 +227,17 @@ def test_gar_bench_vqa_run(tmp_path, capsys):
     assert json.loads(results.with_suffix(".summary.json").read_text())["errors"] == 1
     for column in ("color", "shape", "relation", "Average"):
         assert column in err
+
+
+def test_gar_bench_reads_images_as_stored_like_the_reference(tmp_path, capsys):
+    """Benchmark masks fit the stored pixels (the reference ignores EXIF orientation)."""
+    annotations = _gar_bench(tmp_path)
+    frame = tmp_path / "images" / "frame0.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn right to display": garvid image would show it 180x320
+    Image.open(frame).save(frame, exif=exif)
+    assert Image.open(frame).getexif()[0x0112] == 6
+    results = tmp_path / "vqa.jsonl"
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert "error" not in records["vqa_0"] and "error" not in records["vqa_1"]

@@ -72,7 +72,7 @@ def run_gar_bench(
         try:
             masks = {index + 1: decode_rle(rle) for index, rle in enumerate(item["mask_rles"])}
             question = choices_question(str(item["question"]), options)
-            image = load_image(image_root / str(item["image"]))
+            image = load_image(image_root / str(item["image"]), exif_orientation=False)  # masks fit the stored pixels
             output = answer_image(image, masks, question, model, generation=generation, prompt=choice_prompt).answer
         except (GarvidError, *memory_errors()) as error:
             record.update(prediction=None, correct=False, output=None, error=str(error).splitlines()[0])

@@ -126,9 +126,8 @@ def load_weights(model: GARModel, files: list[Path], device: torch.device, dtype
                 tensors[key] = tensor.to(device, dtype if tensor.is_floating_point() else tensor.dtype)
             model.load_state_dict(tensors, strict=False, assign=True)
             loaded.update(tensors)
-    text_config = model.config.mllm.text_config
-    if "mllm.lm_head.weight" not in loaded and getattr(text_config, "tie_word_embeddings", False):
-        model.mllm.lm_head.weight = model.input_embeddings.weight
+    if model.config.tied_embeddings:  # the head is the embedding, as transformers 4.56 ties it on loading
+        model.tie_embeddings()
         loaded.add("mllm.lm_head.weight")
     missing, unexpected = sorted(expected - loaded), sorted(loaded - expected)
     if missing or unexpected:

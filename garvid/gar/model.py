@@ -43,6 +43,12 @@ class GARModel(nn.Module):
         self.mask_patch_embedding = nn.Conv2d(
             3, config.vision_width, kernel_size=config.kernel_size, stride=config.kernel_size, bias=False
         )
+        if config.tied_embeddings:
+            self.tie_embeddings()
+
+    def tie_embeddings(self) -> None:
+        """Make the LM head use the input embedding's weight (one tensor, as in the checkpoint)."""
+        self.mllm.lm_head.weight = self.input_embeddings.weight
 
     @property
     def device(self) -> torch.device:

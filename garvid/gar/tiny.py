@@ -45,8 +45,12 @@ def gar_config(
     text_kv_heads: int = 2,
     text_intermediate: int = 128,
     vocab_size: int | None = None,
+    tie_word_embeddings: bool = False,
 ) -> GARConfig:
-    """A GAR config shaped like GAR-1B or GAR-8B with the given widths and depths."""
+    """A GAR config shaped like GAR-1B or GAR-8B with the given widths and depths.
+
+    ``tie_word_embeddings`` shares the LM head with the input embedding, as GAR-1B does.
+    """
     vision = TimmWrapperConfig(
         architecture=_ARCHITECTURES[shape],
         do_pooling=False,
@@ -73,7 +77,7 @@ def gar_config(
         rms_norm_eps=1e-5,
         bos_token_id=128000,
         eos_token_id=[128001, 128009],
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie_word_embeddings,
     )
     mllm = PerceptionLMConfig(
         vision_config=vision.to_dict(),
@@ -98,6 +102,8 @@ def save_checkpoint(model: GARModel, directory: Path, *, shards: int = 2, max_nu
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.config.tied_embeddings:  # stored once, under the embedding's name, like transformers saves it
+        del state["mllm.lm_head.weight"]
     keys = sorted(state)
     weight_map = {}
     for index in range(shards):

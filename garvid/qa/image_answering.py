@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.answering import TokenCallback, generate_answer, synchronize
@@ -62,8 +62,14 @@ class ImageAnswer:
         return data
 
 
-def load_image(image: Image.Image | str | Path) -> Image.Image:
-    """An RGB PIL image from a path or an image; GarvidError when unreadable."""
+def load_image(image: Image.Image | str | Path, *, exif_orientation: bool = True) -> Image.Image:
+    """An RGB PIL image from a path or an image; GarvidError when unreadable.
+
+    A file is turned as its EXIF orientation says, so it is the picture as displayed (as a
+    video's rotation is applied) and masks are drawn on that; ``exif_orientation=False``
+    keeps the stored pixels, as the reference's benchmark code reads its images. An image
+    passed in is taken as it is.
+    """
     if isinstance(image, Image.Image):
         return to_rgb(image)
     path = Path(image)
@@ -71,7 +77,7 @@ def load_image(image: Image.Image | str | Path) -> Image.Image:
         raise GarvidError(f"image file not found: {path}")
     try:
         with Image.open(path) as opened:
-            return to_rgb(opened)
+            return to_rgb(ImageOps.exif_transpose(opened) if exif_orientation else opened)
     except (UnidentifiedImageError, OSError) as error:
         raise GarvidError(f"cannot read image {path}: {error}") from None
 
@@ -204,7 +210,7 @@ def prepare_image(request: ImageRequest) -> PreparedImage:
     from garvid.regions.prompts import load_masks
 
     frame = load_image(request.image)
-    masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks)
+    masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks, target="the image (as displayed)")
     _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
     return PreparedImage(request=request, frame=frame, masks=masks)
 
