@@ -80,7 +80,12 @@ def videorefer_q(
     log = ResultLog(output)
     with StopOnInterrupt() as stop:
         videorefer.run_videorefer(items, video_root, template, mask_mode, log, reporter=WarningReporter(), on_item=_progress, should_stop=stop)
-    settings = {"model": template.model or default_preset("models"), "protocol": template.protocol or DEFAULT_PROTOCOL, "mask_mode": mask_mode}
+    settings = {
+        "model": template.model or default_preset("models"),
+        "protocol": template.protocol or DEFAULT_PROTOCOL,
+        "mask_mode": mask_mode,
+        "max_new_tokens": template.generation.max_new_tokens,
+    }
     _finish(log, videorefer, "VideoRefer-BenchQ", settings, len(items), stop())
 
 
@@ -114,7 +119,8 @@ def gar_bench_vqa(
             on_item=_progress,
             should_stop=stop,
         )
-    _finish(log, gar_bench, "GAR-Bench-VQA", {"model": model}, len(items), stop())
+    settings = {"model": model, "max_new_tokens": options["max_new_tokens"]}
+    _finish(log, gar_bench, "GAR-Bench-VQA", settings, len(items), stop())
 
 
 def _register() -> None:

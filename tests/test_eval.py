@@ -152,6 +152,7 @@ def test_videorefer_run_table_and_resume(videorefer, tmp_path, capsys, mode):
     assert summary["published"]["VideoRefer-7B"]["Average"] == 71.9
     assert summary["accuracy"]["Average"]["total"] == 3 and summary["answered"] == summary["items"] == 3
     assert summary["mask_mode"] == mode and summary["protocol"] == "temporal-v1" and summary["errors"] == 0
+    assert summary["max_new_tokens"] == 4
 
 
 def test_interrupted_videorefer_run_resumes(videorefer, tmp_path):
@@ -207,6 +208,15 @@ def test_gar_bench_vqa_run(tmp_path, capsys):
     assert "error" not in records["vqa_0"] and "output" in records["vqa_1"]
     assert records["vqa_2"]["correct"] is False and "outside 1..5" in records["vqa_2"]["error"]  # six regions
     assert "1 item(s) could not be asked" in err and "57.8" in err  # GAR-8B's reference overall beside the run
-    assert json.loads(results.with_suffix(".summary.json").read_text())["errors"] == 1
+    summary = json.loads(results.with_suffix(".summary.json").read_text())
+    assert summary["errors"] == 1 and summary["max_new_tokens"] == 4
     for column in ("color", "shape", "relation", "Average"):
         assert column in err
+
+
+@pytest.mark.parametrize("command", ["videorefer-q", "gar-bench-vqa"])
+def test_eval_answer_length_is_an_option_defaulting_to_64(command, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run(["eval", command, "--help"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "--max-new-tokens" in line)
+    assert "[default: 64]" in line
