@@ -85,6 +85,7 @@ def videorefer_q(
         "protocol": template.protocol or DEFAULT_PROTOCOL,
         "mask_mode": mask_mode,
         "max_new_tokens": template.generation.max_new_tokens,
+        "attn": template.attn,
     }
     _finish(log, videorefer, "VideoRefer-BenchQ", settings, len(items), stop())
 
@@ -112,6 +113,7 @@ def gar_bench_vqa(
             model_name=model,
             dtype=options["dtype"],
             device=options["device"],
+            attn=options["attn"],
             generation=generation_options(
                 options["max_new_tokens"], options["sample"], options["temperature"], options["top_p"], options["seed"]
             ),
@@ -119,7 +121,7 @@ def gar_bench_vqa(
             on_item=_progress,
             should_stop=stop,
         )
-    settings = {"model": model, "max_new_tokens": options["max_new_tokens"]}
+    settings = {"model": model, "max_new_tokens": options["max_new_tokens"], "attn": options["attn"]}
     _finish(log, gar_bench, "GAR-Bench-VQA", settings, len(items), stop())
 
 
@@ -128,11 +130,11 @@ def _register() -> None:
     from garvid_cli.image import image
 
     video_options = (
-        "frames", "keyframes", "protocol", "model", "tracker", "stride", "device", "fps", "dtype", "max_new_tokens",
+        "frames", "keyframes", "protocol", "model", "tracker", "stride", "device", "fps", "dtype", "attn", "max_new_tokens",
         "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling", "cache_dir", "no_cache",
     )  # fmt: skip
     borrow_parameters(videorefer_q, ask, include=video_options)
-    image_options = ("model", "dtype", "device", "max_new_tokens", "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling")
+    image_options = ("model", "dtype", "device", "attn", "max_new_tokens", "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling")
     borrow_parameters(gar_bench_vqa, image, include=image_options)
     for command in (videorefer_q, gar_bench_vqa):
         parameter = command.__signature__.parameters["max_new_tokens"]

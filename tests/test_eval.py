@@ -152,7 +152,7 @@ def test_videorefer_run_table_and_resume(videorefer, tmp_path, capsys, mode):
     assert summary["published"]["VideoRefer-7B"]["Average"] == 71.9
     assert summary["accuracy"]["Average"]["total"] == 3 and summary["answered"] == summary["items"] == 3
     assert summary["mask_mode"] == mode and summary["protocol"] == "temporal-v1" and summary["errors"] == 0
-    assert summary["max_new_tokens"] == 4
+    assert summary["max_new_tokens"] == 4 and summary["attn"] == "sdpa"
 
 
 def test_interrupted_videorefer_run_resumes(videorefer, tmp_path):

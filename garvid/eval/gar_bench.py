@@ -17,7 +17,7 @@ from typing import Any, Callable
 from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice, load_questions
 from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row
-from garvid.options import GenerationOptions, PromptOptions
+from garvid.options import DEFAULT_ATTENTION, GenerationOptions, PromptOptions
 from garvid.regions.masks import decode_rle
 
 TYPE_ORDER = ("color", "texture/pattern", "mirror", "ordering", "material", "shape", "relation")
@@ -48,6 +48,7 @@ def run_gar_bench(
     model_name: str,
     dtype: str = "auto",
     device: str = "auto",
+    attn: str = DEFAULT_ATTENTION,
     generation: GenerationOptions = GenerationOptions(max_new_tokens=ANSWER_TOKENS),
     prompt: PromptOptions = PromptOptions(),
     on_item: Callable[[dict[str, Any]], None] = lambda record: None,
@@ -62,7 +63,7 @@ def run_gar_bench(
     pending = [(key, item) for key, item in keyed if not log.done(key)]
     if not pending:
         return
-    model = load_gar(model_name, dtype=dtype, device=device)
+    model = load_gar(model_name, dtype=dtype, device=device, attn_implementation=attn)
     choice_prompt = replace(prompt, multiple_choice=True)
     for key, item in pending:
         if should_stop():

@@ -193,7 +193,9 @@ def run_videorefer(
     pending = [item for item in items if not log.done(str(item["id"]))]
     if not pending:
         return
-    model = load_gar(template.model or default_preset("models"), dtype=template.dtype, device=template.device)
+    model = load_gar(
+        template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
+    )
     tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
 
     def answer(request: VideoRequest, given: GivenMasks | None) -> str:

@@ -30,7 +30,7 @@ from garvid.gar.prompt import (
     tokenize_prompt,
 )
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
-from garvid.options import GenerationOptions, PromptOptions
+from garvid.options import DEFAULT_ATTENTION, GenerationOptions, PromptOptions
 from garvid.presets import default_preset
 from garvid.regions.masks import mask_bbox
 
@@ -183,6 +183,7 @@ class ImageRequest:
     dtype: str = "auto"
     device: str = "auto"
     resize_masks: bool = False
+    attn: str = DEFAULT_ATTENTION  # the language model's attention kernel
     generation: GenerationOptions = GenerationOptions()
     prompt: PromptOptions = PromptOptions()
 
@@ -201,8 +202,10 @@ def prepare_image(request: ImageRequest) -> PreparedImage:
 
     Everything that can go wrong with the user's input fails here, before the slow model load.
     """
+    from garvid.devices import check_attention
     from garvid.regions.prompts import load_masks
 
+    check_attention(request.attn, request.device)
     frame = load_image(request.image)
     masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks)
     _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
@@ -215,7 +218,9 @@ def ask_image(request: ImageRequest | PreparedImage, *, on_token: TokenCallback 
 
     prepared = request if isinstance(request, PreparedImage) else prepare_image(request)
     options = prepared.request
-    model = load_gar(options.model or default_preset("models"), dtype=options.dtype, device=options.device)
+    model = load_gar(
+        options.model or default_preset("models"), dtype=options.dtype, device=options.device, attn_implementation=options.attn
+    )
     return answer_image(
         prepared.frame,
         prepared.masks,

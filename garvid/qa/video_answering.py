@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from garvid.devices import check_attention
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.answering import generate_answer, synchronize
 from garvid.gar.encoding import encode_with_replays
@@ -60,6 +61,7 @@ class _Job:
     @classmethod
     def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, model_source: str) -> _Job:
         """Check the request (fails before any model loads) and plan keyframes and tracking."""
+        check_attention(request.attn, request.device)
         protocol = load_protocol(request.protocol)
         info = video.info
         prompts = request.regions.resolve(info)
@@ -141,7 +143,7 @@ def answer_video(
                 reporter.warn(warning)
         if model is None:
             loading = time.perf_counter()
-            model = load_gar(files.name, dtype=request.dtype, device=request.device)
+            model = load_gar(files.name, dtype=request.dtype, device=request.device, attn_implementation=request.attn)
             timings["load"] = time.perf_counter() - loading
         answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings)
         seen = sorted({f for frames_of in visible.values() for f in frames_of})
