@@ -95,6 +95,14 @@ def gar_bench_vqa(
     image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder of the images (default: the annotations' folder)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
     output: Path = typer.Option(Path("gar_bench_vqa.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable)."),
+    reference_compat: bool = typer.Option(
+        True,
+        "--reference-compat/--corrected",
+        help=(
+            "reference: show GAR each item as the reference's evaluation did (set order of regions, every box the "
+            "last mask's, <Prompt5>+ as plain text), as the published numbers were made; corrected: garvid image's path."
+        ),
+    ),
     **options,
 ) -> None:
     from garvid.eval import gar_bench
@@ -118,10 +126,16 @@ def gar_bench_vqa(
                 options["max_new_tokens"], options["sample"], options["temperature"], options["top_p"], options["seed"]
             ),
             prompt=PromptOptions(mask_resample=options["mask_resample"], replay_scaling=options["replay_scaling"]),
+            reference_compat=reference_compat,
             on_item=_progress,
             should_stop=stop,
         )
-    settings = {"model": model, "max_new_tokens": options["max_new_tokens"], "attn": options["attn"]}
+    settings = {
+        "model": model,
+        "mode": gar_bench.mode_name(reference_compat),
+        "max_new_tokens": options["max_new_tokens"],
+        "attn": options["attn"],
+    }
     _finish(log, gar_bench, "GAR-Bench-VQA", settings, len(items), stop())
 
 

@@ -188,7 +188,7 @@ def _gar_bench(folder: Path) -> Path:
          "choices": ["A. <Prompt0>", "B. <Prompt1>"], "answer": "A", "type": "color"},
         {"image": "images/frame0.png", "mask_rles": rles[:1], "question": "What shape is <Prompt0>?",
          "choices": ["A. round", "B. square"], "answer": "A", "type": "shape"},
-        {"image": "images/frame0.png", "mask_rles": rles + rles[:2], "question": "Which is <Prompt5>?",
+        {"image": "images/frame0.png", "mask_rles": rles + rles[:2], "question": "Which is beside <Prompt1>, <Prompt2>, <Prompt3> and <Prompt4>?",
          "choices": ["A. <Prompt5>", "B. <Prompt0>"], "answer": "A", "type": "relation"},
     ]  # fmt: skip
     for index, item in enumerate(items):
@@ -199,19 +199,37 @@ def _gar_bench(folder: Path) -> Path:
 
 
 def test_gar_bench_vqa_run(tmp_path, capsys):
+    """Reference-compatible by default: the six-region item is asked as the reference asked it."""
     annotations = _gar_bench(tmp_path)
     results = tmp_path / "vqa.jsonl"
     assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
     err = capsys.readouterr().err
     records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
     assert set(records) == {"vqa_0", "vqa_1", "vqa_2"}
-    assert "error" not in records["vqa_0"] and "output" in records["vqa_1"]
-    assert records["vqa_2"]["correct"] is False and "outside 1..5" in records["vqa_2"]["error"]  # six regions
-    assert "1 item(s) could not be asked" in err and "57.8" in err  # GAR-8B's reference overall beside the run
+    assert not any("error" in r for r in records.values()) and "output" in records["vqa_2"]
+    assert sorted(records["vqa_2"]["region_order"]) == list(range(6)) and records["vqa_1"]["region_order"] == [0]
+    assert "could not be asked" not in err and "57.8" in err  # GAR-8B's reference overall beside the run
     summary = json.loads(results.with_suffix(".summary.json").read_text())
-    assert summary["errors"] == 1 and summary["max_new_tokens"] == 4
+    assert summary["errors"] == 0 and summary["mode"] == "reference-compat"
+    assert summary["max_new_tokens"] == 4 and summary["attn"] == "sdpa"
     for column in ("color", "shape", "relation", "Average"):
         assert column in err
+
+
+def test_gar_bench_vqa_corrected_run(tmp_path, capsys):
+    annotations = _gar_bench(tmp_path)
+    results = tmp_path / "vqa.jsonl"
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "--corrected", "-o", str(results)]) == 0
+    err = capsys.readouterr().err
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert "error" not in records["vqa_0"] and "region_order" not in records["vqa_0"]
+    assert records["vqa_2"]["correct"] is False and "outside 1..5" in records["vqa_2"]["error"]  # six regions
+    assert "1 item(s) could not be asked" in err
+    summary = json.loads(results.with_suffix(".summary.json").read_text())
+    assert summary["errors"] == 1 and summary["mode"] == "corrected"
+    # a results file is never resumed in the other mode
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 2
+    assert "made in corrected mode" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["videorefer-q", "gar-bench-vqa"])
