@@ -17,7 +17,14 @@ from PIL import Image
 from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice
 from garvid.eval.results import ResultLog, accuracy_table
-from garvid.eval.videorefer import GivenMasks, evaluate_item, object_masks, prompt_question
+from garvid.eval.videorefer import (
+    GivenMasks,
+    evaluate_item,
+    object_masks,
+    prompt_question,
+    videorefer_letter,
+    videorefer_question,
+)
 from garvid.qa.request import VideoRequest
 from garvid.regions.masks import decode_rle, encode_rle
 
@@ -122,13 +129,55 @@ def test_item_question_masks_and_prompt(videorefer):
         seen.update(request=request, given=given, masks=[np.asarray(Image.open(p)) > 0 for p in request.regions.masks])
         return "(B)"
 
-    record = evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "multi", answer)
-    assert record == {"id": 2, "type": "Relationship Questions", "answer": "B", "prediction": "B", "correct": True, "output": "(B)"}
+    record = evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "multi", answer, "garvid")
+    assert record == {
+        "id": 2, "type": "Relationship Questions", "answer": "B", "protocol": "garvid", "mask_mode": "multi",
+        "prediction": "B", "correct": True, "output": "(B)",
+    }  # fmt: skip
     request = seen["request"]
     assert request.question.startswith("Question: Where is <Prompt0> relative to <Prompt1>?\nOptions:\n(A) A ball")
     assert request.prompt.multiple_choice and request.regions.frame == 10 and request.video == root / "cups"
-    assert not request.use_cache and isinstance(seen["given"], GivenMasks)
+    assert not request.use_cache and isinstance(seen["given"], GivenMasks) and not request.literal_question
     assert np.array_equal(seen["masks"][1], decode_rle(item["annotation"][1]["10"]["segmentation"]))
+
+
+def test_videorefer_question_string_as_videorefer_writes_it():
+    question = videorefer_question("What is <object0><region> doing to <object3> <region>?", ["(A) Lifts it", "(B) Nothing"])
+    assert question == (
+        "What is <object0>[<Prompt0>] doing to <object3> [<Prompt1>]? (A) Lifts it (B) Nothing. "
+        "Answer with the option's letter from the given choices directly."
+    )
+
+
+@pytest.mark.parametrize(
+    ("output", "letter"),
+    [
+        ("Answer: B", "A"), ("(B)", "B"), ("The answer is (C).", "C"), ("B) It stays still.", "B"), ("B.", "B"),
+        ("b", "b"), ("It is lifted up.", "I"), ("see (D) and B)", "D"), ("x C) y", "C"), ("...", None), ("", None),
+    ],
+)  # fmt: skip
+def test_videorefer_letter_extraction(output, letter):
+    assert videorefer_letter(output) == letter
+
+
+def test_videorefer_protocol_item(videorefer):
+    annotations, root = videorefer
+    item = json.loads(annotations.read_text())[2]
+    seen = {}
+
+    def answer(request: VideoRequest, given):
+        seen.update(request=request, given=given)
+        return "Answer: B"  # VideoRefer reads its first character: A
+
+    record = evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "single", answer)
+    request = seen["request"]
+    assert request.question == (
+        "Where is <object0>[<Prompt0>] relative to <object1>[<Prompt1>]? (A) A ball (B) Under it (C) It is lifted up. (D) None. "
+        "Answer with the option's letter from the given choices directly."
+    )
+    assert request.literal_question and not request.prompt.multiple_choice and seen["given"] is None
+    assert (record["protocol"], record["answer"], record["prediction"], record["correct"]) == ("videorefer", "B", "A", False)
+    assert evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "single", lambda r, g: "b")["correct"]
 
 
 @pytest.mark.parametrize("mode", ["multi", "single"])
@@ -152,7 +201,17 @@ def test_videorefer_run_table_and_resume(videorefer, tmp_path, capsys, mode):
     assert summary["published"]["VideoRefer-7B"]["Average"] == 71.9
     assert summary["accuracy"]["Average"]["total"] == 3 and summary["answered"] == summary["items"] == 3
     assert summary["mask_mode"] == mode and summary["protocol"] == "temporal-v1" and summary["errors"] == 0
-    assert summary["max_new_tokens"] == 4 and summary["attn"] == "sdpa"
+    assert summary["max_new_tokens"] == 4 and summary["attn"] == "sdpa" and summary["eval_protocol"] == "videorefer"
+    assert summary["setup"]["this run"].startswith(f"videorefer protocol, {mode}-frame masks")
+    assert "VideoRefer-7B: videorefer protocol, single-frame masks" in " ".join(err.split())
+    assert all(r["protocol"] == "videorefer" and r["mask_mode"] == mode for r in records)
+    # garvid's protocol is the named alternative, with multi-frame masks by default; never mixed into a results file
+    assert run([*base[:-2], *TINY, "--frames", "2", "-o", str(results), "--eval-protocol", "garvid"]) == 2
+    assert "made with protocol videorefer" in capsys.readouterr().err
+    other = tmp_path / "garvid.jsonl"
+    assert run([*base[:-4], "--fps", "30", *TINY, "--frames", "2", "-o", str(other), "--eval-protocol", "garvid", "--limit", "1"]) == 0
+    summary = json.loads(other.with_suffix(".summary.json").read_text())
+    assert summary["eval_protocol"] == "garvid" and summary["mask_mode"] == "multi"
 
 
 def test_interrupted_videorefer_run_resumes(videorefer, tmp_path):
@@ -162,7 +221,7 @@ def test_interrupted_videorefer_run_resumes(videorefer, tmp_path):
     many = tmp_path / "many.json"
     many.write_text(json.dumps([{**items[i % 3], "id": f"q{i}"} for i in range(8)]))
     results = tmp_path / "results.jsonl"
-    args = ["eval", "videorefer-q", str(many), "--video-root", str(root), *TINY, "--frames", "2", "-o", str(results)]
+    args = ["eval", "videorefer-q", str(many), "--video-root", str(root), *TINY, "--frames", "2", "-o", str(results), "--mask-mode", "multi"]
     process = subprocess.Popen([sys.executable, "-m", "garvid_cli", *args], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
     while not (results.is_file() and results.read_text()) and process.poll() is None and time.monotonic() < deadline:
@@ -229,7 +288,7 @@ def test_gar_bench_vqa_corrected_run(tmp_path, capsys):
     assert summary["errors"] == 1 and summary["mode"] == "corrected"
     # a results file is never resumed in the other mode
     assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 2
-    assert "made in corrected mode" in capsys.readouterr().err
+    assert "made with mode corrected" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["videorefer-q", "gar-bench-vqa"])

@@ -1,4 +1,4 @@
-"""GAR-Bench-VQA (the reference repo's ``evaluation/GAR-Bench``) with ``garvid image``'s code path.
+"""GAR-Bench-VQA (the reference repo's ``evaluation/GAR-Bench``) as the reference evaluated it.
 
 Each item: ``image`` (relative to the annotations' folder, where the repo keeps
 ``images/``), ``mask_rles`` (COCO RLE, region K is ``<PromptK>``), ``question``,
@@ -13,9 +13,11 @@ the question's ``<PromptK>`` strings (also the mask map's paint order, first win
 ``<Prompt5>`` and above are plain text whose crop tokens (``<|reserved_special_token_{K+2}|>``)
 are not replayed and whose pixels get mask value 5 (no region); and every replayed
 region's box is the *last* mask's box (a loop variable left over from an earlier loop).
-Otherwise (``corrected``) items go through ``garvid image``'s code path: regions in slot
-order with their own boxes, and items naming more than five regions are recorded with the
-reason and count as wrong.
+It also scores as the reference's ``inference.py`` did: the whole answer must be the
+letter (case aside). Otherwise (``corrected``) items go through ``garvid image``'s code
+path: regions in slot order with their own boxes, items naming more than five regions
+recorded with the reason and counted wrong, the letter read by
+:func:`garvid.eval.choices.extract_choice`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice, load_questions
-from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row
+from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row, refuse_mixed
 from garvid.gar.processor import region_box
 from garvid.gar.prompt import region_question_text, with_multiple_choice_suffix
 from garvid.gar.tokenizer import NUM_PROMPTS
@@ -43,6 +45,11 @@ TYPE_ORDER = ("color", "texture/pattern", "mirror", "ordering", "material", "sha
 PUBLISHED = {
     "GAR-1B (reference)": published_row(TYPE_ORDER, 49.3, 58.6, 59.0, 20.3, 38.9, 50.0, 56.4, 47.9),
     "GAR-8B (reference)": published_row(TYPE_ORDER, 58.0, 75.9, 59.0, 43.8, 52.8, 53.1, 65.4, 57.8),
+}
+#: How each published row was made, printed beside it.
+PUBLISHED_SETUP = {
+    name: "the reference's evaluation/GAR-Bench/inference.py --mode vqa (eval_dataset.py layout), exact-match scoring"
+    for name in PUBLISHED
 }
 REQUIRED_FIELDS = ("image", "mask_rles", "question", "choices", "answer", "type")
 _PROMPT_TOKEN = re.compile(r"<Prompt\d+>")
@@ -124,9 +131,7 @@ def run_gar_bench(
 
     keyed = ((item_id(item, position), item) for position, item in enumerate(items))
     mode = mode_name(reference_compat)
-    mixed = sorted({str(r.get("mode", "corrected")) for r in log.records.values()} - {mode})
-    if mixed:
-        raise GarvidError(f"{log.path} holds results made in {mixed[0]} mode, not {mode}: write this run elsewhere with -o")
+    refuse_mixed(log, mode=mode)
     pending = [(key, item) for key, item in keyed if not log.done(key)]
     if not pending:
         return
@@ -153,6 +158,8 @@ def run_gar_bench(
             record.update(prediction=None, correct=False, output=None, error=str(error).splitlines()[0])
         else:
             prediction = extract_choice(output, options)
-            record.update(prediction=prediction, correct=prediction == record["answer"], output=output)
+            # the reference scores by exact match of the whole answer; garvid reads the letter
+            correct = output.lower() == record["answer"].lower() if reference_compat else prediction == record["answer"]
+            record.update(prediction=prediction, correct=correct, output=output)
         log.add(record)
         on_item(record)

@@ -20,6 +20,7 @@ class VideoRequest:
     video: Path
     regions: RegionInput
     question: str | None = None
+    literal_question: bool = False  # the question is GAR's own text (<PromptK> names slot K): nothing is rewritten
     frames: int | None = None  # keyframes per window; None = the protocol's
     strategy: Strategy = "uniform"
     start: float | None = None  # seconds
