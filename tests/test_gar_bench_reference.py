@@ -103,7 +103,7 @@ def test_regions_that_do_not_match_the_masks_are_refused(question: str) -> None:
 
 
 def test_answer_uses_the_layouts_boxes_for_every_replay(monkeypatch) -> None:
-    import garvid.gar.encoding as encoding
+    from garvid.gar import encoding
     from garvid.gar.loading import load_gar
     from garvid.options import GenerationOptions
     from garvid.qa.image_answering import answer_layout
@@ -120,5 +120,5 @@ def test_answer_uses_the_layouts_boxes_for_every_replay(monkeypatch) -> None:
     model = load_gar("tiny-random", device="cpu")
     layout = reference_layout(_masks(), QUESTION, ORDER)
     answer = answer_layout(frame, layout, model, generation=GenerationOptions(max_new_tokens=2))
-    assert seen["boxes"] == [list((5 / W, 5 / H, 14 / W, 14 / H))] * 5
+    assert seen["boxes"] == [[5 / W, 5 / H, 14 / W, 14 / H]] * 5
     assert len(answer.answer_token_ids) <= 2

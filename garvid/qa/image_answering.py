@@ -104,17 +104,12 @@ def answer_image(
     question: str | None,
     model,
     *,
-    tokenizer=None,
-    image_config: ImageConfig | None = None,
-    chat_template: str | None = None,
     generation: GenerationOptions = GenerationOptions(),
     prompt: PromptOptions = PromptOptions(),
     on_token: TokenCallback | None = None,
 ) -> ImageAnswer:
-    """Ask ``model`` (a loaded GARModel) about ``masks`` (object id -> bool mask) in ``image``.
-
-    Tokenizer, tile limits and chat template default to the model's checkpoint files.
-    """
+    """Ask ``model`` (a loaded GARModel) about ``masks`` (object id -> bool mask) in ``image``,
+    with the tokenizer, tile limits and chat template of the model's checkpoint."""
     frame = load_image(image)
     size = frame.size
     for object_id, mask in masks.items():
@@ -125,18 +120,7 @@ def answer_image(
     plan = _plan_prompt(sorted(masks), question, prompt.multiple_choice)
     slot_masks = {slot: np.asarray(masks[object_id], dtype=bool) for slot, object_id in plan.slot_objects.items()}
     layout = RegionLayout(plan.text, slot_masks, plan.slot_objects, plan.prompt_question)
-    return answer_layout(
-        frame,
-        layout,
-        model,
-        question=question,
-        tokenizer=tokenizer,
-        image_config=image_config,
-        chat_template=chat_template,
-        generation=generation,
-        prompt=prompt,
-        on_token=on_token,
-    )
+    return answer_layout(frame, layout, model, question=question, generation=generation, prompt=prompt, on_token=on_token)
 
 
 @dataclass(frozen=True)
@@ -166,6 +150,7 @@ def answer_layout(
     """Ask ``model`` about an RGB ``frame`` shown through ``layout`` (``question`` is only recorded).
 
     Every slot whose crop tokens are in the text is replayed, from ``layout.boxes`` when given.
+    Tokenizer, tile limits and chat template default to the model's checkpoint files.
     """
     started = time.perf_counter()
     checkpoint_dir = Path(model.checkpoint_dir)
