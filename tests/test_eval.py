@@ -297,3 +297,12 @@ def test_eval_answer_length_is_an_option_defaulting_to_64(command, capsys, monke
     assert run(["eval", command, "--help"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if "--max-new-tokens" in line)
     assert "[default: 64]" in line
+
+
+def test_unknown_eval_protocol_is_one_line_before_any_work(videorefer, tmp_path, capsys):
+    annotations, root = videorefer
+    results = tmp_path / "r.jsonl"
+    args = ["eval", "videorefer-q", str(annotations), "--video-root", str(root), *TINY, "--eval-protocol", "gpt", "-o", str(results)]
+    assert run(args) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("garvid: error: ")]
+    assert errors == ["garvid: error: --eval-protocol must be videorefer or garvid, not 'gpt'"] and not results.exists()

@@ -247,10 +247,10 @@ def run_videorefer(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Answer every item not yet in ``log`` with one GAR (and, in single mode, one SAM2)."""
-    if mask_mode not in ("multi", "single"):
-        raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
     if protocol not in EVAL_PROTOCOLS:
         raise GarvidError(f"--eval-protocol must be {' or '.join(EVAL_PROTOCOLS)}, not {protocol!r}")
+    if mask_mode not in ("multi", "single"):
+        raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
     refuse_mixed(log, protocol=protocol, mask_mode=mask_mode)
     from garvid.devices import memory_errors
     from garvid.gar.loading import load_gar
