@@ -12,6 +12,7 @@ from garvid_cli.console import BarsReporter, stderr
 from garvid_cli.options import (
     DEFAULT_GENERATION,
     DEFAULT_TRACKER,
+    Attn,
     Boxes,
     Device,
     Dtype,
@@ -37,7 +38,7 @@ from garvid_cli.options import (
 
 from garvid.errors import GarvidError
 from garvid.files import write_text
-from garvid.options import PromptOptions
+from garvid.options import DEFAULT_ATTENTION, PromptOptions
 from garvid.output.formats import FORMATS, SUFFIX_FORMATS, answer_prefix, render_answer
 from garvid.qa.keyframes import STRATEGIES, Window
 from garvid.qa.request import VideoRequest
@@ -143,6 +144,7 @@ def ask(
     device: Device = "auto",
     fps: Fps = None,
     dtype: Dtype = "auto",
+    attn: Attn = DEFAULT_ATTENTION,
     max_new_tokens: MaxNewTokens = DEFAULT_GENERATION.max_new_tokens,
     sample: Sample = False,
     seed: Seed = DEFAULT_GENERATION.seed,
@@ -175,6 +177,7 @@ def ask(
         device=device,
         fps=fps,
         dtype=dtype,
+        attn=attn,
         max_new_tokens=max_new_tokens,
         sample=sample,
         seed=seed,
@@ -206,6 +209,7 @@ def video_request(
     device: str,
     fps: float | None,
     dtype: str,
+    attn: str,
     max_new_tokens: int,
     sample: bool,
     seed: int,
@@ -234,6 +238,7 @@ def video_request(
         device=device,
         fps=fps,
         dtype=dtype,
+        attn=attn,
         generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling, multiple_choice=multiple_choice),
         cache_dir=cache_dir,

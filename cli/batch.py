@@ -33,7 +33,7 @@ EXAMPLES = (
 # The options of `ask` that a batch applies to every item.
 SHARED_OPTIONS = (
     "frames", "keyframes", "start", "end", "window", "protocol", "model", "tracker", "stride", "device", "fps", "dtype",
-    "max_new_tokens", "sample", "seed", "temperature", "top_p", "multiple_choice", "mask_resample",
+    "attn", "max_new_tokens", "sample", "seed", "temperature", "top_p", "multiple_choice", "mask_resample",
     "replay_scaling", "cache_dir", "no_cache",
 )  # fmt: skip
 

@@ -12,6 +12,7 @@ from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
 from garvid_cli.options import (
     DEFAULT_GENERATION,
+    Attn,
     Device,
     Dtype,
     MaskResample,
@@ -28,7 +29,7 @@ from garvid_cli.options import (
 )
 
 from garvid.files import write_json, write_text
-from garvid.options import PromptOptions
+from garvid.options import DEFAULT_ATTENTION, PromptOptions
 from garvid.presets import random_weights_warning
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def image(
     model: Model = None,
     dtype: Dtype = "auto",
     device: Device = "auto",
+    attn: Attn = DEFAULT_ATTENTION,
     max_new_tokens: MaxNewTokens = DEFAULT_GENERATION.max_new_tokens,
     sample: Sample = False,
     seed: Seed = DEFAULT_GENERATION.seed,
@@ -78,6 +80,7 @@ def image(
         model=model,
         dtype=dtype,
         device=device,
+        attn=attn,
         resize_masks=resize_masks,
         generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling),

@@ -145,6 +145,8 @@ def _one_line_error(code: int, err: str, *needles: str) -> None:
         (QUESTION, ["--device", "tpu"], ["unknown device 'tpu'"]),
         ("why " * 9000 + "object 1?", [], ["the question is too long", "tokens"]),
         (QUESTION, ["--protocol", "nope"], ["unknown protocol"]),
+        (QUESTION, ["--attn", "flash_attention_2"], ["flash_attention_2", "CUDA"]),  # refused before tracking
+        (QUESTION, ["--attn", "fast"], ["--attn", "sdpa, flash_attention_2, eager"]),
     ],
 )
 def test_bad_input_is_one_line_and_no_output_file(clip, tmp_path, capsys, question, extra, needles):

@@ -182,3 +182,11 @@ def test_ray_engine_gives_the_local_answers(folder, tmp_path, capsys):
         assert ours["answer"] == theirs["answer"] and ours["keyframes"] == theirs["keyframes"]
         assert ours["objects"] == theirs["objects"]
     assert set(_errors(remote)) == set(_errors(local)) == {"corrupt", "no_mask"}
+
+
+def test_unavailable_attention_fails_the_batch_before_any_item(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run(["batch", str(folder), "-r", "-q", QUESTION, "-o", str(out), *TINY, "--attn", "flash_attention_2"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("garvid: error: ")]
+    assert len(errors) == 1 and "flash_attention_2" in errors[0]
+    assert not any(out.rglob("*.json"))  # no item was tracked or answered

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from garvid.devices import check_attention
 from garvid.errors import CheckpointError, GarvidError
 from garvid.gar.config import GARConfig
 from garvid.gar.loading import load_gar
@@ -144,3 +145,23 @@ def test_bad_dtype_and_device_are_clear_errors(tiny_dir: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(GarvidError, match="CUDA is not available"):
             load_gar(str(tiny_dir), device="cuda")
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_attention_kernel_reaches_the_language_model(tiny_dir: Path, attn: str) -> None:
+    model = load_gar(str(tiny_dir), device="cpu", attn_implementation=attn)
+    assert model.mllm.model.language_model.config._attn_implementation == attn
+
+
+def test_flash_attention_needs_cuda_and_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    import garvid.devices
+
+    with pytest.raises(GarvidError, match="needs a CUDA device"):
+        check_attention("flash_attention_2", "cpu")
+    monkeypatch.setattr(garvid.devices, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(GarvidError, match="flash-attn package"):
+        check_attention("flash_attention_2", "cuda")
+    check_attention("eager", "cuda")  # no package needed

@@ -168,3 +168,23 @@ def test_several_objects_without_question_is_one_line_error(cups, capsys):
     frame, mask = cups
     code = run(["image", str(frame), "--mask", str(mask), *TINY])
     _assert_one_line_error(code, capsys.readouterr().err, "no question")
+
+
+@pytest.mark.parametrize(("attn", "needle"), [("flash_attention_2", "CUDA"), ("quick", "--attn must be one of")])
+def test_unavailable_attention_is_refused_before_the_model_loads(cups, capsys, monkeypatch, attn, needle):
+    import garvid.gar.loading
+
+    monkeypatch.setattr(garvid.gar.loading, "load_gar", lambda *a, **k: pytest.fail("the model was loaded"))
+    frame, mask = cups
+    code = run(["image", str(frame), "--mask", str(mask), "what is object 1?", *TINY, "--attn", attn])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("garvid: error: ") and needle in lines[0]
+
+
+def test_eager_attention_gives_the_sdpa_answer(cups, capsys):
+    frame, mask = cups
+    answers = []
+    for attn in ("sdpa", "eager"):
+        assert run(["image", str(frame), "-m", str(mask), "what is #1?", *TINY, "--attn", attn, "--format", "json"]) == 0
+        answers.append(json.loads(capsys.readouterr().out)["answer_token_ids"])
+    assert answers[0] == answers[1]

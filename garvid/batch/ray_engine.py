@@ -58,7 +58,7 @@ def _stage_classes(template: VideoRequest) -> tuple[type, type]:
         def __init__(self):
             from garvid.gar.loading import load_gar
 
-            self.model = load_gar(model_name, dtype=template.dtype, device=template.device)
+            self.model = load_gar(model_name, dtype=template.dtype, device=template.device, attn_implementation=template.attn)
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
             from garvid.qa.video_answering import answer_video

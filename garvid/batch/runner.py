@@ -52,7 +52,13 @@ class BatchPlan:
 def plan_batch(
     tasks: list[BatchTask], problems: list[TaskProblem], template: VideoRequest, describe: bool, sink: BatchSink
 ) -> BatchPlan:
-    """Record the input problems, skip finished items and build each remaining item's request."""
+    """Record the input problems, skip finished items and build each remaining item's request.
+
+    An attention kernel this machine cannot run fails the whole batch here, before any work.
+    """
+    from garvid.devices import check_attention
+
+    check_attention(template.attn, template.device)
     for problem in problems:
         sink.failed(problem, "input", problem.reason)
     pending = []
@@ -120,7 +126,9 @@ def _answer_all(items, template: VideoRequest, sink: BatchSink, reporter: Report
 
     if not items:
         return
-    model = load_gar(template.model or default_preset("models"), dtype=template.dtype, device=template.device)
+    model = load_gar(
+        template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
+    )
     for done, (task, request) in enumerate(items):
         if should_stop() or sink.summary.pipe_closed:
             break

@@ -97,8 +97,13 @@ def random_gar(config: GARConfig, seed: int = 0) -> GARModel:
         return GARModel(config).eval()
 
 
-def save_checkpoint(model: GARModel, directory: Path, *, shards: int = 2, max_num_tiles: int = 16) -> None:
-    """Write ``model`` in the released layout: config, sharded safetensors + index, tokenizer."""
+def save_checkpoint(
+    model: GARModel, directory: Path, *, shards: int = 2, max_num_tiles: int = 16, clean_up: bool = False
+) -> None:
+    """Write ``model`` in the released layout: config, sharded safetensors + index, tokenizer.
+
+    ``clean_up`` is the tokenizer's ``clean_up_tokenization_spaces`` (the released ones set it).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -113,7 +118,7 @@ def save_checkpoint(model: GARModel, directory: Path, *, shards: int = 2, max_nu
         weight_map.update({k: name for k in part})
     index_data = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}, "weight_map": weight_map}
     (directory / "model.safetensors.index.json").write_text(json.dumps(index_data, indent=2) + "\n")
-    write_tiny_processor_files(directory, max_num_tiles=max_num_tiles)
+    write_tiny_processor_files(directory, max_num_tiles=max_num_tiles, clean_up=clean_up)
 
 
 def ensure_tiny_checkpoint(shape: Shape = "gar-8b", seed: int = 0, cache_dir: Path | None = None) -> Path:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from garvid.devices import resolve_device
+from garvid.devices import check_attention, resolve_device
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.answering import generate_answer, synchronize
 from garvid.gar.encoding import encode_with_replays
@@ -70,6 +70,7 @@ class _Job:
         """Check the request (fails before any model loads) and plan keyframes and tracking."""
         from garvid.gar.loading import resolve_dtype
 
+        check_attention(request.attn, request.device)
         protocol = load_protocol(request.protocol)
         resolve_dtype(request.dtype, resolve_device(request.device))  # every option is checked before work starts
         info = video.info
@@ -164,7 +165,7 @@ def answer_video(
                 reporter.warn(warning)
         if model is None:
             loading = time.perf_counter()
-            model = load_gar(files.name, dtype=request.dtype, device=request.device)
+            model = load_gar(files.name, dtype=request.dtype, device=request.device, attn_implementation=request.attn)
             timings["load"] = time.perf_counter() - loading
         answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings)
         seen = sorted({f for frames_of in visible.values() for f in frames_of})
