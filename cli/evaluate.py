@@ -13,6 +13,7 @@ from garvid_cli.options import borrow_parameters, generation_options
 from rich.table import Table
 
 from garvid.errors import GarvidError
+from garvid.files import check_outputs
 from garvid.eval.results import ANSWER_TOKENS, AVERAGE
 from garvid.options import PromptOptions
 from garvid.presets import default_preset, random_weights_warning
@@ -36,6 +37,15 @@ def _table(title: str, table: dict[str, dict[str, float]], published: dict[str, 
     return rendered
 
 
+def _summary_path(results: Path) -> Path:
+    return results.with_suffix(".summary.json")
+
+
+def _check_outputs(results: Path, inputs: list) -> None:
+    """The results file and its summary must be writable and overwrite no input (checked before any work)."""
+    check_outputs({"-o": results, "its summary": _summary_path(results)}, inputs)
+
+
 def _finish(log, benchmark, title: str, settings: dict, items: int, interrupted: bool) -> None:
     """Print the table, say what is missing or failed, and write the summary beside the results."""
     from garvid.eval.results import accuracy_table
@@ -49,7 +59,7 @@ def _finish(log, benchmark, title: str, settings: dict, items: int, interrupted:
         warn(f"{errors} item(s) could not be asked and count as wrong: see their 'error' in {log.path}")
     if len(records) < items:
         warn(f"{items - len(records)} of {items} items are not answered yet: run the same command again to resume")
-    summary_path = log.path.with_suffix(".summary.json")
+    summary_path = _summary_path(log.path)
     summary = {"benchmark": title, **settings, "items": items, "answered": len(records), "errors": errors}
     write_json({**summary, "results": str(log.path), "accuracy": table, "published": benchmark.PUBLISHED}, summary_path)
     stderr.print(f"wrote {log.path} and {summary_path}", highlight=False)
@@ -77,6 +87,8 @@ def videorefer_q(
         raise GarvidError(f"--video-root {video_root} is not a folder")
     items = videorefer.load_items(annotations)[:limit]
     template = video_request(Path(), RegionInput(), None, multiple_choice=True, start=None, end=None, window=None, **options)
+    videos = [video_root / str(item["video"]) for item in items]
+    _check_outputs(output, [annotations, *videos, template.protocol, template.model, template.tracker])
     log = ResultLog(output)
     with StopOnInterrupt() as stop:
         videorefer.run_videorefer(items, video_root, template, mask_mode, log, reporter=WarningReporter(), on_item=_progress, should_stop=stop)
@@ -96,13 +108,15 @@ def gar_bench_vqa(
 
     items = gar_bench.load_items(annotations)[:limit]
     model = options["model"] or default_preset("models")
+    root = image_root or annotations.parent
+    _check_outputs(output, [annotations, *(root / str(item["image"]) for item in items), options["model"]])
     if warning := random_weights_warning(model):
         warn(warning)
     log = ResultLog(output)
     with StopOnInterrupt() as stop:
         gar_bench.run_gar_bench(
             items,
-            image_root or annotations.parent,
+            root,
             log,
             model_name=model,
             dtype=options["dtype"],

@@ -17,6 +17,7 @@ from typing import Callable
 from garvid.batch.sink import BatchSink, BatchSummary
 from garvid.batch.tasks import BatchTask, TaskProblem
 from garvid.errors import CheckpointError, GarvidError
+from garvid.files import RunInputs
 from garvid.presets import default_preset
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
@@ -40,6 +41,13 @@ def item_request(template: VideoRequest, task: BatchTask, describe: bool) -> Vid
     )
 
 
+def batch_inputs(tasks: list[BatchTask], template: VideoRequest, manifest: Path | None = None) -> RunInputs:
+    """Every file the run reads: the manifest, each item's video and mask, the run's model,
+    tracker and protocol files (a template's own ``video`` is a placeholder, not an input)."""
+    items = (path for task in tasks for path in (task.video, task.mask))
+    return RunInputs([manifest, template.protocol, template.model, template.tracker, *items])
+
+
 @dataclass
 class BatchPlan:
     """What a run will do: the items to compute, after skipping finished ones."""
@@ -52,7 +60,11 @@ class BatchPlan:
 def plan_batch(
     tasks: list[BatchTask], problems: list[TaskProblem], template: VideoRequest, describe: bool, sink: BatchSink
 ) -> BatchPlan:
-    """Record the input problems, skip finished items and build each remaining item's request."""
+    """Check every output, record the input problems, skip finished items and build each
+    remaining item's request. An output that would overwrite an input refuses the whole run
+    (GarvidError) before anything is done or recorded."""
+    for task in tasks:
+        sink.check(task)
     for problem in problems:
         sink.failed(problem, "input", problem.reason)
     pending = []

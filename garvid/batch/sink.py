@@ -2,8 +2,9 @@
 
 Every item's file is written atomically, so an output that exists is complete; one that
 exists and reads back is skipped on the next run (``overwrite`` redoes it). Failures are
-appended to ``OUT_DIR/errors.jsonl`` as they happen (the file is started afresh each run,
-so it lists this run's failures). JSON lines are flushed one by one; a closed pipe (``|
+appended to ``OUT_DIR/errors.jsonl`` as they happen (the file is started afresh by each
+run's first failure, and removed by a run without any, so it lists the last run's
+failures). No output may overwrite an input of the run. JSON lines are flushed one by one; a closed pipe (``|
 head -n 1``) stops the run instead of raising.
 """
 
@@ -19,7 +20,7 @@ from typing import IO, Any, Literal
 import pysubs2
 
 from garvid.batch.tasks import BatchTask, TaskProblem
-from garvid.files import write_text
+from garvid.files import RunInputs, check_output_folder, write_text
 
 BatchFormat = Literal["json", "srt", "vtt", "jsonl"]
 BATCH_FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "jsonl")
@@ -40,22 +41,40 @@ class BatchSummary:
 class BatchSink:
     """Writes what each item produced and keeps the counts."""
 
-    def __init__(self, out_dir: Path | None, fmt: BatchFormat, *, overwrite: bool = False, stdout: IO[str] | None = None):
+    def __init__(
+        self,
+        out_dir: Path | None,
+        fmt: BatchFormat,
+        *,
+        overwrite: bool = False,
+        stdout: IO[str] | None = None,
+        inputs: RunInputs | None = None,
+    ):
+        """``inputs`` are the run's files: no output may overwrite one (checked here and by :meth:`check`)."""
         if fmt not in BATCH_FORMATS:
             raise ValueError(f"unknown batch format {fmt!r}")
         self.out_dir, self.fmt, self.overwrite = out_dir, fmt, overwrite
+        self.inputs = inputs or RunInputs()
         self.lines = fmt == "jsonl" or out_dir is None
         self.stdout = stdout or sys.stdout
         self.summary = BatchSummary()
         self.started = time.perf_counter()
+        self.errors_started = False
         if out_dir is not None:
+            check_output_folder("-o", out_dir, self.inputs)
+            self.inputs.check("the error list", out_dir / ERRORS_FILE)
             out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / ERRORS_FILE).unlink(missing_ok=True)
 
     def output_path(self, task: BatchTask) -> Path | None:
         if self.lines or self.out_dir is None:
             return None
         return self.out_dir / f"{task.id}.{self.fmt}"
+
+    def check(self, task: BatchTask) -> None:
+        """Refuse (GarvidError) a task whose output would overwrite an input of the run."""
+        path = self.output_path(task)
+        if path is not None:
+            self.inputs.check(f"the output of item {task.id!r},", path)
 
     def finished_before(self, task: BatchTask) -> bool:
         """Whether ``task`` has a complete output from an earlier run (and may be skipped)."""
@@ -89,8 +108,10 @@ class BatchSink:
         self.summary.failed += 1
         self.summary.failures.append(record)
         if self.out_dir is not None:
-            with open(self.out_dir / ERRORS_FILE, "a", encoding="utf-8") as errors:
+            # the first failure starts this run's list; a refused run leaves the last one alone
+            with open(self.out_dir / ERRORS_FILE, "a" if self.errors_started else "w", encoding="utf-8") as errors:
                 errors.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.errors_started = True
 
     def _line(self, data: dict[str, Any]) -> None:
         try:
@@ -100,5 +121,7 @@ class BatchSink:
             self.summary.pipe_closed = True
 
     def finish(self) -> BatchSummary:
+        if self.out_dir is not None and not self.errors_started:
+            (self.out_dir / ERRORS_FILE).unlink(missing_ok=True)  # no failure this run
         self.summary.seconds = time.perf_counter() - self.started
         return self.summary
