@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import signal
@@ -182,3 +183,31 @@ def test_ray_engine_gives_the_local_answers(folder, tmp_path, capsys):
         assert ours["answer"] == theirs["answer"] and ours["keyframes"] == theirs["keyframes"]
         assert ours["objects"] == theirs["objects"]
     assert set(_errors(remote)) == set(_errors(local)) == {"corrupt", "no_mask"}
+
+
+def test_ids_cannot_escape_the_output_folder(tmp_path, capsys, monkeypatch):
+    """Absolute ids, '..' parts and symlinks out of -o are refused; nothing is written outside."""
+    (tmp_path / "a.mp4").write_bytes(b"not read")
+    (tmp_path / "a.png").write_bytes(b"not read")
+    rows = [{"video": "a.mp4", "mask": "a.png", "id": task_id} for task_id in ("../escaped", str(tmp_path / "abs"), "x/../../up", ".")]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    tasks, problems = tasks_from_manifest(manifest)
+    assert tasks == [] and [p.id for p in problems] == ["line 1", "line 2", "line 3", "line 4"]
+    assert all("must be a relative name inside the output folder" in p.reason for p in problems)
+    assert [t.id for t in tasks_from_lines([json.dumps({"video": "a.mp4", "mask": "a.png", "id": "sub/./b"})], tmp_path)[0]] == ["sub/b"]
+
+    out = tmp_path / "out"
+    stdin = "".join(json.dumps({"video": str(tmp_path / "a.mp4"), "mask": str(tmp_path / "a.png"), "id": i}) + "\n" for i in ("../escaped", "/abs/escaped"))
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert run(["batch", "-", "-q", QUESTION, "-o", str(out), *TINY]) == 1  # both items failed, nothing ran
+    assert set(_errors(out)) == {"line 1", "line 2"} and "relative name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "a.png", "m.jsonl", "out"] and not Path("/abs").exists()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "sub").symlink_to(elsewhere)
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"video": str(tmp_path / "a.mp4"), "mask": str(tmp_path / "a.png"), "id": "sub/x"})))
+    assert run(["batch", "-", "-q", QUESTION, "-o", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "outside -o" in err and str(elsewhere / "x.json") in err and list(elsewhere.iterdir()) == []

@@ -11,6 +11,7 @@ head -n 1``) stops the run instead of raising.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import IO, Any, Literal
 import pysubs2
 
 from garvid.batch.tasks import BatchTask, TaskProblem
+from garvid.errors import GarvidError
 from garvid.files import RunInputs, check_output_folder, write_text
 
 BatchFormat = Literal["json", "srt", "vtt", "jsonl"]
@@ -71,10 +73,16 @@ class BatchSink:
         return self.out_dir / f"{task.id}.{self.fmt}"
 
     def check(self, task: BatchTask) -> None:
-        """Refuse (GarvidError) a task whose output would overwrite an input of the run."""
+        """Refuse (GarvidError) a task whose output would leave the output folder (through a
+        symlink inside it) or overwrite an input of the run."""
         path = self.output_path(task)
-        if path is not None:
-            self.inputs.check(f"the output of item {task.id!r},", path)
+        if path is None:
+            return
+        assert self.out_dir is not None
+        real = os.path.realpath(path)
+        if not Path(real).is_relative_to(os.path.realpath(self.out_dir)):
+            raise GarvidError(f"the output of item {task.id!r}, {path}, resolves to {real}, outside -o {self.out_dir}")
+        self.inputs.check(f"the output of item {task.id!r},", path)
 
     def finished_before(self, task: BatchTask) -> bool:
         """Whether ``task`` has a complete output from an earlier run (and may be skipped)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 from garvid.errors import GarvidError
@@ -40,6 +40,19 @@ class TaskProblem:
     id: str
     video: str
     reason: str
+
+
+def output_id(value: str) -> str:
+    """``value`` as an item id: a relative name that stays inside the output folder.
+
+    ValueError for an absolute id, a ``..`` part, an empty name or control characters;
+    ``a/./b`` becomes ``a/b``. (Symlinks inside the output folder are checked where the
+    outputs are written: :meth:`garvid.batch.sink.BatchSink.check`.)
+    """
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or path.as_posix() == "." or any(ord(c) < 32 for c in value):
+        raise ValueError(f"id {value!r} must be a relative name inside the output folder (no leading '/', no '..')")
+    return path.as_posix()
 
 
 def paired_mask(video: Path) -> Path | None:
@@ -86,9 +99,10 @@ class _RowReader:
         if not isinstance(row, dict) or not row.get("video"):
             return TaskProblem(where, "", f"{self.source} {where}: needs a 'video' field")
         video = self.path(row["video"])
-        task_id = str(row.get("id") or video.with_suffix("").name)
+        task_id = where
         unknown = sorted(set(row) - set(MANIFEST_FIELDS))
         try:
+            task_id = output_id(str(row.get("id") or video.with_suffix("").name))
             if unknown:
                 raise ValueError(f"unknown fields {unknown}; known: {', '.join(MANIFEST_FIELDS)}")
             if task_id in self.seen:
