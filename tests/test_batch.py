@@ -211,3 +211,14 @@ def test_ids_cannot_escape_the_output_folder(tmp_path, capsys, monkeypatch):
     assert run(["batch", "-", "-q", QUESTION, "-o", str(out), *TINY]) == 2
     err = capsys.readouterr().err
     assert "outside -o" in err and str(elsewhere / "x.json") in err and list(elsewhere.iterdir()) == []
+
+
+def test_videos_of_one_stem_get_their_own_ids(tmp_path):
+    for name in ("a.mp4", "a.mkv", "a.mp4.mov", "b.mp4", "sub/a.mp4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "a.png").write_bytes(b"")
+    tasks, problems = tasks_from_folder(tmp_path, recursive=True)
+    ids = [t.id for t in tasks + problems]
+    assert sorted(ids) == ["a.mkv", "a.mp4", "a.mp4.mov", "b", "sub/a"] and len(set(ids)) == len(ids)
+    assert {t.id: t.video.name for t in tasks}["a.mkv"] == "a.mkv"

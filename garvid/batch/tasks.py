@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -74,8 +75,7 @@ def tasks_from_folder(folder: Path, recursive: bool = False) -> tuple[list[Batch
     pattern = folder.rglob("*") if recursive else folder.glob("*")
     videos = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and "masks" not in p.relative_to(folder).parts[:-1])
     tasks, problems = [], []
-    for video in videos:
-        task_id = video.relative_to(folder).with_suffix("").as_posix()
+    for video, task_id in zip(videos, _folder_ids([v.relative_to(folder) for v in videos])):
         mask = paired_mask(video)
         if mask is None:
             problems.append(_missing_mask(task_id, video))
@@ -84,6 +84,17 @@ def tasks_from_folder(folder: Path, recursive: bool = False) -> tuple[list[Batch
     if not videos:
         raise GarvidError(f"no videos in {folder}{'' if recursive else ' (use -r for subfolders)'}")
     return tasks, problems
+
+
+def _folder_ids(videos: list[Path]) -> list[str]:
+    """Ids for videos of one folder: the path without suffix (``sub/clip``), unless another
+    video shares it (``a.mp4`` and ``a.mkv``): then the full name (``a.mp4``), so that no
+    two items ever write one output."""
+    ids = [v.with_suffix("").as_posix() for v in videos]
+    # full names are unique; repeat since one may equal another video's stem (a.mp4 and a.mp4.mkv)
+    while repeated := {i for i, count in Counter(ids).items() if count > 1}:
+        ids = [v.as_posix() if i in repeated else i for v, i in zip(videos, ids)]
+    return ids
 
 
 class _RowReader:
@@ -106,7 +117,7 @@ class _RowReader:
             if unknown:
                 raise ValueError(f"unknown fields {unknown}; known: {', '.join(MANIFEST_FIELDS)}")
             if task_id in self.seen:
-                raise ValueError(f"id {task_id!r} is used twice")
+                raise ValueError(f"id {task_id!r} is used twice (give the row an 'id' of its own)")
             mask = self.path(row["mask"]) if row.get("mask") else paired_mask(video)
             if mask is None:
                 return _missing_mask(task_id, video)
