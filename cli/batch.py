@@ -93,8 +93,8 @@ def batch(
     for name, kind in ((template.tracker, "trackers"), (template.model or default_preset("models"), "models")):
         if warning := random_weights_warning(name, kind):
             reporter.warn(warning)  # said now, not again when the models load
-    plan = plan_batch(tasks, problems, template, describe, sink)
-    with StopOnInterrupt() as stop:
+    with sink, StopOnInterrupt() as stop:
+        plan = plan_batch(tasks, problems, template, describe, sink)
         if engine == "ray":
             from garvid.batch.ray_engine import run_ray
 

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from filelock import FileLock, Timeout
+
 from garvid.errors import GarvidError
 
 
@@ -159,3 +161,22 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | st
         if real in claimed:
             raise GarvidError(f"{label} and {claimed[real]} are the same file ({path}): give each its own")
         claimed[real] = label
+
+
+@contextmanager
+def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (an empty lock file, kept) while the block runs.
+
+    Another process holding it gets GarvidError(``busy``) at once instead of waiting: two
+    runs on one output would both do the work and overwrite each other's records. The
+    operating system releases the lock when the process ends, however it ends.
+    """
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise GarvidError(busy) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -60,22 +60,43 @@ class BatchPlan:
 def plan_batch(
     tasks: list[BatchTask], problems: list[TaskProblem], template: VideoRequest, describe: bool, sink: BatchSink
 ) -> BatchPlan:
-    """Check every output, record the input problems, skip finished items and build each
-    remaining item's request. An output that would overwrite an input refuses the whole run
-    (GarvidError) before anything is done or recorded."""
+    """Check every output, skip items finished for this very request, record the input
+    problems and build each remaining item's request.
+
+    Refused as a whole (GarvidError) before anything is done or recorded: an output that
+    would overwrite an input, and earlier outputs that answer another request (another
+    question, model, protocol, ...) unless the sink overwrites.
+    """
     for task in tasks:
         sink.check(task)
+    planned, failed, other = [], [], []
+    for task in tasks:
+        try:
+            request = item_request(template, task, describe)
+        except GarvidError as error:
+            failed.append((task, str(error)))
+            continue
+        earlier = sink.earlier_output(task, request)
+        if earlier:
+            other.append((task, earlier))
+        planned.append((task, request, earlier == []))
+    if other:
+        (first, fields), more = other[0], len(other) - 1
+        others = f" and {more} more" if more else ""
+        raise GarvidError(
+            f"{sink.out_dir} already holds answers to another request ({', '.join(fields)} differ for {first.id!r}{others}): "
+            "pass --overwrite to redo them, or give another -o"
+        )
     for problem in problems:
         sink.failed(problem, "input", problem.reason)
+    for task, reason in failed:
+        sink.failed(task, "input", reason)
     pending = []
-    for task in tasks:
-        if sink.finished_before(task):
+    for task, request, finished in planned:
+        if finished:
             sink.skip(task)
-            continue
-        try:
-            pending.append((task, item_request(template, task, describe)))
-        except GarvidError as error:
-            sink.failed(task, "input", str(error))
+        else:
+            pending.append((task, request))
     return BatchPlan(template, describe, pending)
 
 
@@ -142,7 +163,7 @@ def _answer_all(items, template: VideoRequest, sink: BatchSink, reporter: Report
         except (GarvidError, *memory_errors()) as error:
             sink.failed(task, "answer", _reason(error))
             continue
-        sink.done(task, result)
+        sink.done(task, request, result)
     reporter.progress("answering", len(items), len(items))
 
 

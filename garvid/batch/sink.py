@@ -1,7 +1,9 @@
 """Where batch results go: one file per item, ``errors.jsonl``, or JSON lines on stdout.
 
 Every item's file is written atomically, so an output that exists is complete; one that
-exists and reads back is skipped on the next run (``overwrite`` redoes it). Failures are
+exists, reads back and answers the same request (see :mod:`garvid.batch.journal`) is
+skipped on the next run (``overwrite`` redoes it). One run at a time writes to a folder
+(a lock file). Failures are
 appended to ``OUT_DIR/errors.jsonl`` as they happen (the file is started afresh by each
 run's first failure, and removed by a run without any, so it lists the last run's
 failures). No output may overwrite an input of the run. JSON lines are flushed one by one; a closed pipe (``|
@@ -14,19 +16,24 @@ import json
 import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import pysubs2
 
+from garvid.batch.journal import JOURNAL_FILE, RequestJournal
 from garvid.batch.tasks import BatchTask, TaskProblem
 from garvid.errors import GarvidError
-from garvid.files import RunInputs, check_output_folder, write_text
+from garvid.files import RunInputs, check_output_folder, exclusive_lock, write_text
+from garvid.qa.request import VideoRequest
 
 BatchFormat = Literal["json", "srt", "vtt", "jsonl"]
 BATCH_FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "jsonl")
 ERRORS_FILE = "errors.jsonl"
+#: Held by the run writing to an output folder; a second run on the folder is refused.
+LOCK_FILE = ".garvid-batch.lock"
 
 
 @dataclass
@@ -62,10 +69,23 @@ class BatchSink:
         self.summary = BatchSummary()
         self.started = time.perf_counter()
         self.errors_started = False
+        self.journal: RequestJournal | None = None
+        self.lock = ExitStack()
         if out_dir is not None:
             check_output_folder("-o", out_dir, self.inputs)
-            self.inputs.check("the error list", out_dir / ERRORS_FILE)
+            for name in (ERRORS_FILE, JOURNAL_FILE, LOCK_FILE):
+                self.inputs.check("the run's own file", out_dir / name)
             out_dir.mkdir(parents=True, exist_ok=True)
+            busy = f"another garvid batch is writing to {out_dir}: wait for it to finish, or give another -o"
+            self.lock.enter_context(exclusive_lock(out_dir / LOCK_FILE, busy))
+            if not self.lines:
+                self.journal = RequestJournal(out_dir / JOURNAL_FILE)
+
+    def __enter__(self) -> BatchSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.close()
 
     def output_path(self, task: BatchTask) -> Path | None:
         if self.lines or self.out_dir is None:
@@ -84,10 +104,17 @@ class BatchSink:
             raise GarvidError(f"the output of item {task.id!r}, {path}, resolves to {real}, outside -o {self.out_dir}")
         self.inputs.check(f"the output of item {task.id!r},", path)
 
-    def finished_before(self, task: BatchTask) -> bool:
-        """Whether ``task`` has a complete output from an earlier run (and may be skipped)."""
+    def earlier_output(self, task: BatchTask, request: VideoRequest) -> list[str] | None:
+        """What an earlier run left for ``task``: None when nothing usable (or ``overwrite``: do
+        it), ``[]`` when a complete output answers this very request (skip it), else the
+        request fields it was written with that differ (``["unknown"]`` when not recorded)."""
         path = self.output_path(task)
-        if path is None or self.overwrite or not path.is_file():
+        if path is None or self.journal is None or self.overwrite or not self._reads_back(path):
+            return None
+        return self.journal.differences(task.id, request) or []
+
+    def _reads_back(self, path: Path) -> bool:
+        if not path.is_file():
             return False
         try:
             text = path.read_text(encoding="utf-8")
@@ -101,14 +128,16 @@ class BatchSink:
     def skip(self, task: BatchTask) -> None:
         self.summary.skipped += 1
 
-    def done(self, task: BatchTask, result: Any) -> None:
-        """Write a finished item: ``result`` is a :class:`garvid.qa.answers.VideoAnswer`."""
+    def done(self, task: BatchTask, request: VideoRequest, result: Any) -> None:
+        """Write a finished item: ``result`` (a :class:`garvid.qa.answers.VideoAnswer`) answers ``request``."""
         from garvid.output.formats import render_answer
 
         if self.lines:
             self._line({"id": task.id, **result.to_json()})
         else:
             write_text(render_answer(result, self.fmt), self.output_path(task))
+            if self.journal is not None:
+                self.journal.record(task.id, request)
         self.summary.done += 1
 
     def failed(self, task: BatchTask | TaskProblem, stage: str, reason: str) -> None:
