@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from garvid.errors import GarvidError
-from garvid.eval.choices import choices_question, extract_choice, load_questions
+from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row
 from garvid.options import GenerationOptions, PromptOptions
 from garvid.regions.masks import decode_rle
@@ -32,7 +32,9 @@ REQUIRED_FIELDS = ("image", "mask_rles", "question", "choices", "answer", "type"
 
 def load_items(path: Path) -> list[dict[str, Any]]:
     """The benchmark's items, checked for the fields garvid reads."""
-    return load_questions(path, "GAR-Bench-VQA", REQUIRED_FIELDS)
+    items = load_questions(path, "GAR-Bench-VQA", REQUIRED_FIELDS)
+    check_unique_ids([item_id(item, position) for position, item in enumerate(items)], path)
+    return items
 
 
 def item_id(item: dict[str, Any], position: int) -> str:
@@ -67,9 +69,11 @@ def run_gar_bench(
     for key, item in pending:
         if should_stop():
             break
-        options = [str(c) for c in item["choices"]]
-        record: dict[str, Any] = {"id": key, "type": item["type"], "answer": str(item["answer"]).strip().upper()}
+        record: dict[str, Any] = {"id": key, "type": str(item["type"]), "answer": str(item["answer"]).strip().upper()}
         try:
+            options = item_options(item, "choices")
+            if not isinstance(item["mask_rles"], list):
+                raise GarvidError(f"the item's 'mask_rles' must be a list of masks, not {type(item['mask_rles']).__name__}")
             masks = {index + 1: decode_rle(rle) for index, rle in enumerate(item["mask_rles"])}
             question = choices_question(str(item["question"]), options)
             image = load_image(image_root / str(item["image"]))
