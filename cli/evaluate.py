@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from garvid_cli.app import app
@@ -13,8 +14,8 @@ from garvid_cli.options import borrow_parameters, generation_options
 from rich.table import Table
 
 from garvid.errors import GarvidError
-from garvid.files import check_outputs
-from garvid.eval.results import ANSWER_TOKENS, AVERAGE
+from garvid.eval.results import ANSWER_TOKENS, AVERAGE, ResultLog
+from garvid.files import check_outputs, exclusive_lock
 from garvid.options import PromptOptions
 from garvid.presets import default_preset, random_weights_warning
 from garvid.qa.protocol import DEFAULT_PROTOCOL
@@ -41,9 +42,15 @@ def _summary_path(results: Path) -> Path:
     return results.with_suffix(".summary.json")
 
 
-def _check_outputs(results: Path, inputs: list) -> None:
-    """The results file and its summary must be writable and overwrite no input (checked before any work)."""
-    check_outputs({"-o": results, "its summary": _summary_path(results)}, inputs)
+@contextmanager
+def _results_log(results: Path, inputs: list) -> Iterator[ResultLog]:
+    """The results log, held by this run alone (a second run on it is refused: both would
+    answer the same items); it, its summary and its lock file must be writable and
+    overwrite no input (checked before any work)."""
+    lock = results.with_name(results.name + ".lock")
+    check_outputs({"-o": results, "its summary": _summary_path(results), "its lock": lock}, inputs)
+    with exclusive_lock(lock, f"another garvid eval is writing to {results}: wait for it to finish, or give another -o"):
+        yield ResultLog(results)
 
 
 def _finish(log, benchmark, title: str, settings: dict, items: int, interrupted: bool) -> None:
@@ -81,19 +88,17 @@ def videorefer_q(
     **options,
 ) -> None:
     from garvid.eval import videorefer
-    from garvid.eval.results import ResultLog
 
     if not video_root.is_dir():
         raise GarvidError(f"--video-root {video_root} is not a folder")
     items = videorefer.load_items(annotations)[:limit]
     template = video_request(Path(), RegionInput(), None, multiple_choice=True, start=None, end=None, window=None, **options)
     videos = [video_root / str(item["video"]) for item in items]
-    _check_outputs(output, [annotations, *videos, template.protocol, template.model, template.tracker])
-    log = ResultLog(output)
-    with StopOnInterrupt() as stop:
+    inputs = [annotations, *videos, template.protocol, template.model, template.tracker]
+    with _results_log(output, inputs) as log, StopOnInterrupt() as stop:
         videorefer.run_videorefer(items, video_root, template, mask_mode, log, reporter=WarningReporter(), on_item=_progress, should_stop=stop)
-    settings = {"model": template.model or default_preset("models"), "protocol": template.protocol or DEFAULT_PROTOCOL, "mask_mode": mask_mode}
-    _finish(log, videorefer, "VideoRefer-BenchQ", settings, len(items), stop())
+        settings = {"model": template.model or default_preset("models"), "protocol": template.protocol or DEFAULT_PROTOCOL, "mask_mode": mask_mode}
+        _finish(log, videorefer, "VideoRefer-BenchQ", settings, len(items), stop())
 
 
 def gar_bench_vqa(
@@ -104,16 +109,13 @@ def gar_bench_vqa(
     **options,
 ) -> None:
     from garvid.eval import gar_bench
-    from garvid.eval.results import ResultLog
 
     items = gar_bench.load_items(annotations)[:limit]
     model = options["model"] or default_preset("models")
     root = image_root or annotations.parent
-    _check_outputs(output, [annotations, *(root / str(item["image"]) for item in items), options["model"]])
-    if warning := random_weights_warning(model):
-        warn(warning)
-    log = ResultLog(output)
-    with StopOnInterrupt() as stop:
+    with _results_log(output, [annotations, *(root / str(item["image"]) for item in items), options["model"]]) as log, StopOnInterrupt() as stop:
+        if warning := random_weights_warning(model):
+            warn(warning)
         gar_bench.run_gar_bench(
             items,
             root,
@@ -128,7 +130,7 @@ def gar_bench_vqa(
             on_item=_progress,
             should_stop=stop,
         )
-    _finish(log, gar_bench, "GAR-Bench-VQA", {"model": model}, len(items), stop())
+        _finish(log, gar_bench, "GAR-Bench-VQA", {"model": model}, len(items), stop())
 
 
 def _register() -> None:

@@ -276,3 +276,13 @@ def test_repeated_item_ids_are_refused_at_load(videorefer, tmp_path, capsys, ben
     err = capsys.readouterr().err.strip()
     assert err.startswith("garvid: error: ") and len(err.splitlines()) == 1 and "repeats the id" in err
     assert not results.exists()
+
+
+def test_a_second_run_on_one_results_file_is_refused(videorefer, tmp_path, capsys):
+    from garvid.files import exclusive_lock
+
+    annotations, root = videorefer
+    results = tmp_path / "r.jsonl"
+    with exclusive_lock(tmp_path / "r.jsonl.lock", "busy"):  # as if another garvid eval were running
+        assert run(["eval", "videorefer-q", str(annotations), "--video-root", str(root), *TINY, "-o", str(results)]) == 2
+    assert "another garvid eval is writing to" in capsys.readouterr().err and not results.exists()
