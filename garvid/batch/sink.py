@@ -3,11 +3,11 @@
 Every item's file is written atomically, so an output that exists is complete; one that
 exists, reads back and answers the same request (see :mod:`garvid.batch.journal`) is
 skipped on the next run (``overwrite`` redoes it). One run at a time writes to a folder
-(a lock file). Failures are
-appended to ``OUT_DIR/errors.jsonl`` as they happen (the file is started afresh by each
-run's first failure, and removed by a run without any, so it lists the last run's
-failures). No output may overwrite an input of the run. JSON lines are flushed one by one; a closed pipe (``|
-head -n 1``) stops the run instead of raising.
+(a lock file), and no output may overwrite an input of the run. Failures are appended to
+``OUT_DIR/errors.jsonl`` as they happen (the file is started afresh by each run's first
+failure and removed by a run without any, so it lists the last run's failures). JSON
+lines are flushed one by one; a closed pipe (``| head -n 1``) stops the run instead of
+raising.
 """
 
 from __future__ import annotations
