@@ -78,6 +78,8 @@ def batch(
         raise GarvidError(f"--format must be one of {', '.join(BATCH_FORMATS)}, not {output_format!r}")
     if engine not in ("local", "ray"):
         raise GarvidError(f"--engine must be local or ray, not {engine!r}")
+    if not output_dir.strip():
+        raise GarvidError("-o names no folder (it is empty): give a folder, or - for JSON lines on stdout")
     out_dir = None if output_dir == "-" else Path(output_dir)
     if out_dir is None and output_format in ("srt", "vtt"):
         raise GarvidError(f"--format {output_format} writes one file per item: give an output folder with -o")

@@ -153,6 +153,7 @@ def test_every_command_refuses_to_write_over_its_inputs(tmp_path, capsys, comman
         (["image", "{mask}", "what is object 1?", "-m", "{mask}", "-o", ""], "names no file"),
         (["describe", "{video}", "-m", "{mask}", "-o", "/proc/x.json"], "not writable"),
         (["batch", "-", "-q", "what is object 1?", "-o", "{mask}"], "is a file, not a folder"),
+        (["batch", "-", "-q", "what is object 1?", "-o", ""], "names no folder"),
         (["eval", "videorefer-q", "{mask}", "--video-root", "{tmp}", "-o", "{tmp}"], "is a folder"),
     ],
 )
