@@ -75,6 +75,10 @@ def _compressed_runs(text: bytes) -> np.ndarray:
     return runs
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def rle_runs(rle: object) -> np.ndarray:
     """The run lengths of a COCO RLE (background first), checked to tile its whole image.
 
@@ -85,10 +89,10 @@ def rle_runs(rle: object) -> np.ndarray:
         if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
             raise ValueError("it is not an object with 'size' and 'counts'")
         size, counts = rle["size"], rle["counts"]
-        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(type(n) is int and n > 0 for n in size)):
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(n) and n > 0 for n in size)):
             raise ValueError(f"its size must be two positive integers [height, width], not {size!r}")
         if isinstance(counts, list):
-            if not all(type(n) is int for n in counts):
+            if not all(_is_int(n) for n in counts):
                 raise ValueError("its counts list holds non-integers")
             runs = np.array(counts, dtype=np.int64)
         elif isinstance(counts, (str, bytes)):
