@@ -116,6 +116,12 @@ def test_folder_run_outputs_errors_then_resume_skips(folder, tmp_path, capsys):
     assert "garvid batch" in err and set(_errors(out)) == {"no_mask", "corrupt"}
     assert elapsed < 30  # nothing tracked or answered again (the first run took minutes)
 
+    for other in (["--question", "where is object 2?"], ["--describe"], ["--question", QUESTION, "--frames", "3"]):
+        code = run(["batch", str(folder), "-r", "-o", str(out), *TINY, *other])  # another request: stop, change nothing
+        err = capsys.readouterr().err
+        assert code == 2 and "holds answers to another request" in err and "--overwrite" in err, err
+        assert {p: p.stat().st_mtime_ns for p in out.rglob("*.json")} == before and set(_errors(out)) == {"no_mask", "corrupt"}
+
     code = run(["batch", str(folder), "--question", QUESTION, "-o", str(out), *TINY, "--overwrite"])
     capsys.readouterr()
     assert code == 1 and (out / "cups_a.json").stat().st_mtime_ns > before[out / "cups_a.json"]
@@ -258,12 +264,12 @@ def test_resume_skips_only_outputs_of_the_same_request(tmp_path):
         (replace(q1, question="Q2"), False, "question"), (q1, True, "question"),
         (replace(q1, model="gar-1b"), False, "model"), (replace(q1, frames=4, window=2.0), False, "frames, window"),
     ):
-        with pytest.raises(GarvidError, match=f"another request \\({needle} differ for 'a'\\).*--overwrite"):
+        with pytest.raises(GarvidError, match=f"another request \\('a': {needle} changed\\): pass --overwrite"):
             plan(changed, describe)
         assert len(plan(changed, describe, overwrite=True)[0].pending) == 1
     assert len(plan(replace(q1, device="cuda", cache_dir=tmp_path))[0].pending) == 0  # where it runs is not what it asks
     (out / ".garvid-batch.jsonl").unlink()  # an output nobody recorded (an older garvid): not trusted either
-    with pytest.raises(GarvidError, match="unknown differ"):
+    with pytest.raises(GarvidError, match="'a': its request was not recorded"):
         plan(q1)
 
 

@@ -82,9 +82,10 @@ def plan_batch(
         planned.append((task, request, earlier == []))
     if other:
         (first, fields), more = other[0], len(other) - 1
-        others = f" and {more} more" if more else ""
+        change = "its request was not recorded" if fields == ["unknown"] else f"{', '.join(fields)} changed"
+        others = f", and {more} more item(s)" if more else ""
         raise GarvidError(
-            f"{sink.out_dir} already holds answers to another request ({', '.join(fields)} differ for {first.id!r}{others}): "
+            f"{sink.out_dir} holds answers to another request ({first.id!r}: {change}{others}): "
             "pass --overwrite to redo them, or give another -o"
         )
     for problem in problems:
