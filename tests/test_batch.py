@@ -197,12 +197,14 @@ def test_ids_cannot_escape_the_output_folder(tmp_path, capsys, monkeypatch):
     """Absolute ids, '..' parts and symlinks out of -o are refused; nothing is written outside."""
     (tmp_path / "a.mp4").write_bytes(b"not read")
     (tmp_path / "a.png").write_bytes(b"not read")
-    rows = [{"video": "a.mp4", "mask": "a.png", "id": task_id} for task_id in ("../escaped", str(tmp_path / "abs"), "x/../../up", ".")]
+    ids = ("../escaped", str(tmp_path / "abs"), "x/../../up", ".", "x" * 300)
+    rows = [{"video": "a.mp4", "mask": "a.png", "id": task_id} for task_id in ids]
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     tasks, problems = tasks_from_manifest(manifest)
-    assert tasks == [] and [p.id for p in problems] == ["line 1", "line 2", "line 3", "line 4"]
-    assert all("must be a relative name inside the output folder" in p.reason for p in problems)
+    assert tasks == [] and [p.id for p in problems] == ["line 1", "line 2", "line 3", "line 4", "line 5"]
+    assert all("must be a relative name inside the output folder" in p.reason for p in problems[:4])
+    assert "longer than 200 bytes" in problems[4].reason
     assert [t.id for t in tasks_from_lines([json.dumps({"video": "a.mp4", "mask": "a.png", "id": "sub/./b"})], tmp_path)[0]] == ["sub/b"]
 
     out = tmp_path / "out"

@@ -18,6 +18,8 @@ from typing import Any, Iterable
 from garvid.errors import GarvidError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
+#: Longest name in an id (bytes): file systems hold 255, less the suffix and a temporary file's marks.
+MAX_ID_PART = 200
 MANIFEST_FIELDS = ("video", "mask", "question", "mask_frame", "start", "end", "id")
 
 
@@ -46,13 +48,16 @@ class TaskProblem:
 def output_id(value: str) -> str:
     """``value`` as an item id: a relative name that stays inside the output folder.
 
-    ValueError for an absolute id, a ``..`` part, an empty name or control characters;
+    ValueError for an absolute id, a ``..`` part, an empty name, control characters or a
+    name too long for a file;
     ``a/./b`` becomes ``a/b``. (Symlinks inside the output folder are checked where the
     outputs are written: :meth:`garvid.batch.sink.BatchSink.check`.)
     """
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or path.as_posix() == "." or any(ord(c) < 32 for c in value):
         raise ValueError(f"id {value!r} must be a relative name inside the output folder (no leading '/', no '..')")
+    if any(len(part.encode()) > MAX_ID_PART for part in path.parts):
+        raise ValueError(f"id {value[:40]!r}... has a name longer than {MAX_ID_PART} bytes, more than a file name can hold")
     return path.as_posix()
 
 
