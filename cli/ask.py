@@ -37,7 +37,7 @@ from garvid_cli.options import (
 )
 
 from garvid.errors import GarvidError
-from garvid.files import write_text
+from garvid.files import check_outputs, write_text
 from garvid.options import DEFAULT_ATTENTION, PromptOptions
 from garvid.output.formats import FORMATS, SUFFIX_FORMATS, answer_prefix, render_answer
 from garvid.qa.keyframes import STRATEGIES, Window
@@ -113,6 +113,7 @@ def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
     chosen = _output_format(fmt, output)
     if request.strategy not in STRATEGIES:
         raise GarvidError(f"--keyframes must be {' or '.join(STRATEGIES)}, not {request.strategy!r}")
+    check_outputs({"-o": output}, request.input_paths())
     stream = chosen == "text" and output is None
     from garvid.qa.video_answering import answer_video  # torch and transformers load here, not for --help
 

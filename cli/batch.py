@@ -78,21 +78,25 @@ def batch(
         raise GarvidError(f"--format must be one of {', '.join(BATCH_FORMATS)}, not {output_format!r}")
     if engine not in ("local", "ray"):
         raise GarvidError(f"--engine must be local or ray, not {engine!r}")
+    if not output_dir.strip():
+        raise GarvidError("-o names no folder (it is empty): give a folder, or - for JSON lines on stdout")
     out_dir = None if output_dir == "-" else Path(output_dir)
     if out_dir is None and output_format in ("srt", "vtt"):
         raise GarvidError(f"--format {output_format} writes one file per item: give an output folder with -o")
     tasks, problems = read_tasks(input_path, recursive)
     template = video_request(Path(), RegionInput(), question, **options)
+
+    from garvid.batch.runner import batch_inputs, plan_batch, run_local
+
+    manifest = Path(input_path) if input_path != "-" and Path(input_path).is_file() else None
+    inputs = batch_inputs(tasks, template, manifest)
+    sink = BatchSink(out_dir, "jsonl" if out_dir is None else output_format, overwrite=overwrite, inputs=inputs)
     reporter = BarsReporter()
     for name, kind in ((template.tracker, "trackers"), (template.model or default_preset("models"), "models")):
         if warning := random_weights_warning(name, kind):
             reporter.warn(warning)  # said now, not again when the models load
-
-    from garvid.batch.runner import plan_batch, run_local
-
-    sink = BatchSink(out_dir, "jsonl" if out_dir is None else output_format, overwrite=overwrite)
-    plan = plan_batch(tasks, problems, template, describe, sink)
-    with StopOnInterrupt() as stop:
+    with sink, StopOnInterrupt() as stop:
+        plan = plan_batch(tasks, problems, template, describe, sink)
         if engine == "ray":
             from garvid.batch.ray_engine import run_ray
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from garvid_cli.app import app
@@ -13,7 +14,8 @@ from garvid_cli.options import borrow_parameters, generation_options
 from rich.table import Table
 
 from garvid.errors import GarvidError
-from garvid.eval.results import ANSWER_TOKENS, AVERAGE
+from garvid.eval.results import ANSWER_TOKENS, AVERAGE, ResultLog
+from garvid.files import check_outputs, exclusive_lock
 from garvid.options import PromptOptions
 from garvid.presets import default_preset, random_weights_warning
 from garvid.qa.protocol import DEFAULT_PROTOCOL
@@ -36,6 +38,21 @@ def _table(title: str, table: dict[str, dict[str, float]], published: dict[str, 
     return rendered
 
 
+def _summary_path(results: Path) -> Path:
+    return results.with_suffix(".summary.json")
+
+
+@contextmanager
+def _results_log(results: Path, inputs: list) -> Iterator[ResultLog]:
+    """The results log, held by this run alone (a second run on it is refused: both would
+    answer the same items); it, its summary and its lock file must be writable and
+    overwrite no input (checked before any work)."""
+    lock = results.with_name(results.name + ".lock")
+    check_outputs({"-o": results, "its summary": _summary_path(results), "its lock": lock}, inputs)
+    with exclusive_lock(lock, f"another garvid eval is writing to {results}: wait for it to finish, or give another -o"):
+        yield ResultLog(results)
+
+
 def _finish(log, benchmark, title: str, settings: dict, this_run: str, items: int, interrupted: bool) -> None:
     """Print the table and how each of its columns was made, say what is missing or failed, and
     write the summary beside the results."""
@@ -53,7 +70,7 @@ def _finish(log, benchmark, title: str, settings: dict, this_run: str, items: in
         warn(f"{errors} item(s) could not be asked and count as wrong: see their 'error' in {log.path}")
     if len(records) < items:
         warn(f"{items - len(records)} of {items} items are not answered yet: run the same command again to resume")
-    summary_path = log.path.with_suffix(".summary.json")
+    summary_path = _summary_path(log.path)
     summary = {"benchmark": title, **settings, "items": items, "answered": len(records), "errors": errors}
     write_json({**summary, "results": str(log.path), "accuracy": table, "published": benchmark.PUBLISHED, "setup": setup}, summary_path)
     stderr.print(f"wrote {log.path} and {summary_path}", highlight=False)
@@ -83,29 +100,29 @@ def videorefer_q(
     **options,
 ) -> None:
     from garvid.eval import videorefer
-    from garvid.eval.results import ResultLog
 
     if not video_root.is_dir():
         raise GarvidError(f"--video-root {video_root} is not a folder")
     mask_mode = mask_mode or videorefer.DEFAULT_MASK_MODES.get(eval_protocol, "")
     items = videorefer.load_items(annotations)[:limit]
     template = video_request(Path(), RegionInput(), None, multiple_choice=True, start=None, end=None, window=None, **options)
-    log = ResultLog(output)
-    with StopOnInterrupt() as stop:
+    videos = [video_root / str(item["video"]) for item in items]
+    inputs = [annotations, *videos, template.protocol, template.model, template.tracker]
+    with _results_log(output, inputs) as log, StopOnInterrupt() as stop:
         videorefer.run_videorefer(
             items, video_root, template, mask_mode, log, protocol=eval_protocol, reporter=WarningReporter(), on_item=_progress, should_stop=stop
         )
-    settings = {
-        "model": template.model or default_preset("models"),
-        "protocol": template.protocol or DEFAULT_PROTOCOL,
-        "eval_protocol": eval_protocol,
-        "mask_mode": mask_mode,
-        "max_new_tokens": template.generation.max_new_tokens,
-        "attn": template.attn,
-    }
-    masks = "single-frame masks (frame_idx, tracked by SAM2)" if mask_mode == "single" else "multi-frame masks (every annotated frame)"
-    this_run = f"{eval_protocol} protocol, {masks}, GAR through garvid's {settings['protocol']} prompt"
-    _finish(log, videorefer, "VideoRefer-BenchQ", settings, this_run, len(items), stop())
+        settings = {
+            "model": template.model or default_preset("models"),
+            "protocol": template.protocol or DEFAULT_PROTOCOL,
+            "eval_protocol": eval_protocol,
+            "mask_mode": mask_mode,
+            "max_new_tokens": template.generation.max_new_tokens,
+            "attn": template.attn,
+        }
+        masks = "single-frame masks (frame_idx, tracked by SAM2)" if mask_mode == "single" else "multi-frame masks (every annotated frame)"
+        this_run = f"{eval_protocol} protocol, {masks}, GAR through garvid's {settings['protocol']} prompt"
+        _finish(log, videorefer, "VideoRefer-BenchQ", settings, this_run, len(items), stop())
 
 
 def gar_bench_vqa(
@@ -124,17 +141,16 @@ def gar_bench_vqa(
     **options,
 ) -> None:
     from garvid.eval import gar_bench
-    from garvid.eval.results import ResultLog
 
     items = gar_bench.load_items(annotations)[:limit]
     model = options["model"] or default_preset("models")
-    if warning := random_weights_warning(model):
-        warn(warning)
-    log = ResultLog(output)
-    with StopOnInterrupt() as stop:
+    root = image_root or annotations.parent
+    with _results_log(output, [annotations, *(root / str(item["image"]) for item in items), options["model"]]) as log, StopOnInterrupt() as stop:
+        if warning := random_weights_warning(model):
+            warn(warning)
         gar_bench.run_gar_bench(
             items,
-            image_root or annotations.parent,
+            root,
             log,
             model_name=model,
             dtype=options["dtype"],
@@ -148,15 +164,15 @@ def gar_bench_vqa(
             on_item=_progress,
             should_stop=stop,
         )
-    settings = {
-        "model": model,
-        "mode": gar_bench.mode_name(reference_compat),
-        "max_new_tokens": options["max_new_tokens"],
-        "attn": options["attn"],
-    }
-    scoring = "exact-match scoring" if reference_compat else "garvid's letter reading"
-    this_run = f"{settings['mode']} mode, {scoring}"
-    _finish(log, gar_bench, "GAR-Bench-VQA", settings, this_run, len(items), stop())
+        settings = {
+            "model": model,
+            "mode": gar_bench.mode_name(reference_compat),
+            "max_new_tokens": options["max_new_tokens"],
+            "attn": options["attn"],
+        }
+        scoring = "exact-match scoring" if reference_compat else "garvid's letter reading"
+        this_run = f"{settings['mode']} mode, {scoring}"
+        _finish(log, gar_bench, "GAR-Bench-VQA", settings, this_run, len(items), stop())
 
 
 def _register() -> None:

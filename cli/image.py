@@ -28,7 +28,7 @@ from garvid_cli.options import (
     generation_options,
 )
 
-from garvid.files import write_json, write_text
+from garvid.files import check_outputs, write_json, write_text
 from garvid.options import DEFAULT_ATTENTION, PromptOptions
 from garvid.presets import random_weights_warning
 
@@ -85,6 +85,7 @@ def image(
         generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling),
     )
+    check_outputs({"-o": output}, request.input_paths())
     prepared = prepare_image(request)  # bad input fails here, before the model loads
     if model and (warning := random_weights_warning(model)):
         warn(warning)

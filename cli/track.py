@@ -22,7 +22,7 @@ from garvid_cli.options import (
 )
 
 from garvid.errors import GarvidError
-from garvid.files import write_json
+from garvid.files import check_outputs, write_json
 from garvid.presets import random_weights_warning
 from garvid.regions.input import RegionInput
 from garvid.tracking.request import DEFAULT_KEYFRAMES, TrackRequest, track_video
@@ -60,6 +60,7 @@ def track(
     )
     if render is not None and render.suffix.lower() != ".mp4":
         raise GarvidError(f"--render writes an MP4 file: {render} should end in .mp4")
+    check_outputs({"-o": output, "--render": render}, request.input_paths())
     if warning := random_weights_warning(tracker, "trackers"):
         warn(warning)
     with progress_bar("tracking") as progress:

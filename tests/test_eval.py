@@ -337,3 +337,79 @@ def test_unknown_eval_protocol_is_one_line_before_any_work(videorefer, tmp_path,
     assert run(args) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("garvid: error: ")]
     assert errors == ["garvid: error: --eval-protocol must be videorefer or garvid, not 'gpt'"] and not results.exists()
+
+
+def test_malformed_items_are_their_own_errors(videorefer, tmp_path, capsys):
+    """A non-integer frame key, a bad or wrong-size RLE, an annotation that is a list: each item
+    is recorded with its error; the run goes on and ends normally."""
+    annotations, root = videorefer
+    good = json.loads(annotations.read_text())[0]
+    ball = good["annotation"][0]
+    wrong_size = {frame: {"segmentation": encode_rle(np.ones((45, 80), dtype=bool))} for frame in ball}
+    broken = {
+        "key": {**ball, "first": ball["0"]},
+        "rle": {**ball, "10": {"segmentation": {"size": [90, 160], "counts": "zzzz"}}},
+        "list": [ball["0"], ball["10"]],
+        "size": wrong_size,
+    }
+    items = [{**good, "id": name, "annotation": [annotation]} for name, annotation in broken.items()]
+    items.append({**good, "id": "options", "options": "(A) A ball"})
+    questions = tmp_path / "broken.json"
+    questions.write_text(json.dumps(items))
+    results = tmp_path / "results.jsonl"
+    args = ["eval", "videorefer-q", str(questions), "--video-root", str(root), *TINY, "--frames", "2", "--no-cache", "-o", str(results)]
+    assert run(args) == 0
+    err = capsys.readouterr().err
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert set(records) == {"key", "rle", "list", "size", "options"} and "Traceback" not in err
+    assert all(r["correct"] is False and r["prediction"] is None for r in records.values())
+    assert "'first', not a frame number" in records["key"]["error"] and "invalid RLE mask" in records["rle"]["error"]
+    assert "not be a list" in records["list"]["error"] and "80x45" in records["size"]["error"]
+    assert "non-empty list of options" in records["options"]["error"]
+    assert "5 item(s) could not be asked" in err
+
+
+def test_malformed_gar_bench_items_are_their_own_errors(tmp_path, capsys):
+    annotations = _gar_bench(tmp_path)
+    items = json.loads(annotations.read_text())[:1]
+    good = items[0]
+    items += [
+        {**good, "id": "rle", "mask_rles": [{"size": [180, 320], "counts": "0"}]},
+        {**good, "id": "dict", "mask_rles": {"0": good["mask_rles"][0]}},
+        {**good, "id": "size", "mask_rles": [encode_rle(np.ones((10, 10), dtype=bool))]},
+        {**good, "id": "choices", "choices": 3},
+    ]
+    annotations.write_text(json.dumps(items))
+    results = tmp_path / "vqa.jsonl"
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert "error" not in records["vqa_0"] and "Traceback" not in capsys.readouterr().err
+    assert "invalid RLE mask" in records["rle"]["error"] and "must be a list of masks" in records["dict"]["error"]
+    assert "10x10" in records["size"]["error"] and "list of options" in records["choices"]["error"]
+
+
+@pytest.mark.parametrize("benchmark", ["videorefer-q", "gar-bench-vqa"])
+def test_repeated_item_ids_are_refused_at_load(videorefer, tmp_path, capsys, benchmark):
+    annotations, root = videorefer
+    items = json.loads(annotations.read_text())
+    if benchmark == "gar-bench-vqa":
+        items = [{"image": "same.png", "mask_rles": [], "question": "?", "choices": ["A. x"], "answer": "A", "type": "t"}] * 2
+    else:
+        items[2]["id"] = items[0]["id"]
+    questions = tmp_path / "dup.json"
+    questions.write_text(json.dumps(items))
+    results = tmp_path / "r.jsonl"
+    assert run(["eval", benchmark, str(questions), "--video-root" if benchmark == "videorefer-q" else "--image-root", str(root), *TINY, "-o", str(results)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("garvid: error: ") and len(err.splitlines()) == 1 and "repeats the id" in err
+    assert not results.exists()
+
+
+def test_a_second_run_on_one_results_file_is_refused(videorefer, tmp_path, capsys):
+    from garvid.files import exclusive_lock
+
+    annotations, root = videorefer
+    results = tmp_path / "r.jsonl"
+    with exclusive_lock(tmp_path / "r.jsonl.lock", "busy"):  # as if another garvid eval were running
+        assert run(["eval", "videorefer-q", str(annotations), "--video-root", str(root), *TINY, "-o", str(results)]) == 2
+    assert "another garvid eval is writing to" in capsys.readouterr().err and not results.exists()

@@ -12,7 +12,7 @@ from PIL import Image
 from garvid.errors import GarvidError
 from garvid.eval.gar_bench import reference_layout, reference_region_order
 from garvid.gar.processor import prompt_label_map
-from garvid.gar.prompt import tokenize_prompt
+from garvid.gar.prompt import tokenize_prompt, visible_text
 from garvid.gar.tokenizer import CROP_TOKEN_IDS, PLM_CHAT_TEMPLATE, build_tiny_tokenizer
 
 W, H = 40, 30
@@ -57,7 +57,7 @@ def _reference_label_map(order: list[int]) -> np.ndarray:
 
 def test_more_than_five_regions_prompt_text_and_tokens() -> None:
     layout = reference_layout(_masks(), QUESTION, ORDER)
-    assert layout.text == _reference_text(ORDER, QUESTION)
+    assert visible_text(layout.text) == _reference_text(ORDER, QUESTION)
     tokenizer = build_tiny_tokenizer()
     tokens = tokenize_prompt(tokenizer, PLM_CHAT_TEMPLATE, layout.text, 256 * 3)
     ids = tokens.input_ids
@@ -87,7 +87,7 @@ def test_every_region_replays_the_last_masks_box() -> None:
     assert layout.boxes == {k: last for k in range(5)}
     two = reference_layout(_masks(RECTS[:2]), "<Prompt0> or <Prompt1>?", [1, 0])
     assert two.boxes == {0: (10 / W, 0.0, 19 / W, 9 / H), 1: (10 / W, 0.0, 19 / W, 9 / H)}
-    assert two.text == _reference_text([1, 0], "<Prompt0> or <Prompt1>?")
+    assert visible_text(two.text) == _reference_text([1, 0], "<Prompt0> or <Prompt1>?")
 
 
 def test_region_order_is_the_set_iteration_of_the_prompt_strings() -> None:

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from garvid.errors import RegionError
+from garvid.regions.masks import decode_rle, encode_rle, rle_runs
 from garvid.regions.prompts import build_region_prompts, load_masks, parse_box, parse_point
 
 SIZE = (40, 30)  # width, height
@@ -169,3 +170,23 @@ def test_prompt_validation_errors(kwargs: dict, message: str) -> None:
 def test_parsers_accept_spaces_and_floats() -> None:
     assert parse_box(" 1, 2.5 ,3,4", SIZE) == (1.0, 2.5, 3.0, 4.0)
     assert parse_point("0,29.5", SIZE) == (0.0, 29.5)
+
+
+def test_rle_runs_read_pycocotools_counts_and_refuse_broken_ones():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        height, width = (int(n) for n in rng.integers(1, 120, 2))
+        mask = rng.random((height, width)) < rng.random() if trial % 2 else np.zeros((height, width), dtype=bool)
+        mask[: trial % height, : trial % width] = True  # long runs too, whose counts take several characters
+        runs = rle_runs(encode_rle(mask))
+        painted = np.repeat(np.arange(runs.size) % 2, runs).astype(bool).reshape(width, height).T  # column-major
+        assert np.array_equal(painted, mask)
+        assert np.array_equal(decode_rle({"size": [height, width], "counts": runs.tolist()}), mask)
+    good = encode_rle(np.eye(8, dtype=bool))
+    broken = [
+        {**good, "counts": good["counts"][:-1]}, {**good, "counts": good["counts"] + "1"}, {**good, "counts": "zzzz"},
+        {**good, "counts": good["counts"] + "`"}, {**good, "size": [8, 0]}, {**good, "counts": [1, 2]}, {"size": [8, 8]}, [good],
+    ]  # fmt: skip
+    for rle in broken:
+        with pytest.raises(RegionError, match="invalid RLE mask"):
+            decode_rle(rle)

@@ -31,6 +31,24 @@ def load_questions(path: Path, benchmark: str, required: Sequence[str]) -> list[
     return items
 
 
+def check_unique_ids(ids: Sequence[str], path: Path) -> None:
+    """Refuse a benchmark whose items repeat an id: results are resumed by id, so a repeated
+    one would be answered once and reported as missing forever."""
+    first: dict[str, int] = {}
+    for position, item_id in enumerate(ids):
+        if item_id in first:
+            raise GarvidError(f"{path}: item {position} repeats the id {item_id!r} of item {first[item_id]}: ids must be unique")
+        first[item_id] = position
+
+
+def item_options(item: dict[str, Any], field: str) -> list[str]:
+    """An item's options (``field``) as text; GarvidError (that item's error) when they are not a list."""
+    options = item[field]
+    if not isinstance(options, list) or not options:
+        raise GarvidError(f"the item's {field!r} must be a non-empty list of options, not {type(options).__name__}")
+    return [str(option) for option in options]
+
+
 def choices_question(question: str, options: Sequence[str]) -> str:
     """``Question: ...`` and the options one per line, as the reference's VQA evaluation writes it.
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from garvid.errors import GarvidError
-from garvid.eval.choices import choices_question, extract_choice, load_questions
+from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row, refuse_mixed
 from garvid.gar.processor import region_box
 from garvid.gar.prompt import region_question_text, with_multiple_choice_suffix
@@ -57,7 +57,9 @@ _PROMPT_TOKEN = re.compile(r"<Prompt\d+>")
 
 def load_items(path: Path) -> list[dict[str, Any]]:
     """The benchmark's items, checked for the fields garvid reads."""
-    return load_questions(path, "GAR-Bench-VQA", REQUIRED_FIELDS)
+    items = load_questions(path, "GAR-Bench-VQA", REQUIRED_FIELDS)
+    check_unique_ids([item_id(item, position) for position, item in enumerate(items)], path)
+    return items
 
 
 def item_id(item: dict[str, Any], position: int) -> str:
@@ -140,9 +142,11 @@ def run_gar_bench(
     for key, item in pending:
         if should_stop():
             break
-        options = [str(c) for c in item["choices"]]
-        record: dict[str, Any] = {"id": key, "type": item["type"], "answer": str(item["answer"]).strip().upper(), "mode": mode}
+        record: dict[str, Any] = {"id": key, "type": str(item["type"]), "answer": str(item["answer"]).strip().upper(), "mode": mode}
         try:
+            options = item_options(item, "choices")
+            if not isinstance(item["mask_rles"], list):
+                raise GarvidError(f"the item's 'mask_rles' must be a list of masks, not {type(item['mask_rles']).__name__}")
             masks = [decode_rle(rle) for rle in item["mask_rles"]]
             question = choices_question(str(item["question"]), options)
             image = load_image(image_root / str(item["image"]), exif_orientation=False)  # masks fit the stored pixels

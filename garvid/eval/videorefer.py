@@ -35,13 +35,13 @@ from typing import Any, Callable, Literal
 import numpy as np
 from PIL import Image
 
-from garvid.errors import GarvidError
-from garvid.eval.choices import choices_question, extract_choice, load_questions
+from garvid.errors import GarvidError, RegionError
+from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ResultLog, published_row, refuse_mixed
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
 from garvid.regions.input import RegionInput
-from garvid.regions.masks import RLE, decode_rle
+from garvid.regions.masks import RLE, decode_rle, rle_runs
 from garvid.tracking import ObjectObservation, Tracks
 
 MaskMode = Literal["multi", "single"]
@@ -72,7 +72,9 @@ REQUIRED_FIELDS = ("id", "video", "Question", "type", "options", "Answer", "anno
 
 def load_items(path: Path) -> list[dict[str, Any]]:
     """The benchmark's items, checked for the fields garvid reads."""
-    return load_questions(path, "VideoRefer-BenchQ", REQUIRED_FIELDS)
+    items = load_questions(path, "VideoRefer-BenchQ", REQUIRED_FIELDS)
+    check_unique_ids([str(item["id"]) for item in items], path)
+    return items
 
 
 def referenced_objects(question: str) -> list[int]:
@@ -139,11 +141,16 @@ def object_masks(item: dict[str, Any]) -> list[dict[int, RLE]]:
     if len(objects) != len(named):
         raise GarvidError(f"the question names {len(named)} object(s) but the annotation has {len(objects)}")
     masks = []
-    for entry in objects:
+    for index, entry in enumerate(objects):
+        if not isinstance(entry, dict):
+            raise GarvidError(f"annotation {index} must map frame numbers to masks, not be a {type(entry).__name__}")
         frames = {}
         for frame, value in entry.items():
+            if not str(frame).isdigit():
+                raise GarvidError(f"annotation {index} has the frame key {frame!r}, not a frame number")
             rle = value.get("segmentation") if isinstance(value, dict) else None
             if rle is not None:
+                rle_runs(rle)  # a malformed mask is this item's error, before any work
                 frames[int(frame)] = rle
         masks.append(frames)
     return masks
@@ -158,6 +165,11 @@ class GivenMasks:
         self.masks = masks
 
     def track(self, video, prompts, frames, progress=None, **_) -> Tracks:
+        size = [video.info.height, video.info.width]
+        for per_object in self.masks:
+            for frame, rle in per_object.items():
+                if list(rle["size"]) != size:
+                    raise RegionError(f"the mask on frame {frame} is {rle['size'][1]}x{rle['size'][0]}, the video {size[1]}x{size[0]}")
         annotated = sorted({f for per_object in self.masks for f in per_object if 0 <= f < video.info.num_frames})
         times = video.timestamps()
         empty = np.zeros((video.info.height, video.info.width), dtype=bool)
@@ -178,8 +190,8 @@ class GivenMasks:
 def _prompt_frame(item: dict[str, Any], masks: list[dict[int, RLE]]) -> int:
     """``frame_idx`` when every object has a mask there, else the first frame where all do."""
     common = set.intersection(*(set(m) for m in masks))
-    wanted = item.get("frame_idx")
-    if wanted not in (None, "") and int(wanted) in common:
+    wanted = str(item.get("frame_idx", ""))
+    if wanted.isdigit() and int(wanted) in common:
         return int(wanted)
     if not common:
         raise GarvidError("no annotated frame shows every object")
@@ -205,11 +217,12 @@ def evaluate_item(
     protocol: EvalProtocol = "videorefer",
 ) -> dict[str, Any]:
     """Ask one item; the record for the results file (prediction None when no letter was given)."""
-    options = [str(o) for o in item["options"]]
     videorefer = protocol == "videorefer"
-    key = videorefer_answer_key(str(item["Answer"])) if videorefer else extract_choice(str(item["Answer"]), options)
-    record: dict[str, Any] = {"id": item["id"], "type": item["type"], "answer": key, "protocol": protocol, "mask_mode": mask_mode}
+    record: dict[str, Any] = {"id": item["id"], "type": str(item["type"]), "answer": None, "protocol": protocol, "mask_mode": mask_mode}
     try:
+        options = item_options(item, "options")
+        key = videorefer_answer_key(str(item["Answer"])) if videorefer else extract_choice(str(item["Answer"]), options)
+        record["answer"] = key
         masks = object_masks(item)
         frame = _prompt_frame(item, masks)
         if videorefer:

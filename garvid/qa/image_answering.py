@@ -222,6 +222,10 @@ class ImageRequest:
     generation: GenerationOptions = GenerationOptions()
     prompt: PromptOptions = PromptOptions()
 
+    def input_paths(self) -> tuple[Path | str | None, ...]:
+        """What the request reads from disk (a model that is not a path is a preset or hub id)."""
+        return (self.image, *self.masks, self.model)
+
 
 @dataclass
 class PreparedImage:
