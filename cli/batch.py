@@ -53,7 +53,8 @@ def read_tasks(source: str, recursive: bool) -> tuple[list[BatchTask], list[Task
 
 
 def _summary_table(summary: BatchSummary) -> Table:
-    table = Table(title="garvid batch")
+    closed = f"stdout's reader closed it: {summary.done} answer(s) delivered" if summary.pipe_closed else None
+    table = Table(title="garvid batch", caption=closed)
     for column in ("done", "skipped", "failed", "time"):
         table.add_column(column, justify="right")
     table.add_row(str(summary.done), str(summary.skipped), str(summary.failed), f"{summary.seconds:.1f} s")
@@ -68,7 +69,7 @@ def batch(
     output_format: str = typer.Option("json", "--format", "-f", help="json, srt, vtt (one file per item) or jsonl (stdout)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also take videos in subfolders."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo items whose output already exists."),
-    engine: str = typer.Option("local", "--engine", help="local, or ray (pip install 'garvid[ray]')."),
+    engine: str = typer.Option("local", "--engine", help="local, or ray (pip install 'garvid\\[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (default: start a local Ray)."),
     **options,
 ) -> None:

@@ -157,7 +157,7 @@ def _split(items: Iterable[BatchTask | TaskProblem]) -> tuple[list[BatchTask], l
 def tasks_from_manifest(path: Path) -> tuple[list[BatchTask], list[TaskProblem]]:
     """Tasks from a CSV (header row) or JSONL manifest; relative paths are relative to it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
     except (OSError, UnicodeDecodeError) as error:
         raise GarvidError(f"cannot read manifest {path}: {error}") from None
     reader = _RowReader(path.parent, path.name)
@@ -174,14 +174,18 @@ def tasks_from_lines(lines: Iterable[str], base: Path, source: str = "stdin") ->
     reader = _RowReader(base, source)
     items = []
     for number, line in enumerate(lines, 1):
-        text = line.strip()
+        text = line.strip().removeprefix("\ufeff") if number == 1 else line.strip()
         if not text:
             continue
-        if text.startswith("{"):
+        if text.startswith(("{", "[")):
             try:
                 row: Any = json.loads(text)
             except json.JSONDecodeError as error:
                 items.append(TaskProblem(f"line {number}", "", f"{source} line {number}: not JSON ({error.msg})"))
+                continue
+            if not isinstance(row, dict):
+                reason = f"{source} line {number}: a JSON line must be one object like {{\"video\": \"a.mp4\"}}, not {type(row).__name__}"
+                items.append(TaskProblem(f"line {number}", "", reason))
                 continue
         else:
             row = text
