@@ -9,6 +9,7 @@ silently dropped.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -16,11 +17,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 from garvid.errors import GarvidError
+from garvid.paths import user_path
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 #: Longest name in an id (bytes): file systems hold 255, less the suffix and a temporary file's marks.
 MAX_ID_PART = 200
 MANIFEST_FIELDS = ("video", "mask", "question", "mask_frame", "start", "end", "id")
+#: Where a CSV row's cells beyond its header go (reported as an unknown field).
+EXTRA_CELLS = "(cells beyond the header)"
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ class _RowReader:
         return task
 
     def path(self, value: Any) -> Path:
-        path = Path(str(value)).expanduser()
+        path = user_path(str(value))
         return path if path.is_absolute() else self.base / path
 
 
@@ -162,11 +166,12 @@ def tasks_from_manifest(path: Path) -> tuple[list[BatchTask], list[TaskProblem]]
         raise GarvidError(f"cannot read manifest {path}: {error}") from None
     reader = _RowReader(path.parent, path.name)
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
+        # csv's own line handling (quoted line breaks, \r\n); cells beyond the header are reported
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), restkey=EXTRA_CELLS))
         if rows and "video" not in rows[0]:
             raise GarvidError(f"manifest {path} has no 'video' column (columns: {', '.join(rows[0])})")
         return _split(reader.read({k: v for k, v in row.items() if v not in (None, "")}, f"row {n}") for n, row in enumerate(rows, 2))
-    return tasks_from_lines(text.splitlines(), path.parent, path.name)
+    return tasks_from_lines(text.split("\n"), path.parent, path.name)  # JSON Lines end at \n only
 
 
 def tasks_from_lines(lines: Iterable[str], base: Path, source: str = "stdin") -> tuple[list[BatchTask], list[TaskProblem]]:
