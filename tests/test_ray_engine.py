@@ -23,7 +23,8 @@ import pytest
 from garvid_cli.main import run
 from test_batch import QUESTION, TINY, folder  # noqa: F401  (folder: the batch tests' clips)
 
-from garvid.batch.ray_engine import quiet_ray_output
+from garvid.batch.ray_engine import check_reachable, quiet_ray_output
+from garvid.errors import GarvidError
 
 
 @pytest.fixture
@@ -104,8 +105,15 @@ def test_unreachable_cluster_fails_fast_before_any_item(folder, stale_cluster, d
     assert f"cannot reach the Ray cluster at {dead}" in err
     # nothing was marked failed or written: the earlier run's error log is as it was
     assert [p.name for p in out.iterdir()] == ["errors.jsonl"] and (out / "errors.jsonl").read_text() == "earlier run\n"
-    # auto: the cluster Ray's files name, here the stale one
-    assert f"cannot reach the Ray cluster at auto ({stale_cluster})" in _fails_fast([*batch, "--ray-address", "auto"])
+
+
+def test_auto_is_the_cluster_rays_files_name(stale_cluster, monkeypatch):
+    from ray._private import services
+
+    # Ray's "auto" prefers a lone running cluster on the machine to its file: no other one here
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: set())
+    with pytest.raises(GarvidError, match=re.escape(f"cannot reach the Ray cluster at auto ({stale_cluster}): ")):
+        check_reachable("auto")
 
 
 def test_ray_address_environment_variable_is_honoured(folder, stale_cluster, dead_address, tmp_path, monkeypatch):  # noqa: F811
@@ -129,7 +137,15 @@ def test_bad_ray_options_are_one_line(folder, capsys):  # noqa: F811
 
 
 @pytest.mark.parametrize("verbose", [False, True])
-def test_ray_console_lines_only_when_verbose(verbose, capsys):
+def test_ray_console_lines_only_when_verbose(verbose, capsys, monkeypatch):
+    import ray.data  # noqa: F401  (sets up Ray's console handlers)
+    from ray._private.log import PlainRayHandler
+
+    # they write to the sys.stderr of their creation, which pytest swaps for every test
+    for name in ("ray", "ray.data"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, PlainRayHandler):
+                monkeypatch.setattr(handler, "stream", sys.stderr)
     with quiet_ray_output(verbose):
         logging.getLogger("ray.data.garvid_test").info("ray data progress line")
         logging.getLogger("ray.garvid_test").warning("ray core warning line")
