@@ -48,7 +48,8 @@ def ray_address(address: str | None) -> str:
 def _cluster_endpoint(address: str) -> tuple[str, int]:
     """The host and port a join address names (``auto``: the cluster Ray's files name)."""
     if address == "auto":
-        # Ray's own lookup for "auto": RAY_ADDRESS, else the cluster file, else a running GCS
+        # Ray's own lookup for "auto": RAY_ADDRESS; else the one Ray running on this machine;
+        # else the last `ray start` in Ray's temporary files
         from ray._private.services import get_ray_address_from_environment
 
         try:
