@@ -12,10 +12,12 @@ from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
 from garvid_cli.options import (
     DEFAULT_GENERATION,
+    OUTPUT,
     Attn,
     Device,
     Dtype,
     MaskResample,
+    Masks,
     MaxNewTokens,
     Model,
     Output,
@@ -53,9 +55,7 @@ def image(
     question: Optional[str] = typer.Argument(
         None, help="Question naming objects as 'object 1', 'obj 2', '#3'. Omit to describe the single region."
     ),
-    mask: list[Path] = typer.Option(
-        ..., "--mask", "-m", help="Palette/grayscale label PNG (value N = object N), or repeat for one binary PNG per object."
-    ),
+    mask: Masks = ...,
     model: Model = None,
     dtype: Dtype = "auto",
     device: Device = "auto",
@@ -65,7 +65,9 @@ def image(
     seed: Seed = DEFAULT_GENERATION.seed,
     temperature: Temperature = DEFAULT_GENERATION.temperature,
     top_p: TopP = DEFAULT_GENERATION.top_p,
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text: the answer; json: answer and details."),
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.text, "--format", help="text: the answer; json: answer and details.", rich_help_panel=OUTPUT
+    ),
     output: Output = None,
     resize_masks: ResizeMasks = False,
     mask_resample: MaskResample = "nearest",
