@@ -18,6 +18,7 @@ from rich.table import Table
 from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary
 from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 from garvid.errors import GarvidError
+from garvid.files import check_output_folder
 from garvid.presets import default_preset, random_weights_warning
 from garvid.regions.input import RegionInput
 
@@ -108,20 +109,24 @@ def batch(
 
     manifest = Path(input_path) if input_path != "-" and Path(input_path).is_file() else None
     inputs = batch_inputs(tasks, template, manifest)
-    sink = BatchSink(out_dir, "jsonl" if out_dir is None else output_format, overwrite=overwrite, inputs=inputs)
+    if out_dir is not None:
+        check_output_folder("-o", out_dir, inputs)  # refused at once, before Ray starts
     reporter = BarsReporter()
     for name, kind in ((template.tracker, "trackers"), (template.model or default_preset("models"), "models")):
         if warning := random_weights_warning(name, kind):
             reporter.warn(warning)  # said now, not again when the models load
-    # Ray is reached before any item is planned: an unreachable cluster marks no item failed.
-    with sink, _engine_session(engine, ray_address, verbose), StopOnInterrupt() as stop:
-        plan = plan_batch(tasks, problems, template, describe, sink)
-        if engine == "ray":
-            from garvid.batch.ray_engine import run_ray
+    # Ray is reached before the output folder is touched: an unreachable cluster marks no item
+    # failed and leaves an earlier run's files as they were.
+    with _engine_session(engine, ray_address, verbose), StopOnInterrupt() as stop:
+        sink = BatchSink(out_dir, "jsonl" if out_dir is None else output_format, overwrite=overwrite, inputs=inputs)
+        with sink:
+            plan = plan_batch(tasks, problems, template, describe, sink)
+            if engine == "ray":
+                from garvid.batch.ray_engine import run_ray
 
-            summary = run_ray(plan, sink, reporter=reporter, should_stop=stop)
-        else:
-            summary = run_local(plan, sink, reporter, should_stop=stop)
+                summary = run_ray(plan, sink, reporter=reporter, should_stop=stop)
+            else:
+                summary = run_local(plan, sink, reporter, should_stop=stop)
     for failure in summary.failures:
         warn(f"{failure['id']}: {failure['error']}")
     stderr.print(_summary_table(summary))

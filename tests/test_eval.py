@@ -376,7 +376,7 @@ def test_malformed_gar_bench_items_are_their_own_errors(tmp_path, capsys):
     items += [
         {**good, "id": "rle", "mask_rles": [{"size": [180, 320], "counts": "0"}]},
         {**good, "id": "dict", "mask_rles": {"0": good["mask_rles"][0]}},
-        {**good, "id": "size", "mask_rles": [encode_rle(np.ones((10, 10), dtype=bool))]},
+        {**good, "id": "size", "mask_rles": [encode_rle(np.ones((10, 10), dtype=bool))] * 2},  # both regions
         {**good, "id": "choices", "choices": 3},
     ]
     annotations.write_text(json.dumps(items))
