@@ -15,10 +15,9 @@ from garvid_cli.console import EXIT_INTERRUPTED, BarsReporter, StopOnInterrupt, 
 from garvid_cli.options import ENGINE, ITEMS, OUTPUT, borrow_parameters
 from rich.table import Table
 
-from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary
+from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary, check_output_dir
 from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 from garvid.errors import GarvidError
-from garvid.files import check_output_folder
 from garvid.presets import default_preset, random_weights_warning
 from garvid.regions.input import RegionInput
 
@@ -110,7 +109,7 @@ def batch(
     manifest = Path(input_path) if input_path != "-" and Path(input_path).is_file() else None
     inputs = batch_inputs(tasks, template, manifest)
     if out_dir is not None:
-        check_output_folder("-o", out_dir, inputs)  # refused at once, before Ray starts
+        check_output_dir(out_dir, inputs)  # refused at once, before Ray starts
     reporter = BarsReporter()
     for name, kind in ((template.tracker, "trackers"), (template.model or default_preset("models"), "models")):
         if warning := random_weights_warning(name, kind):

@@ -47,6 +47,14 @@ class BatchSummary:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
+def check_output_dir(out_dir: Path, inputs: RunInputs) -> None:
+    """Refuse, before any work, an output folder that cannot be written or would overwrite an
+    input of the run (its own files included: errors, request journal, lock)."""
+    check_output_folder("-o", out_dir, inputs)
+    for name in (ERRORS_FILE, JOURNAL_FILE, LOCK_FILE):
+        inputs.check("the run's own file", out_dir / name)
+
+
 class BatchSink:
     """Writes what each item produced and keeps the counts."""
 
@@ -72,9 +80,7 @@ class BatchSink:
         self.journal: RequestJournal | None = None
         self.lock = ExitStack()
         if out_dir is not None:
-            check_output_folder("-o", out_dir, self.inputs)
-            for name in (ERRORS_FILE, JOURNAL_FILE, LOCK_FILE):
-                self.inputs.check("the run's own file", out_dir / name)
+            check_output_dir(out_dir, self.inputs)
             out_dir.mkdir(parents=True, exist_ok=True)
             busy = f"another garvid batch is writing to {out_dir}: wait for it to finish, or give another -o"
             self.lock.enter_context(exclusive_lock(out_dir / LOCK_FILE, busy))
