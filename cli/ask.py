@@ -13,6 +13,7 @@ from garvid_cli.options import (
     DEFAULT_GENERATION,
     DEFAULT_TRACKER,
     Boxes,
+    Detector,
     Device,
     Dtype,
     Fps,
@@ -21,6 +22,8 @@ from garvid_cli.options import (
     Masks,
     MaxNewTokens,
     Model,
+    ObjectThreshold,
+    Objects,
     Output,
     Points,
     ReplayScaling,
@@ -33,6 +36,7 @@ from garvid_cli.options import (
     Tracker,
     borrow_parameters,
     generation_options,
+    region_input,
 )
 
 from garvid.errors import GarvidError
@@ -129,6 +133,9 @@ def ask(
     mask: Masks = [],
     box: Boxes = [],
     point: Points = [],
+    object_name: Objects = [],
+    detector: Detector = None,
+    object_threshold: ObjectThreshold = None,
     mask_frame: MaskFrame = 0,
     resize_masks: ResizeMasks = False,
     frames: Frames = None,
@@ -158,7 +165,7 @@ def ask(
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
 ) -> None:
-    regions = RegionInput(masks=mask, boxes=box, points=point, frame=mask_frame, resize_masks=resize_masks)
+    regions = region_input(mask, box, point, object_name, detector, object_threshold, mask_frame, resize_masks)
     request = video_request(
         video,
         regions,

@@ -10,6 +10,7 @@ import typer
 
 from garvid.options import GenerationOptions
 from garvid.presets import default_preset
+from garvid.regions.input import RegionInput
 
 Masks = Annotated[
     list[Path],
@@ -19,7 +20,17 @@ Masks = Annotated[
 ]
 Boxes = Annotated[list[str], typer.Option("--box", help="x1,y1,x2,y2 in pixels; one object each (repeatable).")]
 Points = Annotated[list[str], typer.Option("--point", help="x,y in pixels; one object each (repeatable).")]
-MaskFrame = Annotated[int, typer.Option("--mask-frame", help="Frame index the masks, boxes and points belong to.")]
+Objects = Annotated[
+    list[str],
+    typer.Option("--object", help='An object by name ("the red cup"), found on the prompt frame; one object each (repeatable).'),
+]
+Detector = Annotated[
+    Optional[str], typer.Option("--detector", help="Detector for --object: preset (configs/detectors.toml) or checkpoint folder.")
+]
+ObjectThreshold = Annotated[
+    Optional[float], typer.Option("--object-threshold", help="Score an --object instance must beat (default: the detector's).")
+]
+MaskFrame = Annotated[int, typer.Option("--mask-frame", help="Frame index the masks, boxes, points and objects belong to.")]
 ResizeMasks = Annotated[bool, typer.Option("--resize-masks", help="Resize masks to the video size (nearest).")]
 Tracker = Annotated[
     str, typer.Option("--tracker", help="Tracker preset (configs/trackers.toml) or a SAM2 .pt checkpoint.")
@@ -51,6 +62,29 @@ Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write he
 
 DEFAULT_TRACKER = default_preset("trackers")
 DEFAULT_GENERATION = GenerationOptions()
+
+
+def region_input(
+    masks: list[Path],
+    boxes: list[str],
+    points: list[str],
+    objects: list[str],
+    detector: str | None,
+    object_threshold: float | None,
+    frame: int,
+    resize_masks: bool,
+) -> RegionInput:
+    """The region prompts of the shared options, as typed."""
+    return RegionInput(
+        masks=masks,
+        boxes=boxes,
+        points=points,
+        frame=frame,
+        resize_masks=resize_masks,
+        objects=objects,
+        detector=detector,
+        object_threshold=object_threshold,
+    )
 
 
 def generation_options(max_new_tokens: int, sample: bool, temperature: float, top_p: float, seed: int) -> GenerationOptions:
