@@ -69,18 +69,27 @@ class Detector:
         text = phrase_text(self.spec.family, phrase)
         inputs = self.processor(images=image, text=text, return_tensors="pt").to(self.device)
         if self.spec.family == "grounding-dino":
-            outputs = self.model(**inputs)
-            result = self.processor.post_process_grounded_object_detection(
-                outputs, inputs["input_ids"], threshold=0.0, text_threshold=0.0, target_sizes=[(height, width)]
-            )[0]
-            return Candidates(_numpy(result["scores"]), _numpy(result["boxes"]))
+            return grounding_candidates(self.processor, self.model(**inputs), inputs["input_ids"], (height, width))
         outputs = self.model(
             pixel_values=inputs["pixel_values"], input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
         )
-        result = self.processor.post_process_instance_segmentation(
-            _top_queries(outputs, SAM3_TOP_QUERIES), threshold=0.0, mask_threshold=0.5, target_sizes=[(height, width)]
-        )[0]
-        return Candidates(_numpy(result["scores"]), _numpy(result["boxes"]), _numpy(result["masks"]).astype(bool))
+        return sam3_candidates(self.processor, outputs, (height, width))
+
+
+def grounding_candidates(processor: Any, outputs: Any, input_ids: torch.Tensor, size: tuple[int, int]) -> Candidates:
+    """Every query of a ``GroundingDinoForObjectDetection`` output, through the processor's own
+    post-processing (score = the best token probability, ``xyxy`` boxes at ``size`` (H, W))."""
+    result = processor.post_process_grounded_object_detection(outputs, input_ids, threshold=0.0, target_sizes=[size])[0]
+    return Candidates(_numpy(result["scores"]), _numpy(result["boxes"]))
+
+
+def sam3_candidates(processor: Any, outputs: Any, size: tuple[int, int]) -> Candidates:
+    """The best ``SAM3_TOP_QUERIES`` queries of a ``Sam3Model`` output, through the processor's
+    instance segmentation (score = query x presence probability, masks at ``size`` (H, W))."""
+    result = processor.post_process_instance_segmentation(
+        _top_queries(outputs, SAM3_TOP_QUERIES), threshold=0.0, mask_threshold=0.5, target_sizes=[size]
+    )[0]
+    return Candidates(_numpy(result["scores"]), _numpy(result["boxes"]), _numpy(result["masks"]).astype(bool))
 
 
 def check_phrase_lengths(spec: DetectorSpec, processor: Any, phrases: list[str]) -> None:
