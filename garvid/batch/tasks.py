@@ -54,12 +54,23 @@ def _missing_mask(task_id: str, video: Path) -> TaskProblem:
     return TaskProblem(task_id, str(video), f"no mask: expected {video.with_suffix('.png').name} or masks/{video.stem}.png beside it")
 
 
-def tasks_from_folder(folder: Path, recursive: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
-    """Every video in ``folder`` (and below with ``recursive``), in path order."""
+def list_videos(folder: Path, recursive: bool = False) -> list[Path]:
+    """The videos in ``folder`` (and below with ``recursive``; never under ``masks/``), in path order."""
     if not folder.is_dir():
         raise GarvidError(f"{folder} is not a folder")
     pattern = folder.rglob("*") if recursive else folder.glob("*")
-    videos = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and "masks" not in p.relative_to(folder).parts[:-1])
+    videos = sorted(
+        p for p in pattern
+        if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and "masks" not in p.relative_to(folder).parts[:-1]
+    )  # fmt: skip
+    if not videos:
+        raise GarvidError(f"no videos in {folder}{'' if recursive else ' (use -r for subfolders)'}")
+    return videos
+
+
+def tasks_from_folder(folder: Path, recursive: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
+    """Every video in ``folder`` (and below with ``recursive``), in path order."""
+    videos = list_videos(folder, recursive)
     tasks, problems = [], []
     for video in videos:
         task_id = video.relative_to(folder).with_suffix("").as_posix()
@@ -68,8 +79,6 @@ def tasks_from_folder(folder: Path, recursive: bool = False) -> tuple[list[Batch
             problems.append(_missing_mask(task_id, video))
         else:
             tasks.append(BatchTask(task_id, video, mask))
-    if not videos:
-        raise GarvidError(f"no videos in {folder}{'' if recursive else ' (use -r for subfolders)'}")
     return tasks, problems
 
 
