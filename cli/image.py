@@ -12,18 +12,26 @@ from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
 from garvid_cli.options import (
     DEFAULT_GENERATION,
+    DEFAULT_TRACKER,
+    Boxes,
+    Detector,
     Device,
     Dtype,
     MaskResample,
+    Masks,
     MaxNewTokens,
     Model,
+    ObjectThreshold,
+    Objects,
     Output,
+    Points,
     ReplayScaling,
     ResizeMasks,
     Sample,
     Seed,
     Temperature,
     TopP,
+    Tracker,
     generation_options,
 )
 
@@ -38,7 +46,8 @@ EXAMPLE = (
     "Examples:\n\n"
     "  garvid image frame.png --mask frame_mask.png \"what is object 2 doing to object 1?\"\n\n"
     "  garvid image frame.png --mask ball.png            # describe the one region in detail\n\n"
-    "  garvid image frame.png -m a.png -m b.png \"is #1 left of #2?\" --format json -o answer.json"
+    "  garvid image frame.png -m a.png -m b.png \"is #1 left of #2?\" --format json -o answer.json\n\n"
+    "  garvid image frame.png --object \"the dog\" --object ball \"is object 1 chasing object 2?\""
 )
 
 class OutputFormat(str, Enum):
@@ -52,9 +61,13 @@ def image(
     question: Optional[str] = typer.Argument(
         None, help="Question naming objects as 'object 1', 'obj 2', '#3'. Omit to describe the single region."
     ),
-    mask: list[Path] = typer.Option(
-        ..., "--mask", "-m", help="Palette/grayscale label PNG (value N = object N), or repeat for one binary PNG per object."
-    ),
+    mask: Masks = [],
+    box: Boxes = [],
+    point: Points = [],
+    object_name: Objects = [],
+    detector: Detector = None,
+    object_threshold: ObjectThreshold = None,
+    tracker: Tracker = DEFAULT_TRACKER,
     model: Model = None,
     dtype: Dtype = "auto",
     device: Device = "auto",
@@ -75,6 +88,12 @@ def image(
         image=image_path,
         masks=tuple(mask),
         question=question,
+        boxes=tuple(box),
+        points=tuple(point),
+        objects=tuple(object_name),
+        detector=detector,
+        object_threshold=object_threshold,
+        tracker=tracker,
         model=model,
         dtype=dtype,
         device=device,
@@ -82,7 +101,10 @@ def image(
         generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling),
     )
-    prepared = prepare_image(request)  # bad input fails here, before the model loads
+    for name, kind in ((detector if object_name else None, "detectors"), (tracker if box or point or object_name else None, "trackers")):
+        if name and (warning := random_weights_warning(name, kind)):
+            warn(warning)
+    prepared = prepare_image(request)  # bad input fails here, before GAR loads (objects are found here)
     if model and (warning := random_weights_warning(model)):
         warn(warning)
     stream = output_format is OutputFormat.text and output is None

@@ -86,7 +86,7 @@ class _PromptPlan:
 def _plan_prompt(object_ids: list[int], question: str | None, multiple_choice: bool) -> _PromptPlan:
     """Which slots hold which objects, and the prompt text, for the objects and question."""
     if not object_ids:
-        raise RegionError("no regions given: pass at least one mask")
+        raise RegionError("no regions given: pass --mask, --box, --point or --object")
     if question is None or not question.strip():
         if len(object_ids) != 1:
             raise RegionError(
@@ -179,6 +179,12 @@ class ImageRequest:
     image: Path
     masks: tuple[Path, ...]
     question: str | None = None
+    boxes: tuple[str, ...] = ()  # these three become masks on the image (detector, SAM2's prompt encoder)
+    points: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
+    detector: str | None = None
+    object_threshold: float | None = None
+    tracker: str | None = None  # SAM2 preset for boxes, points and box detectors; None = the default
     model: str | None = None  # preset name or checkpoint folder; None = configs/models.toml's default
     dtype: str = "auto"
     device: str = "auto"
@@ -204,9 +210,36 @@ def prepare_image(request: ImageRequest) -> PreparedImage:
     from garvid.regions.prompts import load_masks
 
     frame = load_image(request.image)
-    masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks)
-    _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
-    return PreparedImage(request=request, frame=frame, masks=masks)
+    if not (request.boxes or request.points or request.objects):
+        masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks)
+        _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
+        return PreparedImage(request=request, frame=frame, masks=masks)
+    return PreparedImage(request=request, frame=frame, masks=_segment(request, frame))
+
+
+def _segment(request: ImageRequest, frame: Image.Image) -> dict[int, np.ndarray]:
+    """Every prompt as a mask on the image; the question is checked against the objects first."""
+    from garvid.media.still import StillImage
+    from garvid.regions.input import RegionInput
+    from garvid.tracking.segment import segment_prompt_frame
+
+    regions = RegionInput(
+        masks=request.masks,
+        boxes=request.boxes,
+        points=request.points,
+        objects=request.objects,
+        detector=request.detector,
+        object_threshold=request.object_threshold,
+        resize_masks=request.resize_masks,
+    )
+    with StillImage(np.asarray(frame), str(request.image)) as still:
+        _plan_prompt(regions.resolve(still.info).object_ids, request.question, request.prompt.multiple_choice)
+        tracker = request.tracker or default_preset("trackers")
+        masks = segment_prompt_frame(still, regions, tracker=tracker, device=request.device).masks
+    for object_id, mask in masks.items():
+        if not mask.any():
+            raise RegionError(f"object {object_id}'s mask on {request.image} is empty: prompt it differently")
+    return masks
 
 
 def ask_image(request: ImageRequest | PreparedImage, *, on_token: TokenCallback | None = None) -> ImageAnswer:
