@@ -52,8 +52,8 @@ def detection_key(regions: RegionInput) -> dict[str, object]:
 
 def check_detector(regions: RegionInput) -> None:
     """GarvidError now, before any work, for an unknown detector preset, a folder that is no
-    detector or a threshold outside [0, 1] (only checked when ``--object`` is given)."""
-    if not regions.objects:
+    detector or a threshold outside [0, 1] (checked when given, or when ``--object`` is)."""
+    if not (regions.objects or regions.detector or regions.object_threshold is not None):
         return
     name = detector_name(regions.detector)
     if Path(name).is_dir():
