@@ -33,6 +33,7 @@ from garvid_cli.options import (
     TopP,
     Tracker,
     generation_options,
+    region_input,
 )
 
 from garvid.files import write_json, write_text
@@ -88,11 +89,7 @@ def image(
         image=image_path,
         masks=tuple(mask),
         question=question,
-        boxes=tuple(box),
-        points=tuple(point),
-        objects=tuple(object_name),
-        detector=detector,
-        object_threshold=object_threshold,
+        prompts=region_input([], box, point, object_name, detector, object_threshold, 0, False),
         tracker=tracker,
         model=model,
         dtype=dtype,

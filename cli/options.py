@@ -64,6 +64,10 @@ DEFAULT_TRACKER = default_preset("trackers")
 DEFAULT_GENERATION = GenerationOptions()
 
 
+#: The region options, in :func:`region_input`'s order (for commands that borrow them).
+REGION_OPTIONS = ("mask", "box", "point", "object_name", "detector", "object_threshold", "mask_frame", "resize_masks")
+
+
 def region_input(
     masks: list[Path],
     boxes: list[str],

@@ -11,21 +11,8 @@ import numpy as np
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
-from garvid_cli.options import (
-    DEFAULT_TRACKER,
-    Boxes,
-    Detector,
-    Device,
-    Fps,
-    MaskFrame,
-    Masks,
-    ObjectThreshold,
-    Objects,
-    Points,
-    ResizeMasks,
-    Tracker,
-    region_input,
-)
+from garvid_cli.options import REGION_OPTIONS, borrow_parameters, region_input
+from garvid_cli.track import track
 from rich.table import Table
 from rich.text import Text
 
@@ -40,7 +27,7 @@ EXAMPLES = (
     "Examples:\n\n"
     '  garvid segment clip.mp4 --object "the red cup" --object ball -o clip.png --preview check.jpg\n\n'
     '  garvid segment photo.jpg --box 10,20,200,180 --object dog -o photo_mask.png\n\n'
-    '  garvid segment clips/ -r --object "the dog" --preview previews/     # clips/a.mp4 -> clips/a.png'
+    '  garvid segment clips/ -r --object "the dog" --preview previews/'
 )
 
 #: Still images segment as one frame; anything else that is a file is read as a video.
@@ -95,20 +82,8 @@ def _is_clip_folder(path: Path, recursive: bool) -> bool:
     return path.is_dir() and (recursive or any(p.suffix.lower() in VIDEO_SUFFIXES for p in path.iterdir() if p.is_file()))
 
 
-@app.command(help=f"Resolve the prompts (masks, boxes, points, --object names) on the prompt frame and write the label PNG that --mask reads, with a preview.\n\n{EXAMPLES}")
 def segment(
     input_path: Path = typer.Argument(..., metavar="VIDEO|IMAGE|FOLDER", help="Video, image, folder of frames, or folder of clips."),
-    mask: Masks = [],
-    box: Boxes = [],
-    point: Points = [],
-    object_name: Objects = [],
-    detector: Detector = None,
-    object_threshold: ObjectThreshold = None,
-    mask_frame: MaskFrame = 0,
-    resize_masks: ResizeMasks = False,
-    tracker: Tracker = DEFAULT_TRACKER,
-    device: Device = "auto",
-    fps: Fps = None,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="The label PNG to write (one video or image)."),
     preview: Optional[Path] = typer.Option(
         None, "--preview", help="Also write the frame with the masks drawn on (PNG/JPEG); for a folder of clips, a folder of previews."
@@ -116,9 +91,11 @@ def segment(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="A folder of clips, subfolders included."),
     masks_folder: bool = typer.Option(False, "--masks-folder", help="For a folder of clips: write masks/clip.png, not clip.png beside the clip."),
     overwrite: bool = typer.Option(False, "--overwrite", help="For a folder of clips: redo clips whose mask exists (kept by default)."),
+    **options,
 ) -> None:
-    regions = region_input(mask, box, point, object_name, detector, object_threshold, mask_frame, resize_masks)
-    for name, kind in ((tracker, "trackers"), (detector if object_name else None, "detectors")):
+    regions = region_input(*(options.pop(name) for name in REGION_OPTIONS))
+    tracker, device, fps = options["tracker"], options["device"], options["fps"]
+    for name, kind in ((tracker, "trackers"), (regions.detector if regions.objects else None, "detectors")):
         if name and (warning := random_weights_warning(name, kind)):
             warn(warning)
     if _is_clip_folder(input_path, recursive):
@@ -154,3 +131,17 @@ def _segment_folder(
     stderr.print(f"segmented {done}, kept {skipped}, failed {failed}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _register() -> None:
+    # segment takes track's prompt and tracker options: one declaration, in cli/options.py and track
+    borrow_parameters(segment, track, include=(*REGION_OPTIONS, "tracker", "device", "fps"))
+    app.command(
+        help=(
+            "Resolve the prompts (masks, boxes, points, --object names) on the prompt frame and write the label PNG "
+            f"that --mask reads, with a preview.\n\n{EXAMPLES}"
+        )
+    )(segment)
+
+
+_register()

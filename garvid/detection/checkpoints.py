@@ -5,11 +5,11 @@ files; loading the network is :mod:`garvid.detection.models`' job."""
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from garvid.errors import CheckpointError, GarvidError
+from garvid.hub import fetch_from_hub
 from garvid.presets import default_preset, get_preset, preset_names
 from garvid.regions.input import RegionInput
 
@@ -110,28 +110,10 @@ def _complete(folder: Path) -> bool:
 def hub_folder(repo: str, *, gated: bool = False) -> Path:
     """The repo's snapshot from the Hugging Face cache, downloading it once when online."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    try:
-        folder = Path(snapshot_download(repo, allow_patterns=HUB_FILES, local_files_only=True))
-        if _complete(folder):
-            return folder
-    except LocalEntryNotFoundError:
-        pass
-    hub_logger = logging.getLogger("huggingface_hub")  # its retry warnings would precede our error
-    level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)
-    try:
-        folder = Path(snapshot_download(repo, allow_patterns=HUB_FILES))
-        if _complete(folder):
-            return folder
-        reason = "the download has no config.json or safetensors weights"
-    except LocalEntryNotFoundError:  # what the hub client raises when it cannot connect
-        reason = "the Hugging Face Hub is unreachable or HF_HUB_OFFLINE is set"
-    except Exception as error:  # gated repo, disk full, ...: all end the same way for the user
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-    finally:
-        hub_logger.setLevel(level)
+    path, reason = fetch_from_hub(snapshot_download, repo, allow_patterns=HUB_FILES, usable=_complete)
+    if path is not None:
+        return path
     access = (
         f"{repo} is gated: request access on its Hugging Face page (huggingface.co/{repo}), log in with "
         f"`hf auth login`, then " if gated else ""

@@ -8,14 +8,13 @@ and 1029), byte-level BPE with CLIP's special tokens for SAM 3.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from tokenizers.pre_tokenizers import ByteLevel
 
+from garvid.files import build_folder_once
 from garvid.paths import cache_root
 
 #: Bump when the tiny layout changes, so stale cached checkpoints are not reused.
@@ -131,21 +130,11 @@ def ensure_tiny_detector(family: str, seed: int = 0, cache_dir: Path | None = No
     """The folder of the tiny ``family`` detector, built once (atomically) under the garvid cache."""
     from transformers.utils import logging as hf_logging
 
-    root = Path(cache_dir) if cache_dir else cache_root() / "detectors"
-    target = root / f"tiny-random-{family}-seed{seed}-v{TINY_VERSION}"
-    if (target / "model.safetensors").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=root))
-    try:
+    def build(staging: Path) -> None:
         config, processor = build_parts(family, "tiny")
         hf_logging.disable_progress_bar()
         random_model(family, config, seed).save_pretrained(staging, safe_serialization=True)
         processor.save_pretrained(staging)
-        try:
-            staging.rename(target)
-        except OSError:  # another process finished first: theirs is identical
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    root = Path(cache_dir) if cache_dir else cache_root() / "detectors"
+    return build_folder_once(root / f"tiny-random-{family}-seed{seed}-v{TINY_VERSION}", "model.safetensors", build)

@@ -9,7 +9,7 @@ it; a question that names no object is about every region.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,6 +32,7 @@ from garvid.gar.prompt import (
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
 from garvid.options import GenerationOptions, PromptOptions
 from garvid.presets import default_preset
+from garvid.regions.input import RegionInput
 from garvid.regions.masks import mask_bbox
 
 
@@ -179,11 +180,7 @@ class ImageRequest:
     image: Path
     masks: tuple[Path, ...]
     question: str | None = None
-    boxes: tuple[str, ...] = ()  # these three become masks on the image (detector, SAM2's prompt encoder)
-    points: tuple[str, ...] = ()
-    objects: tuple[str, ...] = ()
-    detector: str | None = None
-    object_threshold: float | None = None
+    prompts: RegionInput = RegionInput()  # boxes, points and objects: masks on the image (detector, SAM2)
     tracker: str | None = None  # SAM2 preset for boxes, points and box detectors; None = the default
     model: str | None = None  # preset name or checkpoint folder; None = configs/models.toml's default
     dtype: str = "auto"
@@ -210,7 +207,7 @@ def prepare_image(request: ImageRequest) -> PreparedImage:
     from garvid.regions.prompts import load_masks
 
     frame = load_image(request.image)
-    if not (request.boxes or request.points or request.objects):
+    if not (request.prompts.boxes or request.prompts.points or request.prompts.objects):
         masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks)
         _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
         return PreparedImage(request=request, frame=frame, masks=masks)
@@ -220,18 +217,9 @@ def prepare_image(request: ImageRequest) -> PreparedImage:
 def _segment(request: ImageRequest, frame: Image.Image) -> dict[int, np.ndarray]:
     """Every prompt as a mask on the image; the question is checked against the objects first."""
     from garvid.media.still import StillImage
-    from garvid.regions.input import RegionInput
     from garvid.tracking.segment import segment_prompt_frame
 
-    regions = RegionInput(
-        masks=request.masks,
-        boxes=request.boxes,
-        points=request.points,
-        objects=request.objects,
-        detector=request.detector,
-        object_threshold=request.object_threshold,
-        resize_masks=request.resize_masks,
-    )
+    regions = replace(request.prompts, masks=request.masks, resize_masks=request.resize_masks, frame=0)
     with StillImage(np.asarray(frame), str(request.image)) as still:
         _plan_prompt(regions.resolve(still.info).object_ids, request.question, request.prompt.multiple_choice)
         tracker = request.tracker or default_preset("trackers")
