@@ -12,26 +12,20 @@ from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
 from garvid_cli.options import (
     DEFAULT_GENERATION,
-    DEFAULT_TRACKER,
-    Boxes,
-    Detector,
     Device,
     Dtype,
     MaskResample,
     Masks,
     MaxNewTokens,
     Model,
-    ObjectThreshold,
-    Objects,
     Output,
-    Points,
     ReplayScaling,
     ResizeMasks,
     Sample,
     Seed,
     Temperature,
     TopP,
-    Tracker,
+    borrow_parameters,
     generation_options,
     region_input,
 )
@@ -51,24 +45,21 @@ EXAMPLE = (
     "  garvid image frame.png --object \"the dog\" --object ball \"is object 1 chasing object 2?\""
 )
 
+#: The prompt options ``image`` shares with ``track`` (declared once, in track).
+IMAGE_PROMPT_OPTIONS = ("box", "point", "object_name", "detector", "object_threshold", "tracker")
+
+
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"
 
 
-@app.command(help=f"Ask GAR about masked regions of an image (object N = mask value N).\n\n{EXAMPLE}")
 def image(
     image_path: Path = typer.Argument(..., metavar="IMAGE", help="Image file (PNG, JPEG, ...).", show_default=False),
     question: Optional[str] = typer.Argument(
         None, help="Question naming objects as 'object 1', 'obj 2', '#3'. Omit to describe the single region."
     ),
     mask: Masks = [],
-    box: Boxes = [],
-    point: Points = [],
-    object_name: Objects = [],
-    detector: Detector = None,
-    object_threshold: ObjectThreshold = None,
-    tracker: Tracker = DEFAULT_TRACKER,
     model: Model = None,
     dtype: Dtype = "auto",
     device: Device = "auto",
@@ -82,8 +73,12 @@ def image(
     resize_masks: ResizeMasks = False,
     mask_resample: MaskResample = "nearest",
     replay_scaling: ReplayScaling = "reference",
+    **prompt_options,  # --box, --point, --object, --detector, --object-threshold, --tracker: track's
 ) -> None:
     from garvid.qa.image_answering import ImageRequest, ask_image, prepare_image  # torch loads here, not for --help
+
+    box, point, object_name, tracker = (prompt_options[name] for name in ("box", "point", "object_name", "tracker"))
+    detector, object_threshold = prompt_options["detector"], prompt_options["object_threshold"]
 
     request = ImageRequest(
         image=image_path,
@@ -125,3 +120,13 @@ def _render(answer: ImageAnswer, output_format: OutputFormat, output: Path | Non
         write_text(answer.answer + "\n", output)
     if output is not None:
         stderr.print(f"wrote {output}", highlight=False)
+
+
+def _register() -> None:
+    from garvid_cli.track import track
+
+    borrow_parameters(image, track, include=IMAGE_PROMPT_OPTIONS)
+    app.command(help=f"Ask GAR about regions of an image (object N = mask value N, or the N-th prompt).\n\n{EXAMPLE}")(image)
+
+
+_register()
