@@ -165,3 +165,30 @@ def test_object_errors_are_one_line_exit_2_and_leave_no_output(tmp_path: Path, e
     assert len(errors) == 1 and message in errors[0], done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert not out.exists()
+
+
+def test_the_detector_is_freed_before_sam2_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import weakref
+
+    from garvid.tracking.request import TrackRequest, track_video
+    from garvid.tracking.tracker import Sam2Tracker
+
+    alive: list[weakref.ref] = []
+    load = Detector.load.__func__
+
+    def tracked_load(cls, *args, **kwargs):
+        detector = load(cls, *args, **kwargs)
+        alive.append(weakref.ref(detector.model))
+        return detector
+
+    build = Sam2Tracker.from_preset.__func__
+
+    def checked_build(cls, *args, **kwargs):
+        assert alive and all(ref() is None for ref in alive), "the detector is still in memory"
+        return build(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "load", classmethod(tracked_load))
+    monkeypatch.setattr(Sam2Tracker, "from_preset", classmethod(checked_build))
+    regions = RegionInput(objects=("cup",), detector="tiny-random")
+    tracks = track_video(TrackRequest(SAMPLE, regions, "tiny-random", stride="119", device="cpu"))
+    assert tracks.object_ids == [1] and len(alive) == 1
