@@ -119,8 +119,10 @@ def test_objects_are_numbered_after_masks_boxes_and_points(tmp_path: Path) -> No
     Image.fromarray(labels, mode="L").save(mask)
     prompts = build_region_prompts(mask_paths=[mask], boxes=["1,1,50,50"], objects=["cup", " the  ball "], size=(160, 90), num_frames=3)
     assert sorted(prompts.masks) == [1, 2] and list(prompts.boxes) == [3]
-    assert prompts.objects == {4: "cup", 5: "the ball"} and prompts.object_ids == [1, 2, 3, 4, 5]
-    assert list(build_region_prompts(points=["5,5"], objects=["cup"], size=(160, 90), num_frames=3).objects) == [2]
+    assert prompts.objects == {4: ("cup", 0), 5: ("the ball", 0)} and prompts.object_ids == [1, 2, 3, 4, 5]
+    again = build_region_prompts(points=["5,5"], objects=["cup", "ball", "cup"], size=(160, 90), num_frames=3)
+    assert again.objects == {2: ("cup", 0), 3: ("ball", 0), 4: ("cup", 1)}  # the second "cup" takes the second instance
+    assert again.only([4]).objects == {4: ("cup", 1)}
     with pytest.raises(RegionError, match="6 objects given"):
         build_region_prompts(mask_paths=[mask], boxes=["1,1,50,50"], points=["5,5"], objects=["a", "b"], size=(160, 90), num_frames=3)
 
@@ -192,3 +194,16 @@ def test_the_detector_is_freed_before_sam2_loads(monkeypatch: pytest.MonkeyPatch
     regions = RegionInput(objects=("cup",), detector="tiny-random")
     tracks = track_video(TrackRequest(SAMPLE, regions, "tiny-random", stride="119", device="cpu"))
     assert tracks.object_ids == [1] and len(alive) == 1
+
+
+def test_the_second_instance_of_a_phrase_stays_second_when_asked_about_alone() -> None:
+    from garvid.detection.objects import detect_objects
+    from garvid.media.open import open_video
+
+    regions = RegionInput(objects=("cup", "cup"), detector="tiny-random")
+    with open_video(SAMPLE) as video:
+        prompts = regions.resolve(video.info)
+        both, _ = detect_objects(video, prompts, regions, "cpu")
+        alone, [detection] = detect_objects(video, prompts.only([2]), regions, "cpu")
+    assert both.boxes[1] != both.boxes[2]
+    assert alone.boxes == {2: both.boxes[2]} and detection.object_id == 2

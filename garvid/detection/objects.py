@@ -41,16 +41,17 @@ def detect_objects(
     target = resolve_device(device)
     spec = resolve_detector(regions.detector)
     threshold = spec.threshold if regions.object_threshold is None else regions.object_threshold
-    ids_of: dict[str, list[int]] = {}
-    for object_id, phrase in sorted(prompts.objects.items()):
-        ids_of.setdefault(phrase, []).append(object_id)
-    detector = Detector.load(spec, target, list(ids_of))
+    ranks_of: dict[str, dict[int, int]] = {}  # phrase -> object id -> which instance it takes
+    for object_id, (phrase, rank) in sorted(prompts.objects.items()):
+        ranks_of.setdefault(phrase, {})[object_id] = rank
+    detector = Detector.load(spec, target, list(ranks_of))
     image = video.frames([prompts.frame])[0]
     chosen: dict[int, Instance] = {}
     try:
-        for phrase, object_ids in ids_of.items():
-            found = select_instances(detector.candidates(image, phrase), phrase, len(object_ids), threshold, prompts.frame)
-            chosen.update(zip(object_ids, found))
+        for phrase, ranks in ranks_of.items():
+            count = max(ranks.values()) + 1  # a question about the second "cup" alone still skips the first
+            found = select_instances(detector.candidates(image, phrase), phrase, count, threshold, prompts.frame)
+            chosen.update({object_id: found[rank] for object_id, rank in ranks.items()})
     finally:
         del detector
         gc.collect()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -25,6 +25,14 @@ Box = tuple[float, float, float, float]
 Point = tuple[float, float]
 
 
+class ObjectName(NamedTuple):
+    """An ``--object`` phrase and which of its instances it takes: 0 the best, 1 the second
+    best distinct one (the phrase's second ``--object``), ..."""
+
+    phrase: str
+    rank: int
+
+
 @dataclass
 class RegionPrompts:
     """The objects to follow, given on one frame of the video (pixel coordinates)."""
@@ -33,7 +41,7 @@ class RegionPrompts:
     masks: dict[int, np.ndarray] = field(default_factory=dict)
     boxes: dict[int, Box] = field(default_factory=dict)
     points: dict[int, list[Point]] = field(default_factory=dict)
-    objects: dict[int, str] = field(default_factory=dict)  # phrases a detector has yet to find
+    objects: dict[int, ObjectName] = field(default_factory=dict)  # names a detector has yet to find
 
     @property
     def object_ids(self) -> list[int]:
@@ -183,5 +191,5 @@ def build_region_prompts(
         masks=masks,
         boxes={i: parse_box(text, size) for i, text in zip(box_ids, boxes)},
         points={i: [parse_point(text, size)] for i, text in zip(point_ids, points)},
-        objects=dict(zip(object_ids, phrases)),
+        objects={i: ObjectName(phrase, phrases[:n].count(phrase)) for n, (i, phrase) in enumerate(zip(object_ids, phrases))},
     )

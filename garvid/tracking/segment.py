@@ -47,7 +47,7 @@ def segment_prompt_frame(video: FrameSource, regions: RegionInput, *, tracker: s
         **{i: "point" for i in prompts.points},
         **{i: "object" for i in prompts.objects},
     }
-    phrases = dict(prompts.objects)
+    phrases = {i: name.phrase for i, name in prompts.objects.items()}
     prompts, detections = detect_objects(video, prompts, regions, device)
     scores: dict[int, float | None] = {d.object_id: d.score for d in detections}
     masks = dict(prompts.masks)
