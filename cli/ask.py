@@ -12,6 +12,7 @@ from garvid_cli.console import BarsReporter, stderr
 from garvid_cli.options import (
     DEFAULT_GENERATION,
     DEFAULT_TRACKER,
+    Attn,
     Boxes,
     Detector,
     Device,
@@ -40,8 +41,8 @@ from garvid_cli.options import (
 )
 
 from garvid.errors import GarvidError
-from garvid.files import write_text
-from garvid.options import PromptOptions
+from garvid.files import check_outputs, write_text
+from garvid.options import DEFAULT_ATTENTION, PromptOptions
 from garvid.output.formats import FORMATS, SUFFIX_FORMATS, answer_prefix, render_answer
 from garvid.qa.keyframes import STRATEGIES, Window
 from garvid.qa.request import VideoRequest
@@ -116,6 +117,7 @@ def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
     chosen = _output_format(fmt, output)
     if request.strategy not in STRATEGIES:
         raise GarvidError(f"--keyframes must be {' or '.join(STRATEGIES)}, not {request.strategy!r}")
+    check_outputs({"-o": output}, request.input_paths())
     stream = chosen == "text" and output is None
     from garvid.qa.video_answering import answer_video  # torch and transformers load here, not for --help
 
@@ -150,6 +152,7 @@ def ask(
     device: Device = "auto",
     fps: Fps = None,
     dtype: Dtype = "auto",
+    attn: Attn = DEFAULT_ATTENTION,
     max_new_tokens: MaxNewTokens = DEFAULT_GENERATION.max_new_tokens,
     sample: Sample = False,
     seed: Seed = DEFAULT_GENERATION.seed,
@@ -182,6 +185,7 @@ def ask(
         device=device,
         fps=fps,
         dtype=dtype,
+        attn=attn,
         max_new_tokens=max_new_tokens,
         sample=sample,
         seed=seed,
@@ -213,6 +217,7 @@ def video_request(
     device: str,
     fps: float | None,
     dtype: str,
+    attn: str,
     max_new_tokens: int,
     sample: bool,
     seed: int,
@@ -241,6 +246,7 @@ def video_request(
         device=device,
         fps=fps,
         dtype=dtype,
+        attn=attn,
         generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling, multiple_choice=multiple_choice),
         cache_dir=cache_dir,

@@ -36,7 +36,7 @@ EXAMPLES = (
 # The options of `ask` that a batch applies to every item.
 SHARED_OPTIONS = (
     "frames", "keyframes", "start", "end", "window", "protocol", "model", "tracker", "stride", "device", "fps", "dtype",
-    "max_new_tokens", "sample", "seed", "temperature", "top_p", "multiple_choice", "mask_resample",
+    "attn", "max_new_tokens", "sample", "seed", "temperature", "top_p", "multiple_choice", "mask_resample",
     "replay_scaling", "cache_dir", "no_cache", "object_name", "detector", "object_threshold",
 )  # fmt: skip
 
@@ -81,6 +81,8 @@ def batch(
         raise GarvidError(f"--format must be one of {', '.join(BATCH_FORMATS)}, not {output_format!r}")
     if engine not in ("local", "ray"):
         raise GarvidError(f"--engine must be local or ray, not {engine!r}")
+    if not output_dir.strip():
+        raise GarvidError("-o names no folder (it is empty): give a folder, or - for JSON lines on stdout")
     out_dir = None if output_dir == "-" else Path(output_dir)
     if out_dir is None and output_format in ("srt", "vtt"):
         raise GarvidError(f"--format {output_format} writes one file per item: give an output folder with -o")
@@ -90,18 +92,20 @@ def batch(
     check_detector(regions)
     tasks, problems = read_tasks(input_path, recursive, masks_optional=bool(regions.objects))
     template = video_request(Path(), regions, question, **options)
+
+    from garvid.batch.runner import batch_inputs, plan_batch, run_local
+
+    manifest = Path(input_path) if input_path != "-" and Path(input_path).is_file() else None
+    inputs = batch_inputs(tasks, template, manifest)
+    sink = BatchSink(out_dir, "jsonl" if out_dir is None else output_format, overwrite=overwrite, inputs=inputs)
     reporter = BarsReporter()
     detector = detector_name(regions.detector) if regions.objects or any(t.objects for t in tasks) else None
     named = ((template.tracker, "trackers"), (template.model or default_preset("models"), "models"), (detector, "detectors"))
     for name, kind in named:
         if name and (warning := random_weights_warning(name, kind)):
             reporter.warn(warning)  # said now, not again when the models load
-
-    from garvid.batch.runner import plan_batch, run_local
-
-    sink = BatchSink(out_dir, "jsonl" if out_dir is None else output_format, overwrite=overwrite)
-    plan = plan_batch(tasks, problems, template, describe, sink)
-    with StopOnInterrupt() as stop:
+    with sink, StopOnInterrupt() as stop:
+        plan = plan_batch(tasks, problems, template, describe, sink)
         if engine == "ray":
             from garvid.batch.ray_engine import run_ray
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from garvid_cli.app import app
@@ -13,7 +14,8 @@ from garvid_cli.options import borrow_parameters, generation_options
 from rich.table import Table
 
 from garvid.errors import GarvidError
-from garvid.eval.results import ANSWER_TOKENS, AVERAGE
+from garvid.eval.results import ANSWER_TOKENS, AVERAGE, ResultLog
+from garvid.files import check_outputs, exclusive_lock
 from garvid.options import PromptOptions
 from garvid.presets import default_preset, random_weights_warning
 from garvid.qa.protocol import DEFAULT_PROTOCOL
@@ -36,8 +38,24 @@ def _table(title: str, table: dict[str, dict[str, float]], published: dict[str, 
     return rendered
 
 
-def _finish(log, benchmark, title: str, settings: dict, items: int, interrupted: bool) -> None:
-    """Print the table, say what is missing or failed, and write the summary beside the results."""
+def _summary_path(results: Path) -> Path:
+    return results.with_suffix(".summary.json")
+
+
+@contextmanager
+def _results_log(results: Path, inputs: list) -> Iterator[ResultLog]:
+    """The results log, held by this run alone (a second run on it is refused: both would
+    answer the same items); it, its summary and its lock file must be writable and
+    overwrite no input (checked before any work)."""
+    lock = results.with_name(results.name + ".lock")
+    check_outputs({"-o": results, "its summary": _summary_path(results), "its lock": lock}, inputs)
+    with exclusive_lock(lock, f"another garvid eval is writing to {results}: wait for it to finish, or give another -o"):
+        yield ResultLog(results)
+
+
+def _finish(log, benchmark, title: str, settings: dict, this_run: str, items: int, interrupted: bool) -> None:
+    """Print the table and how each of its columns was made, say what is missing or failed, and
+    write the summary beside the results."""
     from garvid.eval.results import accuracy_table
     from garvid.files import write_json
 
@@ -45,13 +63,16 @@ def _finish(log, benchmark, title: str, settings: dict, items: int, interrupted:
     errors = sum(1 for record in records if record.get("error"))
     table = accuracy_table(records, benchmark.TYPE_ORDER)
     stderr.print(_table(title, table, benchmark.PUBLISHED))
+    setup = {"this run": this_run, **benchmark.PUBLISHED_SETUP}
+    for name, how in setup.items():
+        stderr.print(f"  {name}: {how}", highlight=False, soft_wrap=True)
     if errors:
         warn(f"{errors} item(s) could not be asked and count as wrong: see their 'error' in {log.path}")
     if len(records) < items:
         warn(f"{items - len(records)} of {items} items are not answered yet: run the same command again to resume")
-    summary_path = log.path.with_suffix(".summary.json")
+    summary_path = _summary_path(log.path)
     summary = {"benchmark": title, **settings, "items": items, "answered": len(records), "errors": errors}
-    write_json({**summary, "results": str(log.path), "accuracy": table, "published": benchmark.PUBLISHED}, summary_path)
+    write_json({**summary, "results": str(log.path), "accuracy": table, "published": benchmark.PUBLISHED, "setup": setup}, summary_path)
     stderr.print(f"wrote {log.path} and {summary_path}", highlight=False)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -65,23 +86,43 @@ def _progress(record: dict) -> None:
 def videorefer_q(
     annotations: Path = typer.Argument(..., metavar="ANNOTATIONS.json", help="VideoRefer-BenchQ questions."),
     video_root: Path = typer.Option(..., "--video-root", help="Folder holding the items' frame folders (or videos)."),
-    mask_mode: str = typer.Option("multi", "--mask-mode", help="multi: the given per-frame masks; single: the frame_idx mask, tracked by SAM2."),
+    eval_protocol: str = typer.Option(
+        "videorefer",
+        "--eval-protocol",
+        help="videorefer: VideoRefer's question text, single-frame masks and letter reading (as its published rows); "
+        "garvid: GAR's multiple-choice layout, multi-frame masks, robust letter reading.",
+    ),
+    mask_mode: Optional[str] = typer.Option(
+        None, "--mask-mode", help="multi: the given per-frame masks; single: the frame_idx mask, tracked by SAM2 (default: the protocol's)."
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
     output: Path = typer.Option(Path("videorefer_q.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable)."),
     **options,
 ) -> None:
     from garvid.eval import videorefer
-    from garvid.eval.results import ResultLog
 
     if not video_root.is_dir():
         raise GarvidError(f"--video-root {video_root} is not a folder")
+    mask_mode = mask_mode or videorefer.DEFAULT_MASK_MODES.get(eval_protocol, "")
     items = videorefer.load_items(annotations)[:limit]
     template = video_request(Path(), RegionInput(), None, multiple_choice=True, start=None, end=None, window=None, **options)
-    log = ResultLog(output)
-    with StopOnInterrupt() as stop:
-        videorefer.run_videorefer(items, video_root, template, mask_mode, log, reporter=WarningReporter(), on_item=_progress, should_stop=stop)
-    settings = {"model": template.model or default_preset("models"), "protocol": template.protocol or DEFAULT_PROTOCOL, "mask_mode": mask_mode}
-    _finish(log, videorefer, "VideoRefer-BenchQ", settings, len(items), stop())
+    videos = [video_root / str(item["video"]) for item in items]
+    inputs = [annotations, *videos, template.protocol, template.model, template.tracker]
+    with _results_log(output, inputs) as log, StopOnInterrupt() as stop:
+        videorefer.run_videorefer(
+            items, video_root, template, mask_mode, log, protocol=eval_protocol, reporter=WarningReporter(), on_item=_progress, should_stop=stop
+        )
+        settings = {
+            "model": template.model or default_preset("models"),
+            "protocol": template.protocol or DEFAULT_PROTOCOL,
+            "eval_protocol": eval_protocol,
+            "mask_mode": mask_mode,
+            "max_new_tokens": template.generation.max_new_tokens,
+            "attn": template.attn,
+        }
+        masks = "single-frame masks (frame_idx, tracked by SAM2)" if mask_mode == "single" else "multi-frame masks (every annotated frame)"
+        this_run = f"{eval_protocol} protocol, {masks}, GAR through garvid's {settings['protocol']} prompt"
+        _finish(log, videorefer, "VideoRefer-BenchQ", settings, this_run, len(items), stop())
 
 
 def gar_bench_vqa(
@@ -89,32 +130,49 @@ def gar_bench_vqa(
     image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder of the images (default: the annotations' folder)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
     output: Path = typer.Option(Path("gar_bench_vqa.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable)."),
+    reference_compat: bool = typer.Option(
+        True,
+        "--reference-compat/--corrected",
+        help=(
+            "reference: show GAR each item as the reference's evaluation did (set order of regions, every box the "
+            "last mask's, <Prompt5>+ as plain text), as the published numbers were made; corrected: garvid image's path."
+        ),
+    ),
     **options,
 ) -> None:
     from garvid.eval import gar_bench
-    from garvid.eval.results import ResultLog
 
     items = gar_bench.load_items(annotations)[:limit]
     model = options["model"] or default_preset("models")
-    if warning := random_weights_warning(model):
-        warn(warning)
-    log = ResultLog(output)
-    with StopOnInterrupt() as stop:
+    root = image_root or annotations.parent
+    with _results_log(output, [annotations, *(root / str(item["image"]) for item in items), options["model"]]) as log, StopOnInterrupt() as stop:
+        if warning := random_weights_warning(model):
+            warn(warning)
         gar_bench.run_gar_bench(
             items,
-            image_root or annotations.parent,
+            root,
             log,
             model_name=model,
             dtype=options["dtype"],
             device=options["device"],
+            attn=options["attn"],
             generation=generation_options(
                 options["max_new_tokens"], options["sample"], options["temperature"], options["top_p"], options["seed"]
             ),
             prompt=PromptOptions(mask_resample=options["mask_resample"], replay_scaling=options["replay_scaling"]),
+            reference_compat=reference_compat,
             on_item=_progress,
             should_stop=stop,
         )
-    _finish(log, gar_bench, "GAR-Bench-VQA", {"model": model}, len(items), stop())
+        settings = {
+            "model": model,
+            "mode": gar_bench.mode_name(reference_compat),
+            "max_new_tokens": options["max_new_tokens"],
+            "attn": options["attn"],
+        }
+        scoring = "exact-match scoring" if reference_compat else "garvid's letter reading"
+        this_run = f"{settings['mode']} mode, {scoring}"
+        _finish(log, gar_bench, "GAR-Bench-VQA", settings, this_run, len(items), stop())
 
 
 def _register() -> None:
@@ -122,11 +180,11 @@ def _register() -> None:
     from garvid_cli.image import image
 
     video_options = (
-        "frames", "keyframes", "protocol", "model", "tracker", "stride", "device", "fps", "dtype", "max_new_tokens",
+        "frames", "keyframes", "protocol", "model", "tracker", "stride", "device", "fps", "dtype", "attn", "max_new_tokens",
         "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling", "cache_dir", "no_cache",
     )  # fmt: skip
     borrow_parameters(videorefer_q, ask, include=video_options)
-    image_options = ("model", "dtype", "device", "max_new_tokens", "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling")
+    image_options = ("model", "dtype", "device", "attn", "max_new_tokens", "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling")
     borrow_parameters(gar_bench_vqa, image, include=image_options)
     for command in (videorefer_q, gar_bench_vqa):
         parameter = command.__signature__.parameters["max_new_tokens"]

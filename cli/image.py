@@ -12,6 +12,7 @@ from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
 from garvid_cli.options import (
     DEFAULT_GENERATION,
+    Attn,
     Device,
     Dtype,
     MaskResample,
@@ -30,8 +31,8 @@ from garvid_cli.options import (
     region_input,
 )
 
-from garvid.files import write_json, write_text
-from garvid.options import PromptOptions
+from garvid.files import check_outputs, write_json, write_text
+from garvid.options import DEFAULT_ATTENTION, PromptOptions
 from garvid.presets import random_weights_warning
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def image(
     model: Model = None,
     dtype: Dtype = "auto",
     device: Device = "auto",
+    attn: Attn = DEFAULT_ATTENTION,
     max_new_tokens: MaxNewTokens = DEFAULT_GENERATION.max_new_tokens,
     sample: Sample = False,
     seed: Seed = DEFAULT_GENERATION.seed,
@@ -89,10 +91,12 @@ def image(
         model=model,
         dtype=dtype,
         device=device,
+        attn=attn,
         resize_masks=resize_masks,
         generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling),
     )
+    check_outputs({"-o": output}, request.input_paths())
     for name, kind in ((detector if object_name else None, "detectors"), (tracker if box or point or object_name else None, "trackers")):
         if name and (warning := random_weights_warning(name, kind)):
             warn(warning)

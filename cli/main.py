@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import sys
+import warnings
+from typing import Callable
 
 from garvid_cli.app import app
 
-from garvid.errors import GarvidError
+from garvid.errors import GarvidError, GarvidWarning
 
 
 def _register_commands() -> None:
     # Each command module registers itself on `app` when imported.
     from garvid_cli import ask, batch, evaluate, image, segment, track  # noqa: F401
+
+
+def _warn_like_garvid(python_show: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` printing garvid's own warnings as one ``garvid: warning:``
+    line and passing any other warning to ``python_show``."""
+
+    def show(message, category, *rest) -> None:
+        if issubclass(category, GarvidWarning):
+            from garvid_cli.console import warn
+
+            warn(str(message))
+        else:
+            python_show(message, category, *rest)
+
+    return show
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -22,11 +39,15 @@ def run(argv: list[str] | None = None) -> int:
     """
     _register_commands()
     try:
-        app(args=argv, prog_name="garvid")
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", GarvidWarning)  # each distinct warning once per run
+            warnings.showwarning = _warn_like_garvid(warnings.showwarning)
+            app(args=argv, prog_name="garvid")
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except GarvidError as error:
-        print(f"garvid: error: {error}", file=sys.stderr)
+        message = str(error).replace("\r", "\\r").replace("\n", "\\n")  # always one line
+        print(f"garvid: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -47,6 +47,9 @@ Model = Annotated[
     Optional[str], typer.Option("--model", help="Model preset (configs/models.toml), checkpoint folder or hub repo id.")
 ]
 Dtype = Annotated[str, typer.Option("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.")]
+Attn = Annotated[
+    str, typer.Option("--attn", help="GAR's attention kernel: sdpa (works everywhere), flash_attention_2 (CUDA, as the reference) or eager.")
+]
 MaxNewTokens = Annotated[int, typer.Option("--max-new-tokens", min=1, help="Stop after this many answer tokens.")]
 Sample = Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed for --sample.")]

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from garvid.batch.tasks import VIDEO_SUFFIXES, list_videos
 from garvid.errors import GarvidError
+from garvid.files import check_outputs
 from garvid.media.source import FrameSource
 from garvid.presets import random_weights_warning
 from garvid.regions.input import RegionInput
@@ -107,6 +108,7 @@ def segment(
         raise GarvidError("give the label PNG to write with -o mask.png")
     _check_suffix(output, (".png",), "-o")
     _check_suffix(preview, PREVIEW_SUFFIXES, "--preview")
+    check_outputs({"-o": output, "--preview": preview}, (input_path, *regions.masks, tracker, regions.detector))
     segment_one(input_path, regions, output, preview, tracker=tracker, device=device, fps=fps)
 
 

@@ -26,7 +26,7 @@ from garvid_cli.options import (
 )
 
 from garvid.errors import GarvidError
-from garvid.files import write_json
+from garvid.files import check_outputs, write_json
 from garvid.presets import random_weights_warning
 from garvid.tracking.request import DEFAULT_KEYFRAMES, TrackRequest, track_video
 
@@ -66,6 +66,7 @@ def track(
     )
     if render is not None and render.suffix.lower() != ".mp4":
         raise GarvidError(f"--render writes an MP4 file: {render} should end in .mp4")
+    check_outputs({"-o": output, "--render": render}, request.input_paths())
     for name, kind in ((tracker, "trackers"), (detector if object_name else None, "detectors")):
         if name and (warning := random_weights_warning(name, kind)):
             warn(warning)

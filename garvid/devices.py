@@ -25,6 +25,25 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def check_attention(name: str, device: str) -> None:
+    """Refuse an attention kernel this machine cannot run, before any model loads.
+
+    flash-attention 2 needs the ``flash_attn`` package and a CUDA device.
+    """
+    from garvid.options import ATTENTION_IMPLEMENTATIONS
+
+    if name not in ATTENTION_IMPLEMENTATIONS:
+        raise GarvidError(f"--attn must be one of {', '.join(ATTENTION_IMPLEMENTATIONS)}, not {name!r}")
+    if name != "flash_attention_2":
+        return
+    if resolve_device(device).type != "cuda":
+        raise GarvidError("--attn flash_attention_2 needs a CUDA device; use --attn sdpa (or eager) on this device")
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is None:
+        raise GarvidError("--attn flash_attention_2 needs the flash-attn package, which is not installed; use --attn sdpa")
+
+
 def memory_errors() -> tuple[type[BaseException], ...]:
     """Errors that sink one item but not the run: out of memory, host or GPU."""
     return (MemoryError, torch.OutOfMemoryError)

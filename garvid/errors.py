@@ -19,3 +19,11 @@ class RegionError(GarvidError):
 
 class CheckpointError(GarvidError):
     """Model weights or configs that are missing, partial or incompatible."""
+
+
+class GarvidWarning(UserWarning):
+    """Input garvid can use but the user should know about (the CLI prints one warning line).
+
+    Raised with :func:`warnings.warn` where no :class:`~garvid.qa.reporting.Reporter` reaches
+    (opening a video happens in every command).
+    """

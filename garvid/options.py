@@ -13,6 +13,12 @@ MaskResample = Literal["nearest", "bicubic"]
 Scaling = Literal["reference", "single"]
 """RoI replay box scaling: the reference's double scaling (the released weights') or single."""
 
+Attention = Literal["sdpa", "flash_attention_2", "eager"]
+"""The language model's attention kernel (transformers' ``attn_implementation``)."""
+ATTENTION_IMPLEMENTATIONS: tuple[Attention, ...] = ("sdpa", "flash_attention_2", "eager")
+DEFAULT_ATTENTION: Attention = "sdpa"
+"""Works on every device; the reference forced flash-attention 2 (bf16 near-ties can flip with the kernel)."""
+
 
 @dataclass(frozen=True)
 class GenerationOptions:

@@ -139,7 +139,14 @@ def _one_line_error(code: int, err: str, *needles: str) -> None:
         (QUESTION, ["--keyframes", "random"], ["--keyframes"]),
         (QUESTION, ["--start", "5"], ["--start"]),
         (QUESTION, ["--window", "-1"], ["--window"]),
+        (QUESTION, ["--window", "inf"], ["--window", "finite"]),
+        (QUESTION, ["--window", "0.01"], ["--window", "at least 0.1"]),
+        (QUESTION, ["--dtype", "int8"], ["unknown dtype 'int8'"]),
+        (QUESTION, ["--device", "tpu"], ["unknown device 'tpu'"]),
+        ("why " * 9000 + "object 1?", [], ["the question is too long", "tokens"]),
         (QUESTION, ["--protocol", "nope"], ["unknown protocol"]),
+        (QUESTION, ["--attn", "flash_attention_2"], ["flash_attention_2", "CUDA"]),  # refused before tracking
+        (QUESTION, ["--attn", "fast"], ["--attn", "sdpa, flash_attention_2, eager"]),
     ],
 )
 def test_bad_input_is_one_line_and_no_output_file(clip, tmp_path, capsys, question, extra, needles):
@@ -152,3 +159,35 @@ def test_bad_input_is_one_line_and_no_output_file(clip, tmp_path, capsys, questi
 def test_no_masks_is_an_error(clip, capsys):
     code = run(["ask", str(clip[0]), QUESTION, *TINY, "--no-cache"])
     _one_line_error(code, capsys.readouterr().err, "no objects given")
+
+
+def test_options_are_checked_before_tracking(clip, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    code = run(ask(clip, "--dtype", "int8", cache=cache))
+    _one_line_error(code, capsys.readouterr().err, "unknown dtype")
+    assert not cache.exists() or not any(cache.rglob("*.json"))  # nothing was tracked
+
+
+def test_windows_without_a_tracked_frame_join_the_window_before(clip, tmp_path, capsys):
+    target = tmp_path / "answers.json"
+    code = run(ask(clip, "--window", "0.3", "--frames", "1", "--stride", "8", "-o", str(target)))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "4 of 7 windows hold no tracked frame" in err
+    answers = json.loads(target.read_text())["answers"]
+    assert [(a["start"], a["end"]) for a in answers] == [(0.0, 0.6), (0.6, 1.5), (1.5, 2.0)]
+    assert [a["keyframes"] for a in answers] == [[0], [8], [16]]
+
+
+def test_more_frames_than_the_clip_has_reports_what_was_used(clip, tmp_path, capsys):
+    target = tmp_path / "answer.json"
+    code = run(ask(clip, "--frames", "10000", "--stride", "4", "-o", str(target)))
+    assert code == 0, capsys.readouterr().err
+    data = json.loads(target.read_text())
+    assert data["frames_per_window"] == len(data["keyframes"]) == 5  # frames 0, 4, 8, 12, 16
+
+
+def test_a_question_naming_no_object_says_which_objects_it_is_about(clip, capsys):
+    assert run(ask(clip, question="what happens to objects 1 and 3?")) == 0
+    err = capsys.readouterr().err
+    assert "the question names no object" in err and "every object, 1, 2, 3" in err

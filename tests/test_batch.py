@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 from garvid_cli.main import run
 from PIL import Image
 
-from garvid.batch.tasks import tasks_from_folder, tasks_from_lines, tasks_from_manifest
+from garvid.batch.tasks import BatchTask, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 QUESTION = "what does object 1 do?"
@@ -114,6 +116,12 @@ def test_folder_run_outputs_errors_then_resume_skips(folder, tmp_path, capsys):
     assert "garvid batch" in err and set(_errors(out)) == {"no_mask", "corrupt"}
     assert elapsed < 30  # nothing tracked or answered again (the first run took minutes)
 
+    for other in (["--question", "where is object 2?"], ["--describe"], ["--question", QUESTION, "--frames", "3"]):
+        code = run(["batch", str(folder), "-r", "-o", str(out), *TINY, *other])  # another request: stop, change nothing
+        err = capsys.readouterr().err
+        assert code == 2 and "holds answers to another request" in err and "--overwrite" in err, err
+        assert {p: p.stat().st_mtime_ns for p in out.rglob("*.json")} == before and set(_errors(out)) == {"no_mask", "corrupt"}
+
     code = run(["batch", str(folder), "--question", QUESTION, "-o", str(out), *TINY, "--overwrite"])
     capsys.readouterr()
     assert code == 1 and (out / "cups_a.json").stat().st_mtime_ns > before[out / "cups_a.json"]
@@ -142,7 +150,8 @@ def test_interrupted_run_resumes_without_redoing_finished_items(folder, tmp_path
     assert "stopping after the current item" in err and "Traceback" not in err
     finished = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
     assert 1 <= len(finished) < 3
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no partial (temporary) files
+    own = {".garvid-batch.lock", ".garvid-batch.jsonl"}  # the run's lock and its record of requests
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name not in own]  # no partial (temporary) files
     done = garvid("batch", str(folder), "-r", "--question", QUESTION, "-o", str(out), *TINY)
     assert done.returncode == 1
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if p in finished} == finished
@@ -182,3 +191,108 @@ def test_ray_engine_gives_the_local_answers(folder, tmp_path, capsys):
         assert ours["answer"] == theirs["answer"] and ours["keyframes"] == theirs["keyframes"]
         assert ours["objects"] == theirs["objects"]
     assert set(_errors(remote)) == set(_errors(local)) == {"corrupt", "no_mask"}
+
+
+def test_unavailable_attention_fails_the_batch_before_any_item(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run(["batch", str(folder), "-r", "-q", QUESTION, "-o", str(out), *TINY, "--attn", "flash_attention_2"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("garvid: error: ")]
+    assert len(errors) == 1 and "flash_attention_2" in errors[0]
+    assert not any(out.rglob("*.json"))  # no item was tracked or answered
+
+
+def test_ids_cannot_escape_the_output_folder(tmp_path, capsys, monkeypatch):
+    """Absolute ids, '..' parts and symlinks out of -o are refused; nothing is written outside."""
+    (tmp_path / "a.mp4").write_bytes(b"not read")
+    (tmp_path / "a.png").write_bytes(b"not read")
+    ids = ("../escaped", str(tmp_path / "abs"), "x/../../up", ".", "x" * 300)
+    rows = [{"video": "a.mp4", "mask": "a.png", "id": task_id} for task_id in ids]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    tasks, problems = tasks_from_manifest(manifest)
+    assert tasks == [] and [p.id for p in problems] == ["line 1", "line 2", "line 3", "line 4", "line 5"]
+    assert all("must be a relative name inside the output folder" in p.reason for p in problems[:4])
+    assert "longer than 200 bytes" in problems[4].reason
+    assert [t.id for t in tasks_from_lines([json.dumps({"video": "a.mp4", "mask": "a.png", "id": "sub/./b"})], tmp_path)[0]] == ["sub/b"]
+
+    out = tmp_path / "out"
+    stdin = "".join(json.dumps({"video": str(tmp_path / "a.mp4"), "mask": str(tmp_path / "a.png"), "id": i}) + "\n" for i in ("../escaped", "/abs/escaped"))
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert run(["batch", "-", "-q", QUESTION, "-o", str(out), *TINY]) == 1  # both items failed, nothing ran
+    assert set(_errors(out)) == {"line 1", "line 2"} and "relative name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "a.png", "m.jsonl", "out"] and not Path("/abs").exists()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "sub").symlink_to(elsewhere)
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"video": str(tmp_path / "a.mp4"), "mask": str(tmp_path / "a.png"), "id": "sub/x"})))
+    assert run(["batch", "-", "-q", QUESTION, "-o", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "outside -o" in err and str(elsewhere / "x.json") in err and list(elsewhere.iterdir()) == []
+
+
+def test_videos_of_one_stem_get_their_own_ids(tmp_path):
+    for name in ("a.mp4", "a.mkv", "a.mp4.mov", "b.mp4", "sub/a.mp4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "a.png").write_bytes(b"")
+    tasks, problems = tasks_from_folder(tmp_path, recursive=True)
+    ids = [t.id for t in tasks + problems]
+    assert sorted(ids) == ["a.mkv", "a.mp4", "a.mp4.mov", "b", "sub/a"] and len(set(ids)) == len(ids)
+    assert {t.id: t.video.name for t in tasks}["a.mkv"] == "a.mkv"
+
+
+def _answered(out: Path, task_id: str) -> Path:
+    path = out / f"{task_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"answer": "from an earlier run"}))
+    return path
+
+
+def test_resume_skips_only_outputs_of_the_same_request(tmp_path):
+    from garvid.batch.runner import plan_batch
+    from garvid.batch.sink import BatchSink
+    from garvid.errors import GarvidError
+    from garvid.qa.request import VideoRequest
+    from garvid.regions.input import RegionInput
+
+    task = BatchTask("a", tmp_path / "a.mp4", tmp_path / "a.png")
+    out = tmp_path / "out"
+    q1 = VideoRequest(video=Path(), regions=RegionInput(), question="Q1", model="tiny-random")
+
+    def plan(template: VideoRequest, describe: bool = False, overwrite: bool = False):
+        with BatchSink(out, "json", overwrite=overwrite) as sink:
+            return plan_batch([task], [], template, describe, sink), sink.summary
+
+    first, _ = plan(q1)
+    with BatchSink(out, "json") as sink:  # as if answered: the output, then its request
+        sink.done(task, first.pending[0][1], type("Answer", (), {"to_json": lambda self: {}})())
+    _answered(out, "a")
+    again, summary = plan(q1)
+    assert again.pending == [] and summary.skipped == 1  # the very same request: skipped
+    for changed, describe, needle in (
+        (replace(q1, question="Q2"), False, "question"), (q1, True, "question"),
+        (replace(q1, model="gar-1b"), False, "model"), (replace(q1, frames=4, window=2.0), False, "frames, window"),
+    ):
+        with pytest.raises(GarvidError, match=f"another request \\('a': {needle} changed\\): pass --overwrite"):
+            plan(changed, describe)
+        assert len(plan(changed, describe, overwrite=True)[0].pending) == 1
+    assert len(plan(replace(q1, device="cuda", cache_dir=tmp_path))[0].pending) == 0  # where it runs is not what it asks
+    (out / ".garvid-batch.jsonl").unlink()  # an output nobody recorded (an older garvid): not trusted either
+    with pytest.raises(GarvidError, match="'a': its request was not recorded"):
+        plan(q1)
+
+
+def test_a_second_run_on_one_folder_is_refused_and_keeps_the_first_runs_errors(tmp_path, capsys):
+    from garvid.batch.sink import BatchSink
+
+    out = tmp_path / "out"
+    (tmp_path / "a.mp4").write_bytes(b"never read")
+    (tmp_path / "a.png").write_bytes(b"never read")
+    with BatchSink(out, "json") as first:
+        first.failed(BatchTask("x", tmp_path / "x.mp4", tmp_path / "x.png"), "track", "boom")
+        assert run(["batch", str(tmp_path), "-q", QUESTION, "-o", str(out), *TINY]) == 2
+        assert "another garvid batch is writing to" in capsys.readouterr().err
+        assert set(_errors(out)) == {"x"}
+    with BatchSink(out, "json"):
+        pass  # free again once the first run ends

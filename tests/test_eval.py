@@ -17,7 +17,14 @@ from PIL import Image
 from garvid.errors import GarvidError
 from garvid.eval.choices import choices_question, extract_choice
 from garvid.eval.results import ResultLog, accuracy_table
-from garvid.eval.videorefer import GivenMasks, evaluate_item, object_masks, prompt_question
+from garvid.eval.videorefer import (
+    GivenMasks,
+    evaluate_item,
+    object_masks,
+    prompt_question,
+    videorefer_letter,
+    videorefer_question,
+)
 from garvid.qa.request import VideoRequest
 from garvid.regions.masks import decode_rle, encode_rle
 
@@ -36,6 +43,23 @@ TINY = ["--model", "tiny-random", "--device", "cpu", "--max-new-tokens", "4"]
 )  # fmt: skip
 def test_letter_extraction_on_tricky_outputs(output, letter):
     assert extract_choice(output, OPTIONS) == letter
+
+
+@pytest.mark.parametrize(
+    ("output", "options", "letter"),
+    [
+        ("I don't know", ["(A) Yes", "(B) No"], None),
+        ("Nothing happens", ["(A) Yes", "(B) No"], None),
+        ("Not sure", ["(A) Yes", "(B) No"], None),
+        ("No, it does not.", ["(A) Yes", "(B) No"], "B"),
+        ("The answer is a red cup", ["(A) Yes", "(B) No"], None),
+        ("It is a catastrophe", ["(A) dog", "(B) bird", "(C) fish", "(D) cat"], None),
+        ("It is a cat.", ["(A) dog", "(B) bird", "(C) fish", "(D) cat"], "D"),
+    ],
+)
+def test_non_answers_pick_no_option(output, options, letter):
+    """Option texts match as whole words, and a bare letter only where it stands as a choice."""
+    assert extract_choice(output, options) == letter
 
 
 def test_question_layout_matches_the_reference():
@@ -122,13 +146,55 @@ def test_item_question_masks_and_prompt(videorefer):
         seen.update(request=request, given=given, masks=[np.asarray(Image.open(p)) > 0 for p in request.regions.masks])
         return "(B)"
 
-    record = evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "multi", answer)
-    assert record == {"id": 2, "type": "Relationship Questions", "answer": "B", "prediction": "B", "correct": True, "output": "(B)"}
+    record = evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "multi", answer, "garvid")
+    assert record == {
+        "id": 2, "type": "Relationship Questions", "answer": "B", "protocol": "garvid", "mask_mode": "multi",
+        "prediction": "B", "correct": True, "output": "(B)",
+    }  # fmt: skip
     request = seen["request"]
     assert request.question.startswith("Question: Where is <Prompt0> relative to <Prompt1>?\nOptions:\n(A) A ball")
     assert request.prompt.multiple_choice and request.regions.frame == 10 and request.video == root / "cups"
-    assert not request.use_cache and isinstance(seen["given"], GivenMasks)
+    assert not request.use_cache and isinstance(seen["given"], GivenMasks) and not request.literal_question
     assert np.array_equal(seen["masks"][1], decode_rle(item["annotation"][1]["10"]["segmentation"]))
+
+
+def test_videorefer_question_string_as_videorefer_writes_it():
+    question = videorefer_question("What is <object0><region> doing to <object3> <region>?", ["(A) Lifts it", "(B) Nothing"])
+    assert question == (
+        "What is <object0>[<Prompt0>] doing to <object3> [<Prompt1>]? (A) Lifts it (B) Nothing. "
+        "Answer with the option's letter from the given choices directly."
+    )
+
+
+@pytest.mark.parametrize(
+    ("output", "letter"),
+    [
+        ("Answer: B", "A"), ("(B)", "B"), ("The answer is (C).", "C"), ("B) It stays still.", "B"), ("B.", "B"),
+        ("b", "b"), ("It is lifted up.", "I"), ("see (D) and B)", "D"), ("x C) y", "C"), ("...", None), ("", None),
+    ],
+)  # fmt: skip
+def test_videorefer_letter_extraction(output, letter):
+    assert videorefer_letter(output) == letter
+
+
+def test_videorefer_protocol_item(videorefer):
+    annotations, root = videorefer
+    item = json.loads(annotations.read_text())[2]
+    seen = {}
+
+    def answer(request: VideoRequest, given):
+        seen.update(request=request, given=given)
+        return "Answer: B"  # VideoRefer reads its first character: A
+
+    record = evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "single", answer)
+    request = seen["request"]
+    assert request.question == (
+        "Where is <object0>[<Prompt0>] relative to <object1>[<Prompt1>]? (A) A ball (B) Under it (C) It is lifted up. (D) None. "
+        "Answer with the option's letter from the given choices directly."
+    )
+    assert request.literal_question and not request.prompt.multiple_choice and seen["given"] is None
+    assert (record["protocol"], record["answer"], record["prediction"], record["correct"]) == ("videorefer", "B", "A", False)
+    assert evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "single", lambda r, g: "b")["correct"]
 
 
 @pytest.mark.parametrize("mode", ["multi", "single"])
@@ -152,6 +218,17 @@ def test_videorefer_run_table_and_resume(videorefer, tmp_path, capsys, mode):
     assert summary["published"]["VideoRefer-7B"]["Average"] == 71.9
     assert summary["accuracy"]["Average"]["total"] == 3 and summary["answered"] == summary["items"] == 3
     assert summary["mask_mode"] == mode and summary["protocol"] == "temporal-v1" and summary["errors"] == 0
+    assert summary["max_new_tokens"] == 4 and summary["attn"] == "sdpa" and summary["eval_protocol"] == "videorefer"
+    assert summary["setup"]["this run"].startswith(f"videorefer protocol, {mode}-frame masks")
+    assert "VideoRefer-7B: videorefer protocol, single-frame masks" in " ".join(err.split())
+    assert all(r["protocol"] == "videorefer" and r["mask_mode"] == mode for r in records)
+    # garvid's protocol is the named alternative, with multi-frame masks by default; never mixed into a results file
+    assert run([*base[:-2], *TINY, "--frames", "2", "-o", str(results), "--eval-protocol", "garvid"]) == 2
+    assert "made with protocol videorefer" in capsys.readouterr().err
+    other = tmp_path / "garvid.jsonl"
+    assert run([*base[:-4], "--fps", "30", *TINY, "--frames", "2", "-o", str(other), "--eval-protocol", "garvid", "--limit", "1"]) == 0
+    summary = json.loads(other.with_suffix(".summary.json").read_text())
+    assert summary["eval_protocol"] == "garvid" and summary["mask_mode"] == "multi"
 
 
 def test_interrupted_videorefer_run_resumes(videorefer, tmp_path):
@@ -161,7 +238,7 @@ def test_interrupted_videorefer_run_resumes(videorefer, tmp_path):
     many = tmp_path / "many.json"
     many.write_text(json.dumps([{**items[i % 3], "id": f"q{i}"} for i in range(8)]))
     results = tmp_path / "results.jsonl"
-    args = ["eval", "videorefer-q", str(many), "--video-root", str(root), *TINY, "--frames", "2", "-o", str(results)]
+    args = ["eval", "videorefer-q", str(many), "--video-root", str(root), *TINY, "--frames", "2", "-o", str(results), "--mask-mode", "multi"]
     process = subprocess.Popen([sys.executable, "-m", "garvid_cli", *args], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
     while not (results.is_file() and results.read_text()) and process.poll() is None and time.monotonic() < deadline:
@@ -187,7 +264,7 @@ def _gar_bench(folder: Path) -> Path:
          "choices": ["A. <Prompt0>", "B. <Prompt1>"], "answer": "A", "type": "color"},
         {"image": "images/frame0.png", "mask_rles": rles[:1], "question": "What shape is <Prompt0>?",
          "choices": ["A. round", "B. square"], "answer": "A", "type": "shape"},
-        {"image": "images/frame0.png", "mask_rles": rles + rles[:2], "question": "Which is <Prompt5>?",
+        {"image": "images/frame0.png", "mask_rles": rles + rles[:2], "question": "Which is beside <Prompt1>, <Prompt2>, <Prompt3> and <Prompt4>?",
          "choices": ["A. <Prompt5>", "B. <Prompt0>"], "answer": "A", "type": "relation"},
     ]  # fmt: skip
     for index, item in enumerate(items):
@@ -198,15 +275,141 @@ def _gar_bench(folder: Path) -> Path:
 
 
 def test_gar_bench_vqa_run(tmp_path, capsys):
+    """Reference-compatible by default: the six-region item is asked as the reference asked it."""
     annotations = _gar_bench(tmp_path)
     results = tmp_path / "vqa.jsonl"
     assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
     err = capsys.readouterr().err
     records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
     assert set(records) == {"vqa_0", "vqa_1", "vqa_2"}
-    assert "error" not in records["vqa_0"] and "output" in records["vqa_1"]
-    assert records["vqa_2"]["correct"] is False and "outside 1..5" in records["vqa_2"]["error"]  # six regions
-    assert "1 item(s) could not be asked" in err and "57.8" in err  # GAR-8B's reference overall beside the run
-    assert json.loads(results.with_suffix(".summary.json").read_text())["errors"] == 1
+    assert not any("error" in r for r in records.values()) and "output" in records["vqa_2"]
+    assert sorted(records["vqa_2"]["region_order"]) == list(range(6)) and records["vqa_1"]["region_order"] == [0]
+    assert "could not be asked" not in err and "57.8" in err  # GAR-8B's reference overall beside the run
+    summary = json.loads(results.with_suffix(".summary.json").read_text())
+    assert summary["errors"] == 0 and summary["mode"] == "reference-compat"
+    assert summary["max_new_tokens"] == 4 and summary["attn"] == "sdpa"
     for column in ("color", "shape", "relation", "Average"):
         assert column in err
+
+
+def test_gar_bench_reads_images_as_stored_like_the_reference(tmp_path, capsys):
+    """Benchmark masks fit the stored pixels (the reference ignores EXIF orientation)."""
+    annotations = _gar_bench(tmp_path)
+    frame = tmp_path / "images" / "frame0.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn right to display": garvid image would show it 180x320
+    Image.open(frame).save(frame, exif=exif)
+    assert Image.open(frame).getexif()[0x0112] == 6
+    results = tmp_path / "vqa.jsonl"
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert "error" not in records["vqa_0"] and "error" not in records["vqa_1"]
+
+
+def test_gar_bench_vqa_corrected_run(tmp_path, capsys):
+    annotations = _gar_bench(tmp_path)
+    results = tmp_path / "vqa.jsonl"
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "--corrected", "-o", str(results)]) == 0
+    err = capsys.readouterr().err
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert "error" not in records["vqa_0"] and "region_order" not in records["vqa_0"]
+    assert records["vqa_2"]["correct"] is False and "outside 1..5" in records["vqa_2"]["error"]  # six regions
+    assert "1 item(s) could not be asked" in err
+    summary = json.loads(results.with_suffix(".summary.json").read_text())
+    assert summary["errors"] == 1 and summary["mode"] == "corrected"
+    # a results file is never resumed in the other mode
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 2
+    assert "made with mode corrected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["videorefer-q", "gar-bench-vqa"])
+def test_eval_answer_length_is_an_option_defaulting_to_64(command, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run(["eval", command, "--help"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "--max-new-tokens" in line)
+    assert "[default: 64]" in line
+
+
+def test_unknown_eval_protocol_is_one_line_before_any_work(videorefer, tmp_path, capsys):
+    annotations, root = videorefer
+    results = tmp_path / "r.jsonl"
+    args = ["eval", "videorefer-q", str(annotations), "--video-root", str(root), *TINY, "--eval-protocol", "gpt", "-o", str(results)]
+    assert run(args) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("garvid: error: ")]
+    assert errors == ["garvid: error: --eval-protocol must be videorefer or garvid, not 'gpt'"] and not results.exists()
+
+
+def test_malformed_items_are_their_own_errors(videorefer, tmp_path, capsys):
+    """A non-integer frame key, a bad or wrong-size RLE, an annotation that is a list: each item
+    is recorded with its error; the run goes on and ends normally."""
+    annotations, root = videorefer
+    good = json.loads(annotations.read_text())[0]
+    ball = good["annotation"][0]
+    wrong_size = {frame: {"segmentation": encode_rle(np.ones((45, 80), dtype=bool))} for frame in ball}
+    broken = {
+        "key": {**ball, "first": ball["0"]},
+        "rle": {**ball, "10": {"segmentation": {"size": [90, 160], "counts": "zzzz"}}},
+        "list": [ball["0"], ball["10"]],
+        "size": wrong_size,
+    }
+    items = [{**good, "id": name, "annotation": [annotation]} for name, annotation in broken.items()]
+    items.append({**good, "id": "options", "options": "(A) A ball"})
+    questions = tmp_path / "broken.json"
+    questions.write_text(json.dumps(items))
+    results = tmp_path / "results.jsonl"
+    args = ["eval", "videorefer-q", str(questions), "--video-root", str(root), *TINY, "--frames", "2", "--no-cache", "-o", str(results)]
+    assert run(args) == 0
+    err = capsys.readouterr().err
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert set(records) == {"key", "rle", "list", "size", "options"} and "Traceback" not in err
+    assert all(r["correct"] is False and r["prediction"] is None for r in records.values())
+    assert "'first', not a frame number" in records["key"]["error"] and "invalid RLE mask" in records["rle"]["error"]
+    assert "not be a list" in records["list"]["error"] and "80x45" in records["size"]["error"]
+    assert "non-empty list of options" in records["options"]["error"]
+    assert "5 item(s) could not be asked" in err
+
+
+def test_malformed_gar_bench_items_are_their_own_errors(tmp_path, capsys):
+    annotations = _gar_bench(tmp_path)
+    items = json.loads(annotations.read_text())[:1]
+    good = items[0]
+    items += [
+        {**good, "id": "rle", "mask_rles": [{"size": [180, 320], "counts": "0"}]},
+        {**good, "id": "dict", "mask_rles": {"0": good["mask_rles"][0]}},
+        {**good, "id": "size", "mask_rles": [encode_rle(np.ones((10, 10), dtype=bool))]},
+        {**good, "id": "choices", "choices": 3},
+    ]
+    annotations.write_text(json.dumps(items))
+    results = tmp_path / "vqa.jsonl"
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert "error" not in records["vqa_0"] and "Traceback" not in capsys.readouterr().err
+    assert "invalid RLE mask" in records["rle"]["error"] and "must be a list of masks" in records["dict"]["error"]
+    assert "10x10" in records["size"]["error"] and "list of options" in records["choices"]["error"]
+
+
+@pytest.mark.parametrize("benchmark", ["videorefer-q", "gar-bench-vqa"])
+def test_repeated_item_ids_are_refused_at_load(videorefer, tmp_path, capsys, benchmark):
+    annotations, root = videorefer
+    items = json.loads(annotations.read_text())
+    if benchmark == "gar-bench-vqa":
+        items = [{"image": "same.png", "mask_rles": [], "question": "?", "choices": ["A. x"], "answer": "A", "type": "t"}] * 2
+    else:
+        items[2]["id"] = items[0]["id"]
+    questions = tmp_path / "dup.json"
+    questions.write_text(json.dumps(items))
+    results = tmp_path / "r.jsonl"
+    assert run(["eval", benchmark, str(questions), "--video-root" if benchmark == "videorefer-q" else "--image-root", str(root), *TINY, "-o", str(results)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("garvid: error: ") and len(err.splitlines()) == 1 and "repeats the id" in err
+    assert not results.exists()
+
+
+def test_a_second_run_on_one_results_file_is_refused(videorefer, tmp_path, capsys):
+    from garvid.files import exclusive_lock
+
+    annotations, root = videorefer
+    results = tmp_path / "r.jsonl"
+    with exclusive_lock(tmp_path / "r.jsonl.lock", "busy"):  # as if another garvid eval were running
+        assert run(["eval", "videorefer-q", str(annotations), "--video-root", str(root), *TINY, "-o", str(results)]) == 2
+    assert "another garvid eval is writing to" in capsys.readouterr().err and not results.exists()

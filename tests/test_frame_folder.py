@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from garvid_cli.main import run
 from PIL import Image
 
-from garvid.errors import VideoError
+from garvid.errors import GarvidWarning, VideoError
 from garvid.media.frame_folder import FrameFolder, folder_digest, frame_files
 from garvid.media.open import open_video
 from garvid.media.video_file import Video
@@ -96,3 +97,23 @@ def test_track_and_ask_on_a_frame_folder(png_folder, tmp_path, capsys):
     assert run([*ask, "--frames", "2", "--max-new-tokens", "2", "--format", "json", "--no-cache"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["video"]["num_frames"] == 12 and [k["time"] for k in data["keyframes"]] == [0.3, 0.9]  # tracked 0, 3, 6, 9: the centres of two halves
+
+
+def test_gaps_in_frame_numbers_warn_once_and_the_run_goes_on(png_folder, tmp_path, capsys):
+    folder, _ = png_folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GarvidWarning)
+        FrameFolder(folder)  # frame_1 .. frame_12: no gap, no warning
+    for number in (2, 5, 6):
+        (folder / f"frame_{number}.png").unlink()
+    with pytest.warns(GarvidWarning, match=r"gaps \(3 of 1\.\.12 missing: 2, 5, 6\); the 9 files are read as consecutive frames at 10 fps"):
+        FrameFolder(folder, fps=10)
+    labels = np.zeros((64, 96), dtype=np.uint8)
+    labels[10:30, 10:40] = 1
+    mask = tmp_path / "mask.png"
+    Image.fromarray(labels).save(mask)
+    track = ["track", str(folder), "--mask", str(mask), "--tracker", "tiny-random", "--device", "cpu", "--fps", "10"]
+    assert run([*track, "--stride", "4", "-o", str(tmp_path / "t.json")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "frame numbers have gaps" in line]
+    assert len(warned) == 1 and warned[0].startswith("garvid: warning:") and "frames" in warned[0]
+    assert json.loads((tmp_path / "t.json").read_text())["video"]["num_frames"] == 9

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from garvid.devices import check_attention
 from garvid.errors import CheckpointError, GarvidError
 from garvid.gar.config import GARConfig
 from garvid.gar.loading import load_gar
@@ -32,16 +33,33 @@ def _copy(tiny_dir: Path, tmp_path: Path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("shape", ["gar-1b", "gar-8b"])
-def test_saved_checkpoint_round_trips_with_identical_logits(tmp_path: Path, shape: str) -> None:
-    original = random_gar(gar_config(shape), seed=3)
+@pytest.mark.parametrize(("shape", "tied"), [("gar-1b", False), ("gar-8b", False), ("gar-1b", True)])
+def test_saved_checkpoint_round_trips_with_identical_logits(tmp_path: Path, shape: str, tied: bool) -> None:
+    original = random_gar(gar_config(shape, tie_word_embeddings=tied), seed=3)
     save_checkpoint(original, tmp_path / shape)
     loaded = load_gar(str(tmp_path / shape), dtype="fp32", device="cpu")
+    index = json.loads((tmp_path / shape / "model.safetensors.index.json").read_text())
+    # A tied head is stored once, under the embedding's name, and shared again on loading.
+    assert ("mllm.lm_head.weight" in index["weight_map"]) is not tied
+    assert (loaded.mllm.lm_head.weight is loaded.input_embeddings.weight) is tied
     ids = torch.tensor([[128000, 1, 2, 3, 4, 5]])
     torch.testing.assert_close(loaded.logits(loaded.input_embeddings(ids)), original.logits(original.input_embeddings(ids)), rtol=0, atol=0)
     pixels, masks = torch.randn(1, 3, 448, 448), torch.zeros(1, 3, 448, 448)
     torch.testing.assert_close(loaded.encode_images(pixels, masks), original.encode_images(pixels, masks), rtol=0, atol=0)
     assert loaded.checkpoint_dir == tmp_path / shape and loaded.name == str(tmp_path / shape)
+
+
+def test_tied_head_is_the_embedding_even_when_the_checkpoint_stores_one(tmp_path: Path) -> None:
+    """transformers 4.56 ties on loading when the text config says so; a stored head is ignored."""
+    original = random_gar(gar_config("gar-1b", tie_word_embeddings=True), seed=4)
+    save_checkpoint(original, tmp_path / "ckpt", shards=1)
+    shard = tmp_path / "ckpt" / "model-00001-of-00001.safetensors"
+    tensors = load_file(str(shard))
+    tensors["mllm.lm_head.weight"] = torch.randn_like(tensors["mllm.model.language_model.embed_tokens.weight"])
+    save_file(tensors, str(shard), metadata={"format": "pt"})
+    loaded = load_gar(str(tmp_path / "ckpt"), dtype="fp32", device="cpu")
+    assert loaded.mllm.lm_head.weight is loaded.input_embeddings.weight
+    assert torch.equal(loaded.input_embeddings.weight, original.input_embeddings.weight)
 
 
 def test_checkpoint_files_follow_the_released_layout(tiny_dir: Path) -> None:
@@ -127,3 +145,23 @@ def test_bad_dtype_and_device_are_clear_errors(tiny_dir: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(GarvidError, match="CUDA is not available"):
             load_gar(str(tiny_dir), device="cuda")
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_attention_kernel_reaches_the_language_model(tiny_dir: Path, attn: str) -> None:
+    model = load_gar(str(tiny_dir), device="cpu", attn_implementation=attn)
+    assert model.mllm.model.language_model.config._attn_implementation == attn
+
+
+def test_flash_attention_needs_cuda_and_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    import garvid.devices
+
+    with pytest.raises(GarvidError, match="needs a CUDA device"):
+        check_attention("flash_attention_2", "cpu")
+    monkeypatch.setattr(garvid.devices, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(GarvidError, match="flash-attn package"):
+        check_attention("flash_attention_2", "cuda")
+    check_attention("eager", "cuda")  # no package needed

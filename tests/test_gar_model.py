@@ -156,3 +156,18 @@ def test_bf16_path_runs_end_to_end() -> None:
     assert replayed.dtype == torch.bfloat16
     tokens = model.generate(model.embed_inputs(ids, features, {0: replayed[0]}), max_new_tokens=3, eos_token_ids=())
     assert len(tokens) == 3
+
+
+def test_one_vision_call_per_image_split_only_beyond_the_limit(model_8b: GARModel, monkeypatch) -> None:
+    import garvid.gar.model as gar_model
+
+    calls: list[int] = []
+    real = gar_model.encode_patches
+    monkeypatch.setattr(gar_model, "encode_patches", lambda tower, px, masks: calls.append(px.shape[0]) or real(tower, px, masks))
+    pixels, masks = torch.randn(20, 3, 448, 448), _mask_tiles(20, (slice(0, 100), slice(0, 100)))
+    whole = model_8b.encode_images(pixels[:17], masks[:17])  # GAR-1B's largest image: thumbnail + 16 tiles
+    assert calls == [17]
+    calls.clear()
+    split = model_8b.encode_images(pixels, masks)
+    assert calls == [17, 3]
+    torch.testing.assert_close(split[:17], whole)

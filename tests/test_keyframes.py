@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from garvid.errors import GarvidError
-from garvid.qa.keyframes import Window, fit_keyframes, frame_span, pick_uniform, select_keyframes, split_windows
+from garvid.qa.keyframes import (
+    Window,
+    fit_keyframes,
+    frame_span,
+    join_frameless_windows,
+    pick_uniform,
+    select_keyframes,
+    split_windows,
+)
 
 FPS = 30000 / 1001
 TIMES = np.arange(300) / FPS  # a 10 s NTSC clip
@@ -47,8 +55,9 @@ def test_windows_of_2_5_seconds_cover_10_seconds_in_4():
 def test_no_window_is_the_span_and_bad_window_fails():
     span = frame_span(TIMES, DURATION, 1.0, 3.0)
     assert split_windows(span, TIMES, None) == [span]
-    with pytest.raises(GarvidError, match="positive"):
-        split_windows(span, TIMES, 0.0)
+    for seconds, needle in ((0.0, "at least 0.1 s"), (-1.0, "at least 0.1 s"), (float("nan"), "finite"), (float("inf"), "finite")):
+        with pytest.raises(GarvidError, match=needle):
+            split_windows(span, TIMES, seconds)
 
 
 def test_pick_uniform_takes_centres_and_keeps_short_lists():
@@ -86,3 +95,12 @@ def test_fit_keyframes_reduces_to_the_budget():
     assert fit_keyframes(length, 8, 999) == 2
     with pytest.raises(GarvidError, match="even one keyframe"):
         fit_keyframes(length, 8, 300)
+
+
+def test_frameless_windows_join_a_neighbour_and_none_is_an_error():
+    windows = [Window(float(i), float(i + 1), 10 * i, 10 * (i + 1)) for i in range(5)]  # frames 0..49
+    joined = join_frameless_windows(windows, [12, 25, 26, 47])  # windows 0 and 3 hold none
+    assert [(w.start, w.end, w.first, w.stop) for w in joined] == [(0.0, 2.0, 0, 20), (2.0, 4.0, 20, 40), (4.0, 5.0, 40, 50)]
+    assert join_frameless_windows(windows, [0, 10, 20, 30, 40]) == windows
+    with pytest.raises(GarvidError, match="no tracked frame falls between 0 s and 5 s"):
+        join_frameless_windows(windows, [55])

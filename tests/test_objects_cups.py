@@ -167,6 +167,7 @@ def test_batch_objects_make_masks_optional_and_rows_give_their_own(tmp_path: Pat
         ([], "give the label PNG to write with -o"),
         (["-o", "m.png", "--preview", "p.gif"], "should end in .png or .jpg or .jpeg"),
         (["-o", "m.png", "--preview", "p.png", "--object-threshold", "0.99"], "no instance of 'cup' on frame 0"),
+        (["-o", "m.png", "--preview", "m.png"], "are the same file"),
     ],
 )
 def test_segment_errors_are_one_line_and_leave_no_file(tmp_path: Path, capsys, monkeypatch, extra, message) -> None:

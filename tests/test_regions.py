@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from garvid.errors import RegionError
+from garvid.regions.masks import decode_rle, encode_rle, rle_runs
 from garvid.regions.prompts import build_region_prompts, load_masks, parse_box, parse_point
 
 SIZE = (40, 30)  # width, height
@@ -71,10 +72,35 @@ def test_colour_rgb_png_is_refused(tmp_path: Path) -> None:
         load_masks([path], SIZE)
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".JPG"])
+def test_jpeg_label_maps_are_refused(tmp_path: Path, suffix: str) -> None:
+    """JPEG compression adds ids: this map gains stray values around both objects."""
+    labels = _labels() * 100  # ids far apart, so the loss shows as many stray values
+    path = tmp_path / f"m{suffix}"
+    Image.fromarray(labels).save(path, format="JPEG", quality=75)
+    assert len(np.unique(np.asarray(Image.open(path)))) > 3  # what would have become objects
+    with pytest.raises(RegionError, match=r"JPEG file, whose lossy compression.*save the mask as PNG"):
+        load_masks([path], SIZE)
+    binary = tmp_path / f"b{suffix}"
+    Image.fromarray((_labels() == 1).astype(np.uint8) * 255).save(binary, format="JPEG")
+    with pytest.raises(RegionError, match="JPEG"):
+        load_masks([_save(tmp_path / "a.png", (_labels() == 2).astype(np.uint8), "L"), binary], SIZE)
+
+
+def test_repeated_mask_with_several_ids_is_refused_not_merged(tmp_path: Path) -> None:
+    binary = _save(tmp_path / "a.png", (_labels() == 2).astype(np.uint8) * 255, "L")
+    label_map = _save(tmp_path / "m.png", _labels(), "P")
+    with pytest.raises(RegionError, match=r"m\.png holds 2 object ids \(1, 2\).*one binary PNG per object"):
+        load_masks([binary, label_map], SIZE)
+    assert sorted(load_masks([label_map], SIZE)) == [1, 2]  # alone it is a label map
+
+
 def test_size_mismatch_names_both_sizes_and_resize_fixes_it(tmp_path: Path) -> None:
     path = _save(tmp_path / "m.png", _labels(), "P")
     with pytest.raises(RegionError, match=r"40x30 but the video is 80x60.*--resize-masks"):
         load_masks([path], (80, 60))
+    with pytest.raises(RegionError, match=r"40x30 but the image is 80x60"):
+        load_masks([path], (80, 60), target="the image")
     masks = load_masks([path], (80, 60), resize=True)
     assert masks[1].shape == (60, 80)
     assert masks[1].sum() == 4 * 8 * 9  # nearest: every pixel doubled both ways
@@ -85,7 +111,7 @@ def test_empty_missing_and_non_image_masks(tmp_path: Path) -> None:
     with pytest.raises(RegionError, match="empty"):
         load_masks([empty], SIZE)
     with pytest.raises(RegionError, match="object 2\\) is empty"):
-        load_masks([_save(tmp_path / "a.png", _labels(), "L"), empty], SIZE)
+        load_masks([_save(tmp_path / "a.png", (_labels() == 1).astype(np.uint8), "L"), empty], SIZE)
     with pytest.raises(RegionError, match="not found"):
         load_masks([tmp_path / "nope.png"], SIZE)
     text = tmp_path / "t.png"
@@ -144,3 +170,23 @@ def test_prompt_validation_errors(kwargs: dict, message: str) -> None:
 def test_parsers_accept_spaces_and_floats() -> None:
     assert parse_box(" 1, 2.5 ,3,4", SIZE) == (1.0, 2.5, 3.0, 4.0)
     assert parse_point("0,29.5", SIZE) == (0.0, 29.5)
+
+
+def test_rle_runs_read_pycocotools_counts_and_refuse_broken_ones():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        height, width = (int(n) for n in rng.integers(1, 120, 2))
+        mask = rng.random((height, width)) < rng.random() if trial % 2 else np.zeros((height, width), dtype=bool)
+        mask[: trial % height, : trial % width] = True  # long runs too, whose counts take several characters
+        runs = rle_runs(encode_rle(mask))
+        painted = np.repeat(np.arange(runs.size) % 2, runs).astype(bool).reshape(width, height).T  # column-major
+        assert np.array_equal(painted, mask)
+        assert np.array_equal(decode_rle({"size": [height, width], "counts": runs.tolist()}), mask)
+    good = encode_rle(np.eye(8, dtype=bool))
+    broken = [
+        {**good, "counts": good["counts"][:-1]}, {**good, "counts": good["counts"] + "1"}, {**good, "counts": "zzzz"},
+        {**good, "counts": good["counts"] + "`"}, {**good, "size": [8, 0]}, {**good, "counts": [1, 2]}, {"size": [8, 8]}, [good],
+    ]  # fmt: skip
+    for rle in broken:
+        with pytest.raises(RegionError, match="invalid RLE mask"):
+            decode_rle(rle)

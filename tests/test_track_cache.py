@@ -103,10 +103,20 @@ def _corrupt(path: Path, how: str) -> None:
         entry["tracks"]["objects"][0]["frames"][0]["bbox"] = [1, 2]
     elif how == "frames":
         entry["tracks"] = _tracks(frames=(0, 6)).to_json()
+    elif how in ("rle-garbage", "rle-short", "rle-long", "area"):
+        first = entry["tracks"]["objects"][0]["frames"][0]
+        counts = first["mask"]["counts"]
+        edits = {"rle-garbage": ("counts", "zzzz"), "rle-short": ("counts", counts[:-1]), "rle-long": ("counts", counts + "1")}
+        if how == "area":
+            first["area"] += 1  # a mask that does not hold the pixels the entry claims
+        else:
+            first["mask"][edits[how][0]] = edits[how][1]
     path.write_text(json.dumps(entry))
 
 
-@pytest.mark.parametrize("how", ["truncated", "nested", "not-an-object", "format", "key", "field", "frames"])
+@pytest.mark.parametrize(
+    "how", ["truncated", "nested", "not-an-object", "format", "key", "field", "frames", "rle-garbage", "rle-short", "rle-long", "area"]
+)
 def test_bad_entries_are_reported_removed_and_missed(tmp_path, inputs, how):
     problems: list[str] = []
     cache = TrackCache(tmp_path / "cache", on_problem=problems.append)

@@ -58,7 +58,7 @@ def _stage_classes(template: VideoRequest) -> tuple[type, type]:
         def __init__(self):
             from garvid.gar.loading import load_gar
 
-            self.model = load_gar(model_name, dtype=template.dtype, device=template.device)
+            self.model = load_gar(model_name, dtype=template.dtype, device=template.device, attn_implementation=template.attn)
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
             from garvid.qa.video_answering import answer_video
@@ -116,11 +116,11 @@ def _stream(ray, tasks, requests, template: VideoRequest, sink: BatchSink, shoul
     tracked = dataset.map_batches(track_stage, batch_size=1, concurrency=concurrency, num_gpus=gpus)
     answered = tracked.map_batches(answer_stage, batch_size=1, concurrency=concurrency, num_gpus=gpus)
     for row in answered.iter_rows():
-        task = tasks[int(row["index"])]
+        index = int(row["index"])
         if row["error"]:
             stage, _, reason = str(row["error"]).partition(": ")
-            sink.failed(task, stage, reason)
+            sink.failed(tasks[index], stage, reason)
         else:
-            sink.done(task, row["result"])
+            sink.done(tasks[index], requests[index], row["result"])
         if should_stop() or sink.summary.pipe_closed:
             break

@@ -17,6 +17,7 @@ from typing import Callable
 from garvid.batch.sink import BatchSink, BatchSummary
 from garvid.batch.tasks import BatchTask, TaskProblem
 from garvid.errors import CheckpointError, GarvidError
+from garvid.files import RunInputs
 from garvid.presets import default_preset
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
@@ -45,6 +46,13 @@ def item_request(template: VideoRequest, task: BatchTask, describe: bool) -> Vid
     )
 
 
+def batch_inputs(tasks: list[BatchTask], template: VideoRequest, manifest: Path | None = None) -> RunInputs:
+    """Every file the run reads: the manifest, each item's video and mask, the run's model,
+    tracker and protocol files (a template's own ``video`` is a placeholder, not an input)."""
+    items = (path for task in tasks for path in (task.video, task.mask))
+    return RunInputs([manifest, template.protocol, template.model, template.tracker, *items])
+
+
 @dataclass
 class BatchPlan:
     """What a run will do: the items to compute, after skipping finished ones."""
@@ -57,18 +65,48 @@ class BatchPlan:
 def plan_batch(
     tasks: list[BatchTask], problems: list[TaskProblem], template: VideoRequest, describe: bool, sink: BatchSink
 ) -> BatchPlan:
-    """Record the input problems, skip finished items and build each remaining item's request."""
+    """Check every output, skip items finished for this very request, record the input
+    problems and build each remaining item's request.
+
+    Refused as a whole (GarvidError) before anything is done or recorded: an attention
+    kernel this machine cannot run, an output that would overwrite an input, and earlier
+    outputs that answer another request (another question, model, protocol, ...) unless
+    the sink overwrites.
+    """
+    from garvid.devices import check_attention
+
+    check_attention(template.attn, template.device)
+    for task in tasks:
+        sink.check(task)
+    planned, failed, other = [], [], []
+    for task in tasks:
+        try:
+            request = item_request(template, task, describe)
+        except GarvidError as error:
+            failed.append((task, str(error)))
+            continue
+        earlier = sink.earlier_output(task, request)
+        if earlier:
+            other.append((task, earlier))
+        planned.append((task, request, earlier == []))
+    if other:
+        (first, fields), more = other[0], len(other) - 1
+        change = "its request was not recorded" if fields == ["unknown"] else f"{', '.join(fields)} changed"
+        others = f", and {more} more item(s)" if more else ""
+        raise GarvidError(
+            f"{sink.out_dir} holds answers to another request ({first.id!r}: {change}{others}): "
+            "pass --overwrite to redo them, or give another -o"
+        )
     for problem in problems:
         sink.failed(problem, "input", problem.reason)
+    for task, reason in failed:
+        sink.failed(task, "input", reason)
     pending = []
-    for task in tasks:
-        if sink.finished_before(task):
+    for task, request, finished in planned:
+        if finished:
             sink.skip(task)
-            continue
-        try:
-            pending.append((task, item_request(template, task, describe)))
-        except GarvidError as error:
-            sink.failed(task, "input", str(error))
+        else:
+            pending.append((task, request))
     return BatchPlan(template, describe, pending)
 
 
@@ -125,7 +163,9 @@ def _answer_all(items, template: VideoRequest, sink: BatchSink, reporter: Report
 
     if not items:
         return
-    model = load_gar(template.model or default_preset("models"), dtype=template.dtype, device=template.device)
+    model = load_gar(
+        template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
+    )
     for done, (task, request) in enumerate(items):
         if should_stop() or sink.summary.pipe_closed:
             break
@@ -135,7 +175,7 @@ def _answer_all(items, template: VideoRequest, sink: BatchSink, reporter: Report
         except (GarvidError, *memory_errors()) as error:
             sink.failed(task, "answer", _reason(error))
             continue
-        sink.done(task, result)
+        sink.done(task, request, result)
     reporter.progress("answering", len(items), len(items))
 
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 from garvid.errors import GarvidError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
+#: Longest name in an id (bytes): file systems hold 255, less the suffix and a temporary file's marks.
+MAX_ID_PART = 200
 MANIFEST_FIELDS = ("video", "mask", "question", "mask_frame", "start", "end", "id", "objects")
 
 
@@ -42,6 +45,22 @@ class TaskProblem:
     id: str
     video: str
     reason: str
+
+
+def output_id(value: str) -> str:
+    """``value`` as an item id: a relative name that stays inside the output folder.
+
+    ValueError for an absolute id, a ``..`` part, an empty name, control characters or a
+    name too long for a file;
+    ``a/./b`` becomes ``a/b``. (Symlinks inside the output folder are checked where the
+    outputs are written: :meth:`garvid.batch.sink.BatchSink.check`.)
+    """
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or path.as_posix() == "." or any(ord(c) < 32 for c in value):
+        raise ValueError(f"id {value!r} must be a relative name inside the output folder (no leading '/', no '..')")
+    if any(len(part.encode()) > MAX_ID_PART for part in path.parts):
+        raise ValueError(f"id {value[:40]!r}... has a name longer than {MAX_ID_PART} bytes, more than a file name can hold")
+    return path.as_posix()
 
 
 def paired_mask(video: Path) -> Path | None:
@@ -79,14 +98,24 @@ def tasks_from_folder(
     """
     videos = list_videos(folder, recursive)
     tasks, problems = [], []
-    for video in videos:
-        task_id = video.relative_to(folder).with_suffix("").as_posix()
+    for video, task_id in zip(videos, _folder_ids([v.relative_to(folder) for v in videos])):
         mask = paired_mask(video)
         if mask is None and not masks_optional:
             problems.append(_missing_mask(task_id, video))
         else:
             tasks.append(BatchTask(task_id, video, mask))
     return tasks, problems
+
+
+def _folder_ids(videos: list[Path]) -> list[str]:
+    """Ids for videos of one folder: the path without suffix (``sub/clip``), unless another
+    video shares it (``a.mp4`` and ``a.mkv``): then the full name (``a.mp4``), so that no
+    two items ever write one output."""
+    ids = [v.with_suffix("").as_posix() for v in videos]
+    # full names are unique; repeat since one may equal another video's stem (a.mp4 and a.mp4.mkv)
+    while repeated := {i for i, count in Counter(ids).items() if count > 1}:
+        ids = [v.as_posix() if i in repeated else i for v, i in zip(videos, ids)]
+    return ids
 
 
 class _RowReader:
@@ -102,13 +131,14 @@ class _RowReader:
         if not isinstance(row, dict) or not row.get("video"):
             return TaskProblem(where, "", f"{self.source} {where}: needs a 'video' field")
         video = self.path(row["video"])
-        task_id = str(row.get("id") or video.with_suffix("").name)
+        task_id = where
         unknown = sorted(set(row) - set(MANIFEST_FIELDS))
         try:
+            task_id = output_id(str(row.get("id") or video.with_suffix("").name))
             if unknown:
                 raise ValueError(f"unknown fields {unknown}; known: {', '.join(MANIFEST_FIELDS)}")
             if task_id in self.seen:
-                raise ValueError(f"id {task_id!r} is used twice")
+                raise ValueError(f"id {task_id!r} is used twice (give the row an 'id' of its own)")
             objects = _phrases(row.get("objects"))
             mask = self.path(row["mask"]) if row.get("mask") else paired_mask(video)
             if mask is None and not (objects or self.masks_optional):

@@ -10,7 +10,8 @@ from typing import Any, Sequence
 from garvid.errors import GarvidError
 
 _LEADING = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])\s*[\)\]]?\s*(?:$|[.):,\]]|\s*[-:]\s)")
-_ANSWER_IS = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*[:\-]?\s*[\(\[]?([A-Za-z])[\)\]]?(?:$|[^A-Za-z])", re.IGNORECASE)
+# "The answer is C", "Option (d)": a bare letter must be a capital ("the answer is a red cup" names no option).
+_ANSWER_IS = re.compile(r"\b(?i:answer|option|choice)\s*(?i:is|:)?\s*[:\-]?\s*(?:[\(\[]([A-Za-z])[\)\]]|([A-Z]))(?![A-Za-z])")
 _BRACKETED = re.compile(r"[\(\[]([A-Z])[\)\]]")
 _OPTION_PREFIX = re.compile(r"^\s*[\(\[]?[A-Za-z][\)\].:]\s*")
 
@@ -30,6 +31,24 @@ def load_questions(path: Path, benchmark: str, required: Sequence[str]) -> list[
     return items
 
 
+def check_unique_ids(ids: Sequence[str], path: Path) -> None:
+    """Refuse a benchmark whose items repeat an id: results are resumed by id, so a repeated
+    one would be answered once and reported as missing forever."""
+    first: dict[str, int] = {}
+    for position, item_id in enumerate(ids):
+        if item_id in first:
+            raise GarvidError(f"{path}: item {position} repeats the id {item_id!r} of item {first[item_id]}: ids must be unique")
+        first[item_id] = position
+
+
+def item_options(item: dict[str, Any], field: str) -> list[str]:
+    """An item's options (``field``) as text; GarvidError (that item's error) when they are not a list."""
+    options = item[field]
+    if not isinstance(options, list) or not options:
+        raise GarvidError(f"the item's {field!r} must be a non-empty list of options, not {type(options).__name__}")
+    return [str(option) for option in options]
+
+
 def choices_question(question: str, options: Sequence[str]) -> str:
     """``Question: ...`` and the options one per line, as the reference's VQA evaluation writes it.
 
@@ -47,7 +66,8 @@ def extract_choice(text: str, options: Sequence[str]) -> str | None:
     """The option letter an answer picks, or None when it names none (counted wrong).
 
     Accepts "B", "(B)", "B.", "b", "B) the cup", "The answer is C", "Option (d)", or the
-    text of exactly one option; a letter that is not an option's is no answer.
+    text of exactly one option as whole words; a letter that is not an option's, or a
+    word that merely contains an option's text, is no answer.
     """
     letters = option_letters(options)
     answer = text.strip()
@@ -55,11 +75,16 @@ def extract_choice(text: str, options: Sequence[str]) -> str | None:
     leading = _LEADING.match(answer)
     if leading and (len(answer) <= 3 or leading.group(1).isupper()):
         candidates.append(leading.group(1))
-    candidates += [m.group(1) for m in _ANSWER_IS.finditer(answer)]
+    candidates += [m.group(1) or m.group(2) for m in _ANSWER_IS.finditer(answer)]
     candidates += [m.group(1) for m in _BRACKETED.finditer(answer)]
     for candidate in candidates:
         if candidate.upper() in letters:
             return candidate.upper()
-    bodies = [_OPTION_PREFIX.sub("", option).strip().lower() for option in options]
-    named = [letters[i] for i, body in enumerate(bodies) if body and body in answer.lower()]
+    bodies = [_OPTION_PREFIX.sub("", option).strip().rstrip(".") for option in options]
+    named = [letters[i] for i, body in enumerate(bodies) if body and _names(answer, body)]
     return named[0] if len(named) == 1 else None
+
+
+def _names(answer: str, phrase: str) -> bool:
+    """Whether ``answer`` holds ``phrase`` as whole words ("no" is not in "I don't know")."""
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", answer, re.IGNORECASE) is not None

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from garvid.errors import GarvidError
 from garvid.files import atomic_path
 
 AVERAGE = "Average"
@@ -56,6 +57,14 @@ class ResultLog:
         with open(self.path, "a", encoding="utf-8") as log:
             log.write(json.dumps(record, ensure_ascii=False) + "\n")
             log.flush()
+
+
+def refuse_mixed(log: ResultLog, **settings: str) -> None:
+    """One results file, one setup: refuse to resume a file whose records were made with other settings."""
+    for name, value in settings.items():
+        others = sorted({str(r[name]) for r in log.records.values() if name in r} - {value})
+        if others:
+            raise GarvidError(f"{log.path} holds results made with {name} {others[0]}, not {value}: write this run elsewhere with -o")
 
 
 def accuracy_table(records: Sequence[dict[str, Any]], order: Sequence[str] = ()) -> dict[str, dict[str, float]]:

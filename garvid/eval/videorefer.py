@@ -6,8 +6,22 @@ RLE) on some of the frames. The j-th object the question mentions is the annotat
 j-th entry and GAR's ``<Prompt{j}>`` (object j+1 in garvid's numbering), whatever its
 label N. In ``multi`` mask mode the given masks are the tracks (no SAM2); in ``single``
 mode only the masks on ``frame_idx`` are given and SAM2 tracks them, as ``garvid ask``
-does. The question is asked as GAR was evaluated on multiple choice, through the same
-:func:`garvid.qa.video_answering.answer_video` as ``ask``.
+does. Every item goes through the same :func:`garvid.qa.video_answering.answer_video` as
+``ask``.
+
+Two evaluation protocols decide the question text, the default mask mode and how the
+answer's letter is read:
+
+* ``videorefer`` (the default: VideoRefer's published rows were made this way), as
+  VideoRefer's ``videorefer/eval/inference_videorefer_q_bench.py`` and
+  ``eval_videorefer_bench_q.py`` do it: ``Question.replace('<region>', '[<region>]')``
+  with GAR's region token in place of ``<region>``, then ``' '`` and the options joined by
+  spaces and ``". Answer with the option's letter from the given choices directly."``;
+  single-frame masks (its eval script passes ``--mode single``); the letter is the first
+  ``(X)``, else the first ``X)``, else the answer's first character once dots are removed.
+* ``garvid``: ``Question: ...`` and one option per line plus GAR's multiple-choice
+  instruction, as GAR was evaluated on multiple choice; multi-frame masks; the letter read
+  by :func:`garvid.eval.choices.extract_choice`.
 """
 
 from __future__ import annotations
@@ -21,16 +35,20 @@ from typing import Any, Callable, Literal
 import numpy as np
 from PIL import Image
 
-from garvid.errors import GarvidError
-from garvid.eval.choices import choices_question, extract_choice, load_questions
-from garvid.eval.results import ResultLog, published_row
+from garvid.errors import GarvidError, RegionError
+from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
+from garvid.eval.results import ResultLog, published_row, refuse_mixed
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
 from garvid.regions.input import RegionInput
-from garvid.regions.masks import RLE, decode_rle
+from garvid.regions.masks import RLE, decode_rle, rle_runs
 from garvid.tracking import ObjectObservation, Tracks
 
 MaskMode = Literal["multi", "single"]
+EvalProtocol = Literal["videorefer", "garvid"]
+EVAL_PROTOCOLS: tuple[EvalProtocol, ...] = ("videorefer", "garvid")
+DEFAULT_MASK_MODES: dict[str, MaskMode] = {"videorefer": "single", "garvid": "multi"}
+VIDEOREFER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 TYPE_ORDER = ("Basic Questions", "Sequential Questions", "Relationship Questions", "Reasoning Questions", "Future Predictions")
 #: Published accuracies (%) to print beside a run, from VideoRefer's benchmark README
 #: (DAMO-NLP-SG/VideoRefer, benchmark/README.md). The GAR paper gives GAR-8B's average
@@ -40,13 +58,23 @@ PUBLISHED = {
     "VideoRefer-7B": published_row(TYPE_ORDER, 75.4, 68.6, 59.3, 89.4, 78.1, 71.9),
     "VideoRefer-VideoLLaMA3-7B": published_row(TYPE_ORDER, 88.1, 77.7, 70.2, 88.8, 79.8, 80.1),
 }
+#: How each published row was made (VideoRefer's scripts and benchmark docs), printed beside it.
+PUBLISHED_SETUP = {
+    "GPT-4o": "set-of-mark: masks drawn on the first frame each object is in, 16 frames, "
+    "VideoRefer's general-MLLM prompt (benchmark/evaluation_general_mllms.md)",
+    "VideoRefer-7B": "videorefer protocol, single-frame masks (frame_idx; eval script --mode single)",
+    "VideoRefer-VideoLLaMA3-7B": "videorefer protocol but no [ ] around <region>, single-frame masks (frame_idx)",
+}
 _OBJECT_REFERENCE = re.compile(r"<object(\d+)>(?:\s*<region>)?")
+_BRACKETED_REGION = re.compile(r"<object(\d+)>(\s*)\[<region>\]")
 REQUIRED_FIELDS = ("id", "video", "Question", "type", "options", "Answer", "annotation")
 
 
 def load_items(path: Path) -> list[dict[str, Any]]:
     """The benchmark's items, checked for the fields garvid reads."""
-    return load_questions(path, "VideoRefer-BenchQ", REQUIRED_FIELDS)
+    items = load_questions(path, "VideoRefer-BenchQ", REQUIRED_FIELDS)
+    check_unique_ids([str(item["id"]) for item in items], path)
+    return items
 
 
 def referenced_objects(question: str) -> list[int]:
@@ -69,6 +97,35 @@ def prompt_question(question: str) -> str:
     return _OBJECT_REFERENCE.sub(lambda m: f"<Prompt{slots[int(m.group(1))]}>", question)
 
 
+def videorefer_question(question: str, options: list[str]) -> str:
+    """The question as VideoRefer's inference script writes it, GAR's ``<PromptK>`` in place of ``<region>``."""
+    slots = {label: slot for slot, label in enumerate(referenced_objects(question))}
+    bracketed = question.replace("<region>", "[<region>]")
+    text = _BRACKETED_REGION.sub(lambda m: f"<object{m.group(1)}>{m.group(2)}[<Prompt{slots[int(m.group(1))]}>]", bracketed)
+    if "<region>" in text:
+        raise GarvidError("the question has a <region> that follows no <objectN>")
+    return f"{text} {' '.join(options)}. {VIDEOREFER_INSTRUCTION}"
+
+
+def videorefer_letter(output: str) -> str | None:
+    """The letter VideoRefer's ``eval_videorefer_bench_q.py`` reads in an answer (None for an empty one).
+
+    The first ``(X)``, else the first ``X)`` (capital letters), else the first character
+    once dots are removed: "Answer: B" is read as "A", as VideoRefer reads it.
+    """
+    for pattern in (r"\(([A-Z])\)", r"([A-Z])\)"):
+        if match := re.search(pattern, output):
+            return match.group(1)
+    undotted = output.replace(".", "")
+    return undotted[0] if undotted else None
+
+
+def videorefer_answer_key(answer: str) -> str:
+    """The item's answer as VideoRefer's scorer takes it: the letter of "(X)", else the whole field."""
+    match = re.search(r"\(([A-Z])\)", answer)
+    return match.group(1) if match else answer
+
+
 def object_masks(item: dict[str, Any]) -> list[dict[int, RLE]]:
     """Per object (in the order the question mentions them), its masks by frame index.
 
@@ -84,11 +141,16 @@ def object_masks(item: dict[str, Any]) -> list[dict[int, RLE]]:
     if len(objects) != len(named):
         raise GarvidError(f"the question names {len(named)} object(s) but the annotation has {len(objects)}")
     masks = []
-    for entry in objects:
+    for index, entry in enumerate(objects):
+        if not isinstance(entry, dict):
+            raise GarvidError(f"annotation {index} must map frame numbers to masks, not be a {type(entry).__name__}")
         frames = {}
         for frame, value in entry.items():
+            if not str(frame).isdigit():
+                raise GarvidError(f"annotation {index} has the frame key {frame!r}, not a frame number")
             rle = value.get("segmentation") if isinstance(value, dict) else None
             if rle is not None:
+                rle_runs(rle)  # a malformed mask is this item's error, before any work
                 frames[int(frame)] = rle
         masks.append(frames)
     return masks
@@ -103,6 +165,11 @@ class GivenMasks:
         self.masks = masks
 
     def track(self, video, prompts, frames, progress=None, **_) -> Tracks:
+        size = [video.info.height, video.info.width]
+        for per_object in self.masks:
+            for frame, rle in per_object.items():
+                if list(rle["size"]) != size:
+                    raise RegionError(f"the mask on frame {frame} is {rle['size'][1]}x{rle['size'][0]}, the video {size[1]}x{size[0]}")
         annotated = sorted({f for per_object in self.masks for f in per_object if 0 <= f < video.info.num_frames})
         times = video.timestamps()
         empty = np.zeros((video.info.height, video.info.width), dtype=bool)
@@ -123,8 +190,8 @@ class GivenMasks:
 def _prompt_frame(item: dict[str, Any], masks: list[dict[int, RLE]]) -> int:
     """``frame_idx`` when every object has a mask there, else the first frame where all do."""
     common = set.intersection(*(set(m) for m in masks))
-    wanted = item.get("frame_idx")
-    if wanted not in (None, "") and int(wanted) in common:
+    wanted = str(item.get("frame_idx", ""))
+    if wanted.isdigit() and int(wanted) in common:
         return int(wanted)
     if not common:
         raise GarvidError("no annotated frame shows every object")
@@ -147,27 +214,37 @@ def evaluate_item(
     template: VideoRequest,
     mask_mode: MaskMode,
     answer: Callable[[VideoRequest, GivenMasks | None], str],
+    protocol: EvalProtocol = "videorefer",
 ) -> dict[str, Any]:
     """Ask one item; the record for the results file (prediction None when no letter was given)."""
-    options = [str(o) for o in item["options"]]
-    record: dict[str, Any] = {"id": item["id"], "type": item["type"], "answer": extract_choice(str(item["Answer"]), options)}
+    videorefer = protocol == "videorefer"
+    record: dict[str, Any] = {"id": item["id"], "type": str(item["type"]), "answer": None, "protocol": protocol, "mask_mode": mask_mode}
     try:
+        options = item_options(item, "options")
+        key = videorefer_answer_key(str(item["Answer"])) if videorefer else extract_choice(str(item["Answer"]), options)
+        record["answer"] = key
         masks = object_masks(item)
         frame = _prompt_frame(item, masks)
+        if videorefer:
+            question = videorefer_question(str(item["Question"]), options)
+        else:
+            question = choices_question(prompt_question(str(item["Question"])), options)
         with tempfile.TemporaryDirectory(prefix="garvid-eval-") as scratch:
             request = replace(
                 template,
                 video=video_root / str(item["video"]),
                 regions=RegionInput(masks=_write_masks(masks, frame, Path(scratch)), frame=frame),
-                question=choices_question(prompt_question(str(item["Question"])), options),
-                prompt=replace(template.prompt, multiple_choice=True),
+                question=question,
+                literal_question=videorefer,
+                prompt=replace(template.prompt, multiple_choice=not videorefer),
                 use_cache=template.use_cache and mask_mode == "single",
             )
             output = answer(request, GivenMasks(masks) if mask_mode == "multi" else None)
     except GarvidError as error:
         return {**record, "prediction": None, "correct": False, "output": None, "error": str(error)}
-    prediction = extract_choice(output, options)
-    return {**record, "prediction": prediction, "correct": prediction is not None and prediction == record["answer"], "output": output}
+    prediction = videorefer_letter(output) if videorefer else extract_choice(output, options)
+    correct = prediction is not None and key is not None and prediction.lower() == key.lower()
+    return {**record, "prediction": prediction, "correct": correct, "output": output}
 
 
 def run_videorefer(
@@ -177,13 +254,17 @@ def run_videorefer(
     mask_mode: MaskMode,
     log: ResultLog,
     *,
+    protocol: EvalProtocol = "videorefer",
     reporter: Reporter | None = None,
     on_item: Callable[[dict[str, Any]], None] = lambda record: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Answer every item not yet in ``log`` with one GAR (and, in single mode, one SAM2)."""
+    if protocol not in EVAL_PROTOCOLS:
+        raise GarvidError(f"--eval-protocol must be {' or '.join(EVAL_PROTOCOLS)}, not {protocol!r}")
     if mask_mode not in ("multi", "single"):
         raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
+    refuse_mixed(log, protocol=protocol, mask_mode=mask_mode)
     from garvid.devices import memory_errors
     from garvid.gar.loading import load_gar
     from garvid.presets import default_preset
@@ -193,7 +274,9 @@ def run_videorefer(
     pending = [item for item in items if not log.done(str(item["id"]))]
     if not pending:
         return
-    model = load_gar(template.model or default_preset("models"), dtype=template.dtype, device=template.device)
+    model = load_gar(
+        template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
+    )
     tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
 
     def answer(request: VideoRequest, given: GivenMasks | None) -> str:
@@ -205,6 +288,6 @@ def run_videorefer(
     for item in pending:
         if should_stop():
             break
-        record = evaluate_item(item, video_root, template, mask_mode, answer)
+        record = evaluate_item(item, video_root, template, mask_mode, answer, protocol)
         log.add(record)
         on_item(record)

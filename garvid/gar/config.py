@@ -46,6 +46,16 @@ class GARConfig:
         return int(self.mllm.vision_config.model_args["embed_dim"])
 
     @property
+    def tied_embeddings(self) -> bool:
+        """The LM head shares the input embedding (GAR-1B's Llama-3.2-1B does).
+
+        transformers 4.56, which made the checkpoints, ties by the text config's
+        ``tie_word_embeddings``; transformers 5 looks at the top-level PerceptionLM config,
+        which 4.56 configs leave at its default. garvid follows 4.56.
+        """
+        return bool(getattr(self.mllm.text_config, "tie_word_embeddings", False))
+
+    @property
     def image_token_id(self) -> int:
         return int(self.mllm.image_token_id)
 

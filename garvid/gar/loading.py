@@ -17,10 +17,11 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from garvid.devices import resolve_device
+from garvid.devices import check_attention, resolve_device
 from garvid.errors import CheckpointError
 from garvid.gar.config import GARConfig
 from garvid.gar.model import GARModel
+from garvid.options import DEFAULT_ATTENTION
 from garvid.presets import get_preset, preset_names
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -126,9 +127,8 @@ def load_weights(model: GARModel, files: list[Path], device: torch.device, dtype
                 tensors[key] = tensor.to(device, dtype if tensor.is_floating_point() else tensor.dtype)
             model.load_state_dict(tensors, strict=False, assign=True)
             loaded.update(tensors)
-    text_config = model.config.mllm.text_config
-    if "mllm.lm_head.weight" not in loaded and getattr(text_config, "tie_word_embeddings", False):
-        model.mllm.lm_head.weight = model.input_embeddings.weight
+    if model.config.tied_embeddings:  # the head is the embedding, as transformers 4.56 ties it on loading
+        model.tie_embeddings()
         loaded.add("mllm.lm_head.weight")
     missing, unexpected = sorted(expected - loaded), sorted(loaded - expected)
     if missing or unexpected:
@@ -144,14 +144,13 @@ def load_gar(
     *,
     dtype: str = "auto",
     device: str = "auto",
-    attn_implementation: str = "sdpa",
+    attn_implementation: str = DEFAULT_ATTENTION,
 ) -> GARModel:
-    """Load a GAR checkpoint ready for inference; ``model.name`` and ``model.checkpoint_dir`` say which."""
-    if attn_implementation == "flash_attention_2":
-        import importlib.util
+    """Load a GAR checkpoint ready for inference; ``model.name`` and ``model.checkpoint_dir`` say which.
 
-        if importlib.util.find_spec("flash_attn") is None:
-            raise CheckpointError("flash-attention was asked for but is not installed; use --attn sdpa")
+    ``attn_implementation`` is the language model's attention kernel (see :func:`check_attention`).
+    """
+    check_attention(attn_implementation, device)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     name, checkpoint = resolve_checkpoint(name_or_path)

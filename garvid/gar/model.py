@@ -25,8 +25,12 @@ from garvid.gar.vision import encode_patches
 #: ``cache`` (5.2x, the old name is deprecated); pass whichever this version takes.
 _CACHE_ARGUMENT = "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
 
-#: Tiles per vision-tower call: bounds activation memory on long videos and big grids.
-VISION_CHUNK = 8
+#: Most tiles one vision-tower call takes. The reference sends all tiles of an image in one
+#: call; this covers the largest image a released checkpoint tiles (GAR-1B: a thumbnail and
+#: 16 tiles), so an image is encoded exactly that way. More tiles (many keyframes) are split
+#: into calls of this size to bound activation memory; in bf16 on CUDA, matmul kernels can
+#: depend on the batch size, so split results may differ from one call in the last bits.
+VISION_TILES_PER_CALL = 17
 
 
 class GARModel(nn.Module):
@@ -43,6 +47,12 @@ class GARModel(nn.Module):
         self.mask_patch_embedding = nn.Conv2d(
             3, config.vision_width, kernel_size=config.kernel_size, stride=config.kernel_size, bias=False
         )
+        if config.tied_embeddings:
+            self.tie_embeddings()
+
+    def tie_embeddings(self) -> None:
+        """Make the LM head use the input embedding's weight (one tensor, as in the checkpoint)."""
+        self.mllm.lm_head.weight = self.input_embeddings.weight
 
     @property
     def device(self) -> torch.device:
@@ -67,16 +77,22 @@ class GARModel(nn.Module):
         return self.mask_patch_embedding(inside)
 
     @torch.inference_mode()
-    def encode_images(self, pixel_values: torch.Tensor, mask_values: torch.Tensor) -> torch.Tensor:
-        """Projected, pooled features ``(T, tokens_per_tile, d_text)`` of ``T`` tiles."""
+    def encode_images(
+        self, pixel_values: torch.Tensor, mask_values: torch.Tensor, tiles_per_call: int = VISION_TILES_PER_CALL
+    ) -> torch.Tensor:
+        """Projected, pooled features ``(T, tokens_per_tile, d_text)`` of ``T`` tiles.
+
+        One vision-tower call when ``T <= tiles_per_call`` (as the reference), else calls of
+        ``tiles_per_call`` tiles.
+        """
         if pixel_values.shape != mask_values.shape:
             raise GarvidError(f"pixel tiles {tuple(pixel_values.shape)} and mask tiles {tuple(mask_values.shape)} differ")
         tower = self.mllm.model.vision_tower.timm_model
         projector = self.mllm.model.multi_modal_projector
         outputs = []
-        for start in range(0, pixel_values.shape[0], VISION_CHUNK):
-            pixels = pixel_values[start : start + VISION_CHUNK].to(self.device, self.dtype)
-            masks = self.mask_embeddings(mask_values[start : start + VISION_CHUNK].to(self.device))
+        for start in range(0, pixel_values.shape[0], tiles_per_call):
+            pixels = pixel_values[start : start + tiles_per_call].to(self.device, self.dtype)
+            masks = self.mask_embeddings(mask_values[start : start + tiles_per_call].to(self.device))
             hidden = encode_patches(tower, pixels, masks)
             if self.config.mllm.vision_use_cls_token:
                 hidden = hidden[:, 1:, :]

@@ -3,8 +3,11 @@
 A frame becomes a 448x448 thumbnail (the whole frame squashed to one tile) followed by an
 ``ncw x nch`` grid of 448 tiles cut row-major from the frame resized to
 ``(ncw*448, nch*448)``; both resizes are bicubic with antialiasing on uint8, then pixels
-are normalised with mean = std = 0.5, exactly as transformers' PerceptionLM image
-processor does (see ``tests/test_gar_processor.py``). The grid is PLM's choice: the
+are normalised with mean = std = 0.5, exactly as the processor the checkpoints were made
+with does: transformers 4.56's PerceptionLM fast image processor (and the reference's copy
+of it), which resizes with torchvision's v1 ``transforms.functional.resize`` (float32
+interpolation, clamp, round). transformers 5 switched to the v2 resize, whose uint8
+results differ by a few levels; see ``tests/test_gar_processor.py``. The grid is PLM's choice: the
 canvas of at most ``max_num_tiles`` tiles that holds the frame without downsampling and
 upsamples its short side the most, else the closest aspect ratio.
 
@@ -24,7 +27,7 @@ from typing import Mapping
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import functional as tvF
+from torchvision.transforms import functional as tvF
 
 from garvid.errors import CheckpointError, RegionError
 from garvid.options import MaskResample
@@ -178,10 +181,11 @@ def choose_grid(width: int, height: int, tile_size: int, max_num_tiles: int) -> 
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB copy of a PIL image; transparency is composited onto white, as PLM's processor does."""
-    if "A" in image.getbands() or image.info.get("transparency") is not None:
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+    """RGB copy of a PIL image, made as transformers 4.56's ``convert_to_rgb`` made it.
+
+    That is PIL's plain ``convert("RGB")``: transparency is dropped, not composited onto
+    white (transformers 5 composites; the checkpoints were made with 4.56).
+    """
     return image.convert("RGB")
 
 

@@ -44,8 +44,12 @@ def gar_config(
     text_kv_heads: int = 2,
     text_intermediate: int = 128,
     vocab_size: int | None = None,
+    tie_word_embeddings: bool = False,
 ) -> GARConfig:
-    """A GAR config shaped like GAR-1B or GAR-8B with the given widths and depths."""
+    """A GAR config shaped like GAR-1B or GAR-8B with the given widths and depths.
+
+    ``tie_word_embeddings`` shares the LM head with the input embedding, as GAR-1B does.
+    """
     vision = TimmWrapperConfig(
         architecture=_ARCHITECTURES[shape],
         do_pooling=False,
@@ -72,7 +76,7 @@ def gar_config(
         rms_norm_eps=1e-5,
         bos_token_id=128000,
         eos_token_id=[128001, 128009],
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie_word_embeddings,
     )
     mllm = PerceptionLMConfig(
         vision_config=vision.to_dict(),
@@ -92,11 +96,18 @@ def random_gar(config: GARConfig, seed: int = 0) -> GARModel:
         return GARModel(config).eval()
 
 
-def save_checkpoint(model: GARModel, directory: Path, *, shards: int = 2, max_num_tiles: int = 16) -> None:
-    """Write ``model`` in the released layout: config, sharded safetensors + index, tokenizer."""
+def save_checkpoint(
+    model: GARModel, directory: Path, *, shards: int = 2, max_num_tiles: int = 16, clean_up: bool = False
+) -> None:
+    """Write ``model`` in the released layout: config, sharded safetensors + index, tokenizer.
+
+    ``clean_up`` is the tokenizer's ``clean_up_tokenization_spaces`` (the released ones set it).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.config.tied_embeddings:  # stored once, under the embedding's name, like transformers saves it
+        del state["mllm.lm_head.weight"]
     keys = sorted(state)
     weight_map = {}
     for index in range(shards):
@@ -106,7 +117,7 @@ def save_checkpoint(model: GARModel, directory: Path, *, shards: int = 2, max_nu
         weight_map.update({k: name for k in part})
     index_data = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}, "weight_map": weight_map}
     (directory / "model.safetensors.index.json").write_text(json.dumps(index_data, indent=2) + "\n")
-    write_tiny_processor_files(directory, max_num_tiles=max_num_tiles)
+    write_tiny_processor_files(directory, max_num_tiles=max_num_tiles, clean_up=clean_up)
 
 
 def ensure_tiny_checkpoint(shape: Shape = "gar-8b", seed: int = 0, cache_dir: Path | None = None) -> Path:

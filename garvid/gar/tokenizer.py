@@ -88,6 +88,29 @@ def validate_tokenizer(tokenizer, source: str) -> None:
             )
 
 
+# transformers 4.56.2's ``clean_up_tokenization`` (the version the released checkpoints ran
+# with), applied in this order by ``str.replace``. transformers 5 skips it for BPE tokenizers.
+_CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+#: Longest pattern of :data:`_CLEAN_UP` minus one: how far back a later token can still change the text.
+CLEAN_UP_REACH = max(len(pattern) for pattern, _ in _CLEAN_UP) - 1
+
+
+def clean_up_tokenization(text: str) -> str:
+    """Remove the spaces transformers 4.x removed when a tokenizer asked for clean-up."""
+    for pattern, replacement in _CLEAN_UP:
+        text = text.replace(pattern, replacement)
+    return text
+
+
+def wants_clean_up(tokenizer) -> bool:
+    """Whether the checkpoint's tokenizer sets ``clean_up_tokenization_spaces`` (GAR's does).
+
+    garvid then applies :func:`clean_up_tokenization` itself: transformers 5.x ignores the
+    flag for byte-level BPE tokenizers, 4.56.2 (the reference's) did not.
+    """
+    return bool(getattr(tokenizer, "clean_up_tokenization_spaces", False))
+
+
 def load_tokenizer(checkpoint_dir: str | Path):
     """The checkpoint's fast tokenizer (``tokenizer.json``, local files only), validated.
 
@@ -204,8 +227,11 @@ def _tiny_tokenizer_json() -> str:
     return tokenizer.to_str()
 
 
-def build_tiny_tokenizer():
-    """A deterministic tiny fast tokenizer carrying GAR's real special-token ids and PLM's chat template."""
+def build_tiny_tokenizer(*, clean_up: bool = False):
+    """A deterministic tiny fast tokenizer carrying GAR's real special-token ids and PLM's chat template.
+
+    ``clean_up`` sets ``clean_up_tokenization_spaces`` (True in the released checkpoints).
+    """
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
@@ -216,19 +242,19 @@ def build_tiny_tokenizer():
         pad_token="<|end_of_text|>",
         extra_special_tokens={"image_token": IMAGE_TOKEN, "video_token": "<|video|>"},
         model_input_names=["input_ids", "attention_mask"],
-        clean_up_tokenization_spaces=False,
+        clean_up_tokenization_spaces=clean_up,
     )
     tokenizer.chat_template = PLM_CHAT_TEMPLATE
     validate_tokenizer(tokenizer, "the tiny tokenizer")
     return tokenizer
 
 
-def write_tiny_processor_files(directory: str | Path, *, max_num_tiles: int = 16) -> None:
+def write_tiny_processor_files(directory: str | Path, *, max_num_tiles: int = 16, clean_up: bool = False) -> None:
     """Write tokenizer files, ``preprocessor_config.json``, ``processor_config.json`` and
     ``chat_template.jinja`` so a tiny checkpoint folder looks like a real GAR one."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    build_tiny_tokenizer().save_pretrained(directory)
+    build_tiny_tokenizer(clean_up=clean_up).save_pretrained(directory)
     (directory / "chat_template.jinja").write_text(PLM_CHAT_TEMPLATE, encoding="utf-8")
     preprocessor = {
         "image_processor_type": "PerceptionLMImageProcessorFast",

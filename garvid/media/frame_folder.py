@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from garvid.errors import VideoError
+from garvid.errors import GarvidWarning, VideoError
 from garvid.media.source import FrameSource, VideoInfo
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
@@ -25,6 +26,11 @@ _NUMBER = re.compile(r"\d+")
 
 def frame_files(folder: Path) -> list[Path]:
     """The frame files of ``folder`` in frame order; VideoError when there are none or two share a number."""
+    return list(numbered_frames(folder).values())
+
+
+def numbered_frames(folder: Path) -> dict[int, Path]:
+    """Frame number -> file, in frame order (see :func:`frame_files`)."""
     numbered: dict[int, Path] = {}
     for path in folder.iterdir():
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -38,7 +44,19 @@ def frame_files(folder: Path) -> list[Path]:
         numbered[number] = path
     if not numbered:
         raise VideoError(f"{folder}: no JPEG or PNG frames in this folder")
-    return [numbered[n] for n in sorted(numbered)]
+    return {n: numbered[n] for n in sorted(numbered)}
+
+
+def numbering_gaps(numbers: list[int]) -> str | None:
+    """How ascending frame numbers skip ("3 of 0..9 missing: 1, 4, 5"), or None when they do not."""
+    first, last = numbers[0], numbers[-1]
+    missing = last - first + 1 - len(numbers)
+    if not missing:
+        return None
+    present = set(numbers)
+    examples = [n for n in range(first, last + 1) if n not in present][:3]
+    shown = ", ".join(map(str, examples)) + (", ..." if missing > len(examples) else "")
+    return f"{missing} of {first}..{last} missing: {shown}"
 
 
 def folder_digest(folder: Path) -> str:
@@ -59,9 +77,18 @@ class FrameFolder(FrameSource):
         self._name = str(path)
         if fps is not None and not fps > 0:
             raise VideoError(f"{self._name}: the frame rate must be positive, got {fps}")
-        self._files = frame_files(self._path)
+        numbered = numbered_frames(self._path)
+        self._files = list(numbered.values())
         width, height = self._read(0).shape[1::-1]
         rate = float(fps or DEFAULT_FPS)
+        gaps = numbering_gaps(list(numbered))
+        if gaps:
+            warnings.warn(
+                f"{self._name}: the frame numbers have gaps ({gaps}); the {len(self._files)} files are read as "
+                f"consecutive frames at {rate:g} fps, so times and durations count files, not frame numbers",
+                GarvidWarning,
+                stacklevel=2,
+            )
         self._times = np.arange(len(self._files), dtype=np.float64) / rate
         self.info = VideoInfo(
             path=self._name,

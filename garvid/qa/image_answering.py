@@ -15,12 +15,12 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.answering import TokenCallback, generate_answer, synchronize
 from garvid.gar.encoding import encode_with_replays
-from garvid.gar.processor import ImageConfig, preprocess_image, to_rgb
+from garvid.gar.processor import ImageConfig, NormBox, preprocess_image, to_rgb
 from garvid.gar.prompt import (
     DESCRIBE_INSTRUCTION,
     DESCRIBE_SLOT,
@@ -30,7 +30,7 @@ from garvid.gar.prompt import (
     tokenize_prompt,
 )
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
-from garvid.options import GenerationOptions, PromptOptions
+from garvid.options import DEFAULT_ATTENTION, GenerationOptions, PromptOptions
 from garvid.presets import default_preset
 from garvid.regions.input import RegionInput
 from garvid.regions.masks import mask_bbox
@@ -63,8 +63,14 @@ class ImageAnswer:
         return data
 
 
-def load_image(image: Image.Image | str | Path) -> Image.Image:
-    """An RGB PIL image from a path or an image; GarvidError when unreadable."""
+def load_image(image: Image.Image | str | Path, *, exif_orientation: bool = True) -> Image.Image:
+    """An RGB PIL image from a path or an image; GarvidError when unreadable.
+
+    A file is turned as its EXIF orientation says, so it is the picture as displayed (as a
+    video's rotation is applied) and masks are drawn on that; ``exif_orientation=False``
+    keeps the stored pixels, as the reference's benchmark code reads its images. An image
+    passed in is taken as it is.
+    """
     if isinstance(image, Image.Image):
         return to_rgb(image)
     path = Path(image)
@@ -72,7 +78,7 @@ def load_image(image: Image.Image | str | Path) -> Image.Image:
         raise GarvidError(f"image file not found: {path}")
     try:
         with Image.open(path) as opened:
-            return to_rgb(opened)
+            return to_rgb(ImageOps.exif_transpose(opened) if exif_orientation else opened)
     except (UnidentifiedImageError, OSError) as error:
         raise GarvidError(f"cannot read image {path}: {error}") from None
 
@@ -105,23 +111,12 @@ def answer_image(
     question: str | None,
     model,
     *,
-    tokenizer=None,
-    image_config: ImageConfig | None = None,
-    chat_template: str | None = None,
     generation: GenerationOptions = GenerationOptions(),
     prompt: PromptOptions = PromptOptions(),
     on_token: TokenCallback | None = None,
 ) -> ImageAnswer:
-    """Ask ``model`` (a loaded GARModel) about ``masks`` (object id -> bool mask) in ``image``.
-
-    Tokenizer, tile limits and chat template default to the model's checkpoint files.
-    """
-    started = time.perf_counter()
-    checkpoint_dir = Path(model.checkpoint_dir)
-    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(checkpoint_dir)
-    image_config = image_config or ImageConfig.from_checkpoint(checkpoint_dir)
-    chat_template = chat_template or load_chat_template(checkpoint_dir, tokenizer)
-
+    """Ask ``model`` (a loaded GARModel) about ``masks`` (object id -> bool mask) in ``image``,
+    with the tokenizer, tile limits and chat template of the model's checkpoint."""
     frame = load_image(image)
     size = frame.size
     for object_id, mask in masks.items():
@@ -131,9 +126,49 @@ def answer_image(
             )
     plan = _plan_prompt(sorted(masks), question, prompt.multiple_choice)
     slot_masks = {slot: np.asarray(masks[object_id], dtype=bool) for slot, object_id in plan.slot_objects.items()}
-    inputs = preprocess_image(frame, slot_masks, image_config, mask_resample=prompt.mask_resample)
+    layout = RegionLayout(plan.text, slot_masks, plan.slot_objects, plan.prompt_question)
+    return answer_layout(frame, layout, model, question=question, generation=generation, prompt=prompt, on_token=on_token)
+
+
+@dataclass(frozen=True)
+class RegionLayout:
+    """How the regions reach GAR: the user turn, the mask map's regions and their replay boxes."""
+
+    text: str  # the user turn: region list, crop runs, question
+    masks: dict[int, np.ndarray]  # prompt slot -> the pixels painted with its id (the lowest slot wins on overlap)
+    slot_objects: dict[int, int]  # prompt slot -> the user's object id
+    prompt_question: str  # the question as GAR reads it
+    boxes: dict[int, NormBox] | None = None  # replay box of each replayed slot; None: its own mask's box
+
+
+def answer_layout(
+    frame: Image.Image,
+    layout: RegionLayout,
+    model,
+    *,
+    question: str | None = None,
+    tokenizer=None,
+    image_config: ImageConfig | None = None,
+    chat_template: str | None = None,
+    generation: GenerationOptions = GenerationOptions(),
+    prompt: PromptOptions = PromptOptions(),
+    on_token: TokenCallback | None = None,
+) -> ImageAnswer:
+    """Ask ``model`` about an RGB ``frame`` shown through ``layout`` (``question`` is only recorded).
+
+    Every slot whose crop tokens are in the text is replayed, from ``layout.boxes`` when given.
+    Tokenizer, tile limits and chat template default to the model's checkpoint files.
+    """
+    started = time.perf_counter()
+    checkpoint_dir = Path(model.checkpoint_dir)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(checkpoint_dir)
+    image_config = image_config or ImageConfig.from_checkpoint(checkpoint_dir)
+    chat_template = chat_template or load_chat_template(checkpoint_dir, tokenizer)
+    inputs = preprocess_image(frame, layout.masks, image_config, mask_resample=prompt.mask_resample)
+    if layout.boxes is not None:
+        inputs = replace(inputs, region_boxes=dict(layout.boxes))
     tokens = tokenize_prompt(
-        tokenizer, chat_template, plan.text, image_config.tokens_per_tile * inputs.num_tiles, double_bos=prompt.double_bos
+        tokenizer, chat_template, layout.text, image_config.tokens_per_tile * inputs.num_tiles, double_bos=prompt.double_bos
     )
     preprocessed = time.perf_counter()
 
@@ -149,14 +184,14 @@ def answer_image(
     generated = time.perf_counter()
 
     regions = [
-        RegionSummary(id=plan.slot_objects[slot], slot=slot, bbox=mask_bbox(mask), area=int(np.count_nonzero(mask)))
-        for slot, mask in sorted(slot_masks.items())
+        RegionSummary(id=layout.slot_objects[slot], slot=slot, bbox=mask_bbox(mask), area=int(np.count_nonzero(mask)))
+        for slot, mask in sorted(layout.masks.items())
     ]
     return ImageAnswer(
         answer=answer,
         answer_token_ids=answer_ids,
         question=question,
-        prompt_question=plan.prompt_question,
+        prompt_question=layout.prompt_question,
         regions=regions,
         model={
             "name": str(model.name),
@@ -186,8 +221,13 @@ class ImageRequest:
     dtype: str = "auto"
     device: str = "auto"
     resize_masks: bool = False
+    attn: str = DEFAULT_ATTENTION  # the language model's attention kernel
     generation: GenerationOptions = GenerationOptions()
     prompt: PromptOptions = PromptOptions()
+
+    def input_paths(self) -> tuple[Path | str | None, ...]:
+        """What the request reads from disk (a model that is not a path is a preset or hub id)."""
+        return (self.image, *self.masks, self.model, self.tracker, self.prompts.detector)
 
 
 @dataclass
@@ -204,11 +244,13 @@ def prepare_image(request: ImageRequest) -> PreparedImage:
 
     Everything that can go wrong with the user's input fails here, before the slow model load.
     """
+    from garvid.devices import check_attention
     from garvid.regions.prompts import load_masks
 
+    check_attention(request.attn, request.device)
     frame = load_image(request.image)
     if not (request.prompts.boxes or request.prompts.points or request.prompts.objects):
-        masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks)
+        masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks, target="the image (as displayed)")
         _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
         return PreparedImage(request=request, frame=frame, masks=masks)
     return PreparedImage(request=request, frame=frame, masks=_segment(request, frame))
@@ -236,7 +278,9 @@ def ask_image(request: ImageRequest | PreparedImage, *, on_token: TokenCallback 
 
     prepared = request if isinstance(request, PreparedImage) else prepare_image(request)
     options = prepared.request
-    model = load_gar(options.model or default_preset("models"), dtype=options.dtype, device=options.device)
+    model = load_gar(
+        options.model or default_preset("models"), dtype=options.dtype, device=options.device, attn_implementation=options.attn
+    )
     return answer_image(
         prepared.frame,
         prepared.masks,

@@ -7,6 +7,7 @@ keyframe has a mask of every object and the tracker never runs on frames nobody 
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
@@ -14,6 +15,9 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 from garvid.errors import GarvidError
+
+#: Shortest ``--window``: answers are timed to a tenth of a second.
+MIN_WINDOW = 0.1
 
 Strategy = Literal["uniform", "visible"]
 STRATEGIES: tuple[str, ...] = ("uniform", "visible")
@@ -53,8 +57,10 @@ def split_windows(span: Window, timestamps: np.ndarray, seconds: float | None) -
     """``span`` cut into consecutive windows of ``seconds`` (the last may be shorter); one window without."""
     if seconds is None:
         return [span]
-    if not seconds > 0:
-        raise GarvidError(f"--window must be a positive number of seconds, got {seconds:g}")
+    if not math.isfinite(seconds):
+        raise GarvidError(f"--window must be a finite number of seconds, got {seconds:g}: leave it out for one answer")
+    if not seconds >= MIN_WINDOW:
+        raise GarvidError(f"--window must be at least {MIN_WINDOW:g} s (timed answers show tenths of a second), got {seconds:g}")
     last_frame_time = float(timestamps[span.stop - 1])
     starts = [span.start + i * seconds for i in range(math.ceil((span.end - span.start) / seconds))]
     starts = [start for start in starts if start <= last_frame_time + 1e-6]  # a tail with no frame joins the window before
@@ -66,6 +72,35 @@ def split_windows(span: Window, timestamps: np.ndarray, seconds: float | None) -
         if stop > first:
             windows.append(Window(start=round(start, 6), end=round(end, 6), first=first, stop=stop))
     return windows
+
+
+def join_frameless_windows(windows: Sequence[Window], tracked: Sequence[int]) -> list[Window]:
+    """``windows`` with each one that holds no ``tracked`` frame joined to the window before
+    it (a leading one to the window after), so every window has keyframes to answer from.
+
+    A window can miss the tracked grid when it is shorter than the stride, or on a
+    variable-frame-rate clip. ``tracked`` is ascending. GarvidError when no window holds one.
+    """
+    joined: list[Window] = []
+    head: Window | None = None  # leading frameless windows, waiting for the first with frames
+    for window in windows:
+        index = bisect.bisect_left(tracked, window.first)
+        if index < len(tracked) and tracked[index] < window.stop:
+            joined.append(window if head is None else _joined(head, window))
+            head = None
+        elif joined:
+            joined[-1] = _joined(joined[-1], window)
+        else:
+            head = window if head is None else _joined(head, window)
+    if not joined:
+        raise GarvidError(
+            f"no tracked frame falls between {windows[0].start:g} s and {windows[-1].end:g} s: use a smaller --stride or a longer span"
+        )
+    return joined
+
+
+def _joined(earlier: Window, later: Window) -> Window:
+    return Window(start=earlier.start, end=later.end, first=earlier.first, stop=later.stop)
 
 
 def pick_uniform(candidates: Sequence[int], count: int) -> list[int]:

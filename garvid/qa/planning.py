@@ -3,6 +3,7 @@ small files, and the temporal prompt's layout, tokens and size (all before a mod
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +28,9 @@ class QuestionPlan:
     prompt_question: str
 
 
+_PROMPT_SLOT = re.compile(r"<Prompt(\d+)>")
+
+
 def plan_request(request: VideoRequest, prompts: RegionPrompts, protocol: Protocol) -> QuestionPlan:
     """Check the question against the prompts' objects (or plan a description of them all)."""
     object_ids = prompts.object_ids
@@ -34,8 +38,25 @@ def plan_request(request: VideoRequest, prompts: RegionPrompts, protocol: Protoc
         if not object_ids:
             raise RegionError("no regions given: pass at least one mask, box or point")
         return QuestionPlan(sorted(object_ids), {}, describe_question(protocol.text, DESCRIBE_SLOT))
+    if request.literal_question:
+        return _literal_plan(object_ids, request.question)
     plan = plan_question(object_ids, request.question, request.prompt.multiple_choice)
     return QuestionPlan(sorted(plan.slot_objects.values()), plan.slot_objects, plan.question)
+
+
+def _literal_plan(object_ids: list[int], question: str) -> QuestionPlan:
+    """A benchmark's question, asked as written: ``<PromptK>`` is object K+1, other words are text.
+
+    (User questions are rewritten: "object 2" or "#2" becomes ``<Prompt1>``; a benchmark
+    question such as VideoRefer's keeps its ``<object0>`` labels as text.)
+    """
+    slots = sorted({int(k) for k in _PROMPT_SLOT.findall(question)})
+    if not slots:
+        raise RegionError("the question names no region (<PromptK>)")
+    missing = [f"<Prompt{slot}>" for slot in slots if slot + 1 not in object_ids]
+    if missing:
+        raise RegionError(f"the question names {missing[0]} but no mask fills that slot")
+    return QuestionPlan([slot + 1 for slot in slots], {slot: slot + 1 for slot in slots}, question)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from garvid.options import GenerationOptions, PromptOptions
+from garvid.options import DEFAULT_ATTENTION, GenerationOptions, PromptOptions
 from garvid.qa.keyframes import Strategy
 from garvid.regions.input import RegionInput
 
@@ -20,6 +20,7 @@ class VideoRequest:
     video: Path
     regions: RegionInput
     question: str | None = None
+    literal_question: bool = False  # the question is GAR's own text (<PromptK> names slot K): nothing is rewritten
     frames: int | None = None  # keyframes per window; None = the protocol's
     strategy: Strategy = "uniform"
     start: float | None = None  # seconds
@@ -32,7 +33,12 @@ class VideoRequest:
     device: str = "auto"
     fps: float | None = None  # frame rate of a folder of frames (video files state their own)
     dtype: str = "auto"
+    attn: str = DEFAULT_ATTENTION  # the language model's attention kernel
     generation: GenerationOptions = GenerationOptions()
     prompt: PromptOptions = PromptOptions()
     cache_dir: Path | None = None  # None = garvid's user cache
     use_cache: bool = True
+
+    def input_paths(self) -> tuple[Path | str | None, ...]:
+        """What the request reads from disk (names that are not paths are presets or hub ids)."""
+        return (self.video, *self.regions.masks, self.protocol, self.model, self.tracker)

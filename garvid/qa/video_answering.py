@@ -20,6 +20,7 @@ import torch
 
 from garvid.detection.checkpoints import check_detector, detector_name
 from garvid.detection.objects import detect_objects
+from garvid.devices import check_attention, resolve_device
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.answering import generate_answer, synchronize
 from garvid.gar.encoding import encode_with_replays
@@ -29,7 +30,14 @@ from garvid.media.open import open_video
 from garvid.media.source import FrameSource
 from garvid.presets import default_preset, random_weights_warning
 from garvid.qa.answers import NOT_VISIBLE_TEXT, Answer, VideoAnswer
-from garvid.qa.keyframes import Window, fit_keyframes, frame_span, select_keyframes, split_windows
+from garvid.qa.keyframes import (
+    Window,
+    fit_keyframes,
+    frame_span,
+    join_frameless_windows,
+    select_keyframes,
+    split_windows,
+)
 from garvid.qa.planning import GarFiles, QuestionPlan, TemporalPromptBuilder, plan_request
 from garvid.qa.protocol import Protocol, load_protocol
 from garvid.qa.reporting import Reporter
@@ -62,19 +70,35 @@ class _Job:
     @classmethod
     def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, model_source: str) -> _Job:
         """Check the request (fails before any model loads) and plan keyframes and tracking."""
+        from garvid.gar.loading import resolve_dtype
+
+        check_attention(request.attn, request.device)
         protocol = load_protocol(request.protocol)
+        resolve_dtype(request.dtype, resolve_device(request.device))  # every option is checked before work starts
         info = video.info
         prompts = request.regions.resolve(info)
         check_detector(request.regions)
         plan = plan_request(request, prompts, protocol)
+        if request.question is not None and "<Prompt" not in plan.prompt_question:
+            reporter.warn(
+                "the question names no object (write 'object 2' or '#2'): it is asked about every object, "
+                + ", ".join(str(o) for o in plan.objects)
+            )
         stride = parse_stride(request.stride)
         timestamps = video.timestamps()
         span = frame_span(timestamps, info.duration, request.start, request.end)
         windows = split_windows(span, timestamps, request.window)
         files = GarFiles.read(model_source)
         builder = TemporalPromptBuilder(files, protocol, request.prompt, (info.width, info.height))
-        frames = _fit_frames(request, protocol, builder, plan, span, reporter)
+        frames = _fit_frames(request, protocol, builder, plan, span, windows, reporter)
         tracked = _frames_to_track(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
+        planned = len(windows)
+        windows = join_frameless_windows(windows, tracked)
+        if len(windows) < planned:
+            reporter.warn(
+                f"{planned - len(windows)} of {planned} windows hold no tracked frame: each was joined to the window "
+                "before it (use a smaller --stride or a longer --window for one answer per window)"
+            )
         return cls(
             protocol=protocol,
             prompts=prompts.only(plan.objects),
@@ -146,7 +170,7 @@ def answer_video(
                 reporter.warn(warning)
         if model is None:
             loading = time.perf_counter()
-            model = load_gar(files.name, dtype=request.dtype, device=request.device)
+            model = load_gar(files.name, dtype=request.dtype, device=request.device, attn_implementation=request.attn)
             timings["load"] = time.perf_counter() - loading
         answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings)
         seen = sorted({f for frames_of in visible.values() for f in frames_of})
@@ -167,7 +191,7 @@ def answer_video(
         windowed=request.window is not None,
         objects=_object_summaries(tracks, used),
         keyframes=[{"frame": f, "time": float(job.timestamps[f])} for f in used],
-        frames_per_window=job.frames,
+        frames_per_window=max(len(answer.keyframes) for answer in answers),
         model={"name": str(model.name), "path": str(model.checkpoint_dir), "dtype": str(model.dtype).removeprefix("torch."), "device": str(model.device)},
         tracker={"name": tracks.tracker, "stride": tracks.stride, "device": tracks.device, "tracked_frames": len(tracks.frames), "cached": cached},
         protocol=job.protocol.to_json(),
@@ -176,14 +200,30 @@ def answer_video(
 
 
 def _fit_frames(
-    request: VideoRequest, protocol: Protocol, builder: TemporalPromptBuilder, plan: QuestionPlan, span: Window, reporter: Reporter
+    request: VideoRequest,
+    protocol: Protocol,
+    builder: TemporalPromptBuilder,
+    plan: QuestionPlan,
+    span: Window,
+    windows: list[Window],
+    reporter: Reporter,
 ) -> int:
-    """Keyframes per window: the request's (or protocol's), fewer when the prompt would not fit."""
+    """Keyframes per window: the request's (or protocol's), at most a window's frames, fewer
+    when the prompt would not fit."""
     wanted = request.frames or protocol.frames
     if wanted < 1:
         raise GarvidError(f"--frames must be at least 1, got {wanted}")
+    wanted = min(wanted, max(window.stop - window.first for window in windows))  # no window has more to pick from
     slots = [DESCRIBE_SLOT] if request.question is None else sorted(plan.slot_objects)
     budget = min(protocol.context_tokens, builder.files.context - request.generation.max_new_tokens)
+    one = builder.worst_case_length(1, slots, plan.prompt_question, span.end)
+    if one > budget:
+        without_question = builder.worst_case_length(1, slots, "", span.end)
+        if without_question <= budget:
+            raise GarvidError(
+                f"the question is too long: {one - without_question} tokens, and at most "
+                f"{budget - without_question} fit beside one keyframe"
+            )
     frames = fit_keyframes(lambda k: builder.worst_case_length(k, slots, plan.prompt_question, span.end), wanted, budget)
     if frames < wanted:
         reporter.warn(
@@ -198,8 +238,6 @@ def _frames_to_track(
 ) -> list[int]:
     """The tracked grid: the span (extended to reach the prompt frame) every ``stride`` frames."""
     if stride is None:
-        from garvid.devices import resolve_device
-
         stride = auto_stride(span.stop - span.first, keyframes, resolve_device(request.device).type)
     first, stop = min(span.first, prompt_frame), max(span.stop, prompt_frame + 1)
     return tracked_frames(num_frames, prompt_frame, stride, first, stop)

@@ -59,8 +59,13 @@ class RegionPrompts:
         )
 
 
+#: Image formats whose compression changes pixel values: a label map saved in one gains
+#: stray ids along object edges (new objects, grown ones) and cannot be trusted.
+_LOSSY_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG"}
+
+
 def _label_map(path: Path) -> np.ndarray:
-    """Read a mask PNG as an integer label map (H, W); colour images are refused."""
+    """Read a mask PNG as an integer label map (H, W); colour and lossy images are refused."""
     if not path.is_file():
         raise RegionError(f"mask file not found: {path}")
     try:
@@ -68,6 +73,11 @@ def _label_map(path: Path) -> np.ndarray:
             image.load()
     except (UnidentifiedImageError, OSError) as error:
         raise RegionError(f"cannot read mask {path}: not an image ({error})") from None
+    if image.format in _LOSSY_FORMATS:
+        raise RegionError(
+            f"mask {path} is a {_LOSSY_FORMATS[image.format]} file, whose lossy compression adds stray object "
+            "ids along edges; save the mask as PNG (palette or grayscale, pixel value N marks object N)"
+        )
     if image.mode in ("P", "L", "1", "I", "I;16"):
         return np.asarray(image).astype(np.int64)
     if image.mode in ("LA", "PA"):
@@ -81,24 +91,29 @@ def _label_map(path: Path) -> np.ndarray:
     )
 
 
-def _fit_to_frame(labels: np.ndarray, path: Path, size: tuple[int, int], resize: bool) -> np.ndarray:
+def _fit_to_frame(labels: np.ndarray, path: Path, size: tuple[int, int], resize: bool, target: str) -> np.ndarray:
     width, height = size
     if labels.shape == (height, width):
         return labels
     if not resize:
         raise RegionError(
-            f"mask {path} is {labels.shape[1]}x{labels.shape[0]} but the video is {width}x{height}; "
+            f"mask {path} is {labels.shape[1]}x{labels.shape[0]} but {target} is {width}x{height}; "
             "pass --resize-masks to resize it (nearest neighbour)"
         )
     resized = Image.fromarray(labels.astype(np.int32), mode="I").resize((width, height), Image.NEAREST)
     return np.asarray(resized).astype(np.int64)
 
 
-def load_masks(paths: Sequence[Path], size: tuple[int, int], *, resize: bool = False) -> dict[int, np.ndarray]:
-    """Object id -> boolean mask of ``size`` (width, height) from one label map or binary PNGs."""
+def load_masks(
+    paths: Sequence[Path], size: tuple[int, int], *, resize: bool = False, target: str = "the video"
+) -> dict[int, np.ndarray]:
+    """Object id -> boolean mask of ``size`` (width, height) from one label map or binary PNGs.
+
+    ``target`` names what the masks must fit in errors ("the video", "the image").
+    """
     paths = [Path(p) for p in paths]
     if len(paths) == 1:
-        labels = _fit_to_frame(_label_map(paths[0]), paths[0], size, resize)
+        labels = _fit_to_frame(_label_map(paths[0]), paths[0], size, resize, target)
         values = [int(v) for v in np.unique(labels) if v != 0]
         if set(values) == {255}:  # a single binary 0/255 mask is one object
             values, labels = [1], (labels != 0).astype(np.int64)
@@ -112,10 +127,17 @@ def load_masks(paths: Sequence[Path], size: tuple[int, int], *, resize: bool = F
             raise RegionError(f"{len(paths)} masks given; GAR follows at most {MAX_OBJECTS} objects")
         masks = {}
         for object_id, path in enumerate(paths, start=1):
-            mask = _fit_to_frame(_label_map(path), path, size, resize) != 0
-            if not mask.any():
+            labels = _fit_to_frame(_label_map(path), path, size, resize, target)
+            values = np.unique(labels[labels != 0])
+            if values.size > 1:
+                shown = ", ".join(str(v) for v in values[:6]) + (", ..." if values.size > 6 else "")
+                raise RegionError(
+                    f"mask {path} holds {values.size} object ids ({shown}) but a repeated --mask takes one binary "
+                    "PNG per object; pass this label map as the only --mask, or save each object on its own"
+                )
+            if not values.size:
                 raise RegionError(f"mask {path} (object {object_id}) is empty")
-            masks[object_id] = mask
+            masks[object_id] = labels != 0
     too_large = [i for i in masks if i > MAX_OBJECTS]
     if too_large:
         raise RegionError(

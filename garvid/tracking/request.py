@@ -35,6 +35,10 @@ class TrackRequest:
     device: str = "auto"
     fps: float | None = None  # frame rate of a folder of frames (video files state their own)
 
+    def input_paths(self) -> tuple[Path | str, ...]:
+        """What the request reads from disk (a tracker that is not a path is a preset)."""
+        return (self.video, *self.regions.masks, self.tracker, self.regions.detector)
+
 
 def parse_stride(stride: str) -> int | None:
     """A positive integer stride, or None for ``auto`` (chosen once the device is known)."""

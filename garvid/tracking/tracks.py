@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from garvid.errors import GarvidError
+from garvid.errors import GarvidError, RegionError
 from garvid.media.source import VideoInfo
-from garvid.regions.masks import RLE, BBox, decode_rle, encode_rle, mask_bbox
+from garvid.regions.masks import RLE, BBox, decode_rle, encode_rle, mask_bbox, rle_runs
 
 #: Decimal places kept for scores in JSON (a confidence needs no more).
 SCORE_DECIMALS = 4
@@ -195,6 +195,12 @@ class _TracksReader:
         bbox = self.read_bbox(bbox_json, video, f"{where}.bbox")
         if area < 0 or (bbox is None) != (area == 0):
             raise self.fail(f"{where}.area", f"{area} does not fit bbox {bbox_json}")
+        try:  # a corrupt mask is caught here, not when a later stage decodes it
+            runs = rle_runs(mask)
+        except RegionError as error:
+            raise self.fail(f"{where}.mask", str(error)) from None
+        if area != int(runs[1::2].sum()):
+            raise self.fail(f"{where}.area", f"{area} is not the mask's {int(runs[1::2].sum())} pixels")
         return ObjectObservation(bbox=bbox, area=area, score=score, rle={"size": size, "counts": counts})
 
     def read_bbox(self, value: Any, video: VideoInfo, where: str) -> BBox | None:

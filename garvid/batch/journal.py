@@ -1,0 +1,63 @@
+"""Which request each batch output answers, so that a rerun skips only true repeats.
+
+An output file says nothing about the question, model or protocol that produced it, so
+after each item the sink appends ``{"id", "request"}`` to ``OUT_DIR/.garvid-batch.jsonl``
+(written after the output itself: a crash in between leaves an output without a record,
+which a rerun treats as unknown, never as done). The request is every option that shapes
+the answer, with the video and mask as absolute paths; where it runs (device, cache) is left out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from garvid.qa.request import VideoRequest
+
+JOURNAL_FILE = ".garvid-batch.jsonl"
+
+
+def request_fields(request: VideoRequest) -> dict[str, Any]:
+    """The parts of ``request`` that decide its answer, as plain JSON values."""
+    regions = replace(request.regions, masks=tuple(Path(m).resolve() for m in request.regions.masks))
+    fields = asdict(replace(request, video=Path(request.video).resolve(), regions=regions))
+    for where in ("device", "cache_dir", "use_cache"):
+        del fields[where]
+    return json.loads(json.dumps(fields, default=str))
+
+
+class RequestJournal:
+    """The request each item's output answers, read from and appended to the journal file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.requests: dict[str, dict[str, Any]] = {}
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill: that output counts as unknown
+            if isinstance(entry, dict) and isinstance(entry.get("request"), dict):
+                self.requests[str(entry.get("id"))] = entry["request"]
+
+    def differences(self, task_id: str, request: VideoRequest) -> list[str] | None:
+        """None when the output of ``task_id`` answers ``request``; else the fields that differ
+        (``["unknown"]`` when no request was recorded for it)."""
+        recorded = self.requests.get(task_id)
+        if recorded is None:
+            return ["unknown"]
+        wanted = request_fields(request)
+        changed = sorted(k for k in wanted.keys() | recorded.keys() if wanted.get(k) != recorded.get(k))
+        return changed or None
+
+    def record(self, task_id: str, request: VideoRequest) -> None:
+        fields = request_fields(request)
+        self.requests[task_id] = fields
+        with open(self.path, "a", encoding="utf-8") as journal:
+            journal.write(json.dumps({"id": task_id, "request": fields}, ensure_ascii=False) + "\n")
