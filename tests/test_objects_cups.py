@@ -129,7 +129,7 @@ def test_segment_a_folder_then_batch_finds_the_masks(tmp_path: Path, capsys) -> 
     out = tmp_path / "answers"
     batch = ["batch", str(clips), "--describe", "--model", "tiny-random", *TINY, "--stride", "7", "--frames", "2"]
     assert run([*batch, "--max-new-tokens", "3", "-o", str(out)]) == 0, capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["a.json", "b.json"]
+    assert sorted(p.name for p in out.glob("*.json")) == ["a.json", "b.json"]
 
 
 @pytest.mark.slow
