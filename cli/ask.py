@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from garvid_cli.app import app
@@ -15,9 +15,14 @@ from garvid_cli.options import (
     Attn,
     Boxes,
     Detector,
+    CacheDir,
     Device,
     Dtype,
+    End,
+    Format,
     Fps,
+    Frames,
+    Keyframes,
     MaskFrame,
     MaskResample,
     Masks,
@@ -25,16 +30,21 @@ from garvid_cli.options import (
     Model,
     ObjectThreshold,
     Objects,
+    MultipleChoice,
+    NoCache,
     Output,
     Points,
+    Protocol,
     ReplayScaling,
     ResizeMasks,
     Sample,
     Seed,
+    Start,
     Stride,
     Temperature,
     TopP,
     Tracker,
+    WindowSeconds,
     borrow_parameters,
     generation_options,
     region_input,
@@ -50,23 +60,6 @@ from garvid.regions.input import RegionInput
 
 if TYPE_CHECKING:
     from garvid.qa.answers import Answer
-
-Frames = Annotated[Optional[int], typer.Option("--frames", min=1, help="Keyframes per answer (default: the protocol's).")]
-Keyframes = Annotated[
-    str, typer.Option("--keyframes", help="uniform: spread over the span; visible: over the frames where the objects are visible.")
-]
-Start = Annotated[Optional[float], typer.Option("--start", min=0.0, help="Analyse from this time (seconds).")]
-End = Annotated[Optional[float], typer.Option("--end", min=0.0, help="Analyse up to this time (seconds).")]
-WindowSeconds = Annotated[
-    Optional[float], typer.Option("--window", help="One answer per window of this many seconds (timed answers).")
-]
-Protocol = Annotated[Optional[str], typer.Option("--protocol", help="Prompt protocol name (configs/protocols) or TOML file.")]
-Format = Annotated[
-    Optional[str],
-    typer.Option("--format", "-f", help="text, json, srt or vtt (default: from the -o suffix, else text)."),
-]
-CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Tracking cache folder (default: garvid's user cache).")]
-NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the tracking cache.")]
 
 EXAMPLES = (
     "Examples:\n\n"
@@ -158,9 +151,7 @@ def ask(
     seed: Seed = DEFAULT_GENERATION.seed,
     temperature: Temperature = DEFAULT_GENERATION.temperature,
     top_p: TopP = DEFAULT_GENERATION.top_p,
-    multiple_choice: bool = typer.Option(
-        False, "--multiple-choice", help="End the question with GAR's 'Answer with the correct option's letter directly.'"
-    ),
+    multiple_choice: MultipleChoice = False,
     mask_resample: MaskResample = "nearest",
     replay_scaling: ReplayScaling = "reference",
     output_format: Format = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +12,7 @@ import typer
 from garvid_cli.app import app
 from garvid_cli.ask import video_request
 from garvid_cli.console import EXIT_INTERRUPTED, BarsReporter, StopOnInterrupt, stderr, warn
-from garvid_cli.options import borrow_parameters
+from garvid_cli.options import ENGINE, ITEMS, OUTPUT, borrow_parameters
 from rich.table import Table
 
 from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary
@@ -56,7 +57,8 @@ def read_tasks(source: str, recursive: bool, masks_optional: bool = False) -> tu
 
 
 def _summary_table(summary: BatchSummary) -> Table:
-    table = Table(title="garvid batch")
+    closed = f"stdout's reader closed it: {summary.done} answer(s) delivered" if summary.pipe_closed else None
+    table = Table(title="garvid batch", caption=closed)
     for column in ("done", "skipped", "failed", "time"):
         table.add_column(column, justify="right")
     table.add_row(str(summary.done), str(summary.skipped), str(summary.failed), f"{summary.seconds:.1f} s")
@@ -65,14 +67,28 @@ def _summary_table(summary: BatchSummary) -> Table:
 
 def batch(
     input_path: str = typer.Argument(..., metavar="INPUT", help="Folder, manifest (.csv/.jsonl) or - for stdin."),
-    question: Optional[str] = typer.Option(None, "--question", "-q", help="Question for every item without its own."),
-    describe: bool = typer.Option(False, "--describe", help="Describe every object instead of asking."),
-    output_dir: str = typer.Option("-", "--output", "-o", help="Folder for one output per item, or - for JSON lines on stdout."),
-    output_format: str = typer.Option("json", "--format", "-f", help="json, srt, vtt (one file per item) or jsonl (stdout)."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Also take videos in subfolders."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo items whose output already exists."),
-    engine: str = typer.Option("local", "--engine", help="local, or ray (pip install 'garvid[ray]')."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (default: start a local Ray)."),
+    question: Optional[str] = typer.Option(
+        None, "--question", "-q", help="Question for every item without its own.", rich_help_panel=ITEMS
+    ),
+    describe: bool = typer.Option(False, "--describe", help="Describe every object instead of asking.", rich_help_panel=ITEMS),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Also take videos in subfolders.", rich_help_panel=ITEMS),
+    output_dir: str = typer.Option(
+        "-", "--output", "-o", help="Folder for one output per item, or - for JSON lines on stdout.", rich_help_panel=OUTPUT
+    ),
+    output_format: str = typer.Option(
+        "json", "--format", "-f", help="json, srt, vtt (one file per item) or jsonl (stdout).", rich_help_panel=OUTPUT
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo items whose output already exists.", rich_help_panel=OUTPUT),
+    engine: str = typer.Option("local", "--engine", help="local, or ray (pip install 'garvid\\[ray]').", rich_help_panel=ENGINE),
+    ray_address: Optional[str] = typer.Option(
+        None,
+        "--ray-address",
+        help="Ray cluster to join: auto (the running one) or HOST:PORT. Default: RAY_ADDRESS if set, else a fresh local Ray.",
+        rich_help_panel=ENGINE,
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also show Ray's own log and progress lines.", rich_help_panel=ENGINE
+    ),
     **options,
 ) -> None:
     if describe and question:
@@ -83,6 +99,8 @@ def batch(
         raise GarvidError(f"--engine must be local or ray, not {engine!r}")
     if not output_dir.strip():
         raise GarvidError("-o names no folder (it is empty): give a folder, or - for JSON lines on stdout")
+    if engine != "ray" and (ray_address or verbose):
+        raise GarvidError(f"{'--ray-address' if ray_address else '--verbose'} is for --engine ray")
     out_dir = None if output_dir == "-" else Path(output_dir)
     if out_dir is None and output_format in ("srt", "vtt"):
         raise GarvidError(f"--format {output_format} writes one file per item: give an output folder with -o")
@@ -104,12 +122,13 @@ def batch(
     for name, kind in named:
         if name and (warning := random_weights_warning(name, kind)):
             reporter.warn(warning)  # said now, not again when the models load
-    with sink, StopOnInterrupt() as stop:
+    # Ray is reached before any item is planned: an unreachable cluster marks no item failed.
+    with sink, _engine_session(engine, ray_address, verbose), StopOnInterrupt() as stop:
         plan = plan_batch(tasks, problems, template, describe, sink)
         if engine == "ray":
             from garvid.batch.ray_engine import run_ray
 
-            summary = run_ray(plan, sink, address=ray_address, should_stop=stop)
+            summary = run_ray(plan, sink, reporter=reporter, should_stop=stop)
         else:
             summary = run_local(plan, sink, reporter, should_stop=stop)
     for failure in summary.failures:
@@ -123,6 +142,14 @@ def batch(
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _engine_session(engine: str, address: str | None, verbose: bool) -> AbstractContextManager:
+    if engine != "ray":
+        return nullcontext()
+    from garvid.batch.ray_engine import ray_session
+
+    return ray_session(address, verbose=verbose)
 
 
 def _register() -> None:

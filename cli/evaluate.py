@@ -10,7 +10,7 @@ import typer
 from garvid_cli.app import app
 from garvid_cli.ask import video_request
 from garvid_cli.console import EXIT_INTERRUPTED, StopOnInterrupt, WarningReporter, stderr, warn
-from garvid_cli.options import borrow_parameters, generation_options
+from garvid_cli.options import ITEMS, OUTPUT, borrow_parameters, generation_options
 from rich.table import Table
 
 from garvid.errors import GarvidError
@@ -85,18 +85,22 @@ def _progress(record: dict) -> None:
 
 def videorefer_q(
     annotations: Path = typer.Argument(..., metavar="ANNOTATIONS.json", help="VideoRefer-BenchQ questions."),
-    video_root: Path = typer.Option(..., "--video-root", help="Folder holding the items' frame folders (or videos)."),
+    video_root: Path = typer.Option(..., "--video-root", help="Folder holding the items' frame folders (or videos).", rich_help_panel=ITEMS),
     eval_protocol: str = typer.Option(
         "videorefer",
         "--eval-protocol",
         help="videorefer: VideoRefer's question text, single-frame masks and letter reading (as its published rows); "
         "garvid: GAR's multiple-choice layout, multi-frame masks, robust letter reading.",
+        rich_help_panel=ITEMS,
     ),
     mask_mode: Optional[str] = typer.Option(
-        None, "--mask-mode", help="multi: the given per-frame masks; single: the frame_idx mask, tracked by SAM2 (default: the protocol's)."
+        None,
+        "--mask-mode",
+        help="multi: the given per-frame masks; single: the frame_idx mask, tracked by SAM2 (default: the protocol's).",
+        rich_help_panel=ITEMS,
     ),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
-    output: Path = typer.Option(Path("videorefer_q.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions.", rich_help_panel=ITEMS),
+    output: Path = typer.Option(Path("videorefer_q.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable).", rich_help_panel=OUTPUT),
     **options,
 ) -> None:
     from garvid.eval import videorefer
@@ -127,9 +131,9 @@ def videorefer_q(
 
 def gar_bench_vqa(
     annotations: Path = typer.Argument(..., metavar="GAR-Bench-VQA.json", help="evaluation/GAR-Bench/annotations/GAR-Bench-VQA.json"),
-    image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder of the images (default: the annotations' folder)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
-    output: Path = typer.Option(Path("gar_bench_vqa.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable)."),
+    image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder of the images (default: the annotations' folder).", rich_help_panel=ITEMS),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions.", rich_help_panel=ITEMS),
+    output: Path = typer.Option(Path("gar_bench_vqa.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable).", rich_help_panel=OUTPUT),
     reference_compat: bool = typer.Option(
         True,
         "--reference-compat/--corrected",
@@ -137,6 +141,7 @@ def gar_bench_vqa(
             "reference: show GAR each item as the reference's evaluation did (set order of regions, every box the "
             "last mask's, <Prompt5>+ as plain text), as the published numbers were made; corrected: garvid image's path."
         ),
+        rich_help_panel=ITEMS,
     ),
     **options,
 ) -> None:

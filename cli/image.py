@@ -12,6 +12,7 @@ from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
 from garvid_cli.options import (
     DEFAULT_GENERATION,
+    OUTPUT,
     Attn,
     Device,
     Dtype,
@@ -70,7 +71,9 @@ def image(
     seed: Seed = DEFAULT_GENERATION.seed,
     temperature: Temperature = DEFAULT_GENERATION.temperature,
     top_p: TopP = DEFAULT_GENERATION.top_p,
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text: the answer; json: answer and details."),
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.text, "--format", help="text: the answer; json: answer and details.", rich_help_panel=OUTPUT
+    ),
     output: Output = None,
     resize_masks: ResizeMasks = False,
     mask_resample: MaskResample = "nearest",

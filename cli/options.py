@@ -12,56 +12,181 @@ from garvid.options import GenerationOptions
 from garvid.presets import default_preset
 from garvid.regions.input import RegionInput
 
+# Help panels: each command's options grouped the same way in --help.
+OBJECTS = "Objects"
+KEYFRAMES = "Keyframes and windows"
+MODELS = "Models and devices"
+TRACKING = "Video and tracking"
+DECODING = "Prompt and decoding"
+OUTPUT = "Output"
+ITEMS = "Items"  # batch and eval: what to run over
+ENGINE = "Engine"  # batch: where it runs
+
 Masks = Annotated[
     list[Path],
     typer.Option(
-        "--mask", "-m", help="Palette/grayscale label PNG (value N = object N), or repeat for one binary PNG per object."
+        "--mask",
+        "-m",
+        help="Palette/grayscale label PNG (value N = object N), or repeat for one binary PNG per object.",
+        rich_help_panel=OBJECTS,
     ),
 ]
-Boxes = Annotated[list[str], typer.Option("--box", help="x1,y1,x2,y2 in pixels; one object each (repeatable).")]
-Points = Annotated[list[str], typer.Option("--point", help="x,y in pixels; one object each (repeatable).")]
+Boxes = Annotated[
+    list[str], typer.Option("--box", help="x1,y1,x2,y2 in pixels; one object each (repeatable).", rich_help_panel=OBJECTS)
+]
+Points = Annotated[
+    list[str], typer.Option("--point", help="x,y in pixels; one object each (repeatable).", rich_help_panel=OBJECTS)
+]
 Objects = Annotated[
     list[str],
-    typer.Option("--object", help='An object by name ("the red cup"), found on the prompt frame; one object each (repeatable).'),
+    typer.Option(
+        "--object",
+        help='An object by name ("the red cup"), found on the prompt frame; one object each (repeatable).',
+        rich_help_panel=OBJECTS,
+    ),
 ]
 Detector = Annotated[
-    Optional[str], typer.Option("--detector", help="Detector for --object: preset (configs/detectors.toml) or checkpoint folder.")
+    Optional[str],
+    typer.Option(
+        "--detector", help="Detector for --object: preset (configs/detectors.toml) or checkpoint folder.", rich_help_panel=OBJECTS
+    ),
 ]
 ObjectThreshold = Annotated[
-    Optional[float], typer.Option("--object-threshold", help="Score an --object instance must beat (default: the detector's).")
+    Optional[float],
+    typer.Option(
+        "--object-threshold", help="Score an --object instance must beat (default: the detector's).", rich_help_panel=OBJECTS
+    ),
 ]
-MaskFrame = Annotated[int, typer.Option("--mask-frame", help="Frame index the masks, boxes, points and objects belong to.")]
-ResizeMasks = Annotated[bool, typer.Option("--resize-masks", help="Resize masks to the video size (nearest).")]
+MaskFrame = Annotated[
+    int,
+    typer.Option(
+        "--mask-frame", help="Frame index the masks, boxes, points and objects belong to.", rich_help_panel=OBJECTS
+    ),
+]
+ResizeMasks = Annotated[
+    bool, typer.Option("--resize-masks", help="Resize masks to the video size (nearest).", rich_help_panel=OBJECTS)
+]
+Frames = Annotated[
+    Optional[int],
+    typer.Option("--frames", min=1, help="Keyframes per answer (default: the protocol's).", rich_help_panel=KEYFRAMES),
+]
+Keyframes = Annotated[
+    str,
+    typer.Option(
+        "--keyframes",
+        help="uniform: spread over the span; visible: over the frames where the objects are visible.",
+        rich_help_panel=KEYFRAMES,
+    ),
+]
+Start = Annotated[
+    Optional[float], typer.Option("--start", min=0.0, help="Analyse from this time (seconds).", rich_help_panel=KEYFRAMES)
+]
+End = Annotated[
+    Optional[float], typer.Option("--end", min=0.0, help="Analyse up to this time (seconds).", rich_help_panel=KEYFRAMES)
+]
+WindowSeconds = Annotated[
+    Optional[float],
+    typer.Option("--window", help="One answer per window of this many seconds (timed answers).", rich_help_panel=KEYFRAMES),
+]
+Protocol = Annotated[
+    Optional[str],
+    typer.Option("--protocol", help="Prompt protocol name (configs/protocols) or TOML file.", rich_help_panel=KEYFRAMES),
+]
+Model = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model", help="Model preset (configs/models.toml), checkpoint folder or hub repo id.", rich_help_panel=MODELS
+    ),
+]
 Tracker = Annotated[
-    str, typer.Option("--tracker", help="Tracker preset (configs/trackers.toml) or a SAM2 .pt checkpoint.")
+    str,
+    typer.Option(
+        "--tracker", help="Tracker preset (configs/trackers.toml) or a SAM2 .pt checkpoint.", rich_help_panel=MODELS
+    ),
+]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=MODELS)]
+Dtype = Annotated[
+    str, typer.Option("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.", rich_help_panel=MODELS)
 ]
 Stride = Annotated[
     str,
-    typer.Option("--stride", help="Track every N-th frame (plus the prompt frame), or 'auto' (from --frames and the device)."),
+    typer.Option(
+        "--stride",
+        help="Track every N-th frame (plus the prompt frame), or 'auto' (from --frames and the device).",
+        rich_help_panel=TRACKING,
+    ),
 ]
-Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 Fps = Annotated[
-    Optional[float], typer.Option("--fps", min=0.001, help="Frame rate of a folder of frames (default 30; video files state theirs).")
+    Optional[float],
+    typer.Option(
+        "--fps",
+        min=0.001,
+        help="Frame rate of a folder of frames (default 30; video files state theirs).",
+        rich_help_panel=TRACKING,
+    ),
 ]
-Model = Annotated[
-    Optional[str], typer.Option("--model", help="Model preset (configs/models.toml), checkpoint folder or hub repo id.")
+CacheDir = Annotated[
+    Optional[Path],
+    typer.Option("--cache-dir", help="Tracking cache folder (default: garvid's user cache).", rich_help_panel=TRACKING),
 ]
-Dtype = Annotated[str, typer.Option("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.")]
+NoCache = Annotated[
+    bool, typer.Option("--no-cache", help="Neither read nor write the tracking cache.", rich_help_panel=TRACKING)
+]
+MaxNewTokens = Annotated[
+    int, typer.Option("--max-new-tokens", min=1, help="Stop after this many answer tokens.", rich_help_panel=DECODING)
+]
+Sample = Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding.", rich_help_panel=DECODING)]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed for --sample.", rich_help_panel=DECODING)]
+Temperature = Annotated[
+    float,
+    typer.Option("--temperature", min=0.0, help="Sampling temperature (with --sample).", rich_help_panel=DECODING),
+]
+TopP = Annotated[
+    float,
+    typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (with --sample).", rich_help_panel=DECODING),
+]
+MultipleChoice = Annotated[
+    bool,
+    typer.Option(
+        "--multiple-choice",
+        help="End the question with GAR's 'Answer with the correct option's letter directly.'",
+        rich_help_panel=DECODING,
+    ),
+]
 Attn = Annotated[
-    str, typer.Option("--attn", help="GAR's attention kernel: sdpa (works everywhere), flash_attention_2 (CUDA, as the reference) or eager.")
+    str,
+    typer.Option(
+        "--attn",
+        help="GAR's attention kernel: sdpa (works everywhere), flash_attention_2 (CUDA, as the reference) or eager.",
+        rich_help_panel=MODELS,
+    ),
 ]
-MaxNewTokens = Annotated[int, typer.Option("--max-new-tokens", min=1, help="Stop after this many answer tokens.")]
-Sample = Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding.")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed for --sample.")]
-Temperature = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (with --sample).")]
-TopP = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (with --sample).")]
 MaskResample = Annotated[
-    str, typer.Option("--mask-resample", help="Tile the mask map with nearest (exact ids) or bicubic (as in training).")
+    str,
+    typer.Option(
+        "--mask-resample",
+        help="Tile the mask map with nearest (exact ids) or bicubic (as in training).",
+        rich_help_panel=DECODING,
+    ),
 ]
 ReplayScaling = Annotated[
-    str, typer.Option("--replay-scaling", help="reference (the released weights' double box scaling) or single.")
+    str,
+    typer.Option(
+        "--replay-scaling",
+        help="reference (the released weights' double box scaling) or single.",
+        rich_help_panel=DECODING,
+    ),
 ]
-Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")]
+Format = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format", "-f", help="text, json, srt or vtt (default: from the -o suffix, else text).", rich_help_panel=OUTPUT
+    ),
+]
+Output = Annotated[
+    Optional[Path],
+    typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.", rich_help_panel=OUTPUT),
+]
 
 DEFAULT_TRACKER = default_preset("trackers")
 DEFAULT_GENERATION = GenerationOptions()

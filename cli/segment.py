@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
-from garvid_cli.options import REGION_OPTIONS, borrow_parameters, region_input
+from garvid_cli.options import ITEMS, OUTPUT, REGION_OPTIONS, borrow_parameters, region_input
 from garvid_cli.track import track
 from rich.table import Table
 from rich.text import Text
@@ -85,13 +85,22 @@ def _is_clip_folder(path: Path, recursive: bool) -> bool:
 
 def segment(
     input_path: Path = typer.Argument(..., metavar="VIDEO|IMAGE|FOLDER", help="Video, image, folder of frames, or folder of clips."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The label PNG to write (one video or image)."),
-    preview: Optional[Path] = typer.Option(
-        None, "--preview", help="Also write the frame with the masks drawn on (PNG/JPEG); for a folder of clips, a folder of previews."
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="The label PNG to write (one video or image).", rich_help_panel=OUTPUT
     ),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="A folder of clips, subfolders included."),
-    masks_folder: bool = typer.Option(False, "--masks-folder", help="For a folder of clips: write masks/clip.png, not clip.png beside the clip."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="For a folder of clips: redo clips whose mask exists (kept by default)."),
+    preview: Optional[Path] = typer.Option(
+        None,
+        "--preview",
+        help="Also write the frame with the masks drawn on (PNG/JPEG); for a folder of clips, a folder of previews.",
+        rich_help_panel=OUTPUT,
+    ),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="A folder of clips, subfolders included.", rich_help_panel=ITEMS),
+    masks_folder: bool = typer.Option(
+        False, "--masks-folder", help="For a folder of clips: write masks/clip.png, not clip.png beside the clip.", rich_help_panel=OUTPUT
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="For a folder of clips: redo clips whose mask exists (kept by default).", rich_help_panel=OUTPUT
+    ),
     **options,
 ) -> None:
     regions = region_input(*(options.pop(name) for name in REGION_OPTIONS))

@@ -10,6 +10,8 @@ from garvid_cli.app import app
 from garvid_cli.console import progress_bar, stderr, warn
 from garvid_cli.options import (
     DEFAULT_TRACKER,
+    OUTPUT,
+    TRACKING,
     Boxes,
     Detector,
     Device,
@@ -49,11 +51,17 @@ def track(
     resize_masks: ResizeMasks = False,
     tracker: Tracker = DEFAULT_TRACKER,
     stride: Stride = "auto",
-    frames: int = typer.Option(DEFAULT_KEYFRAMES, "--frames", help="Keyframes that --stride auto plans for.", min=1),
+    frames: int = typer.Option(
+        DEFAULT_KEYFRAMES, "--frames", help="Keyframes that --stride auto plans for.", min=1, rich_help_panel=TRACKING
+    ),
     device: Device = "auto",
     fps: Fps = None,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON here instead of stdout."),
-    render: Optional[Path] = typer.Option(None, "--render", help="Also write an MP4 with coloured, labelled mask overlays."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the JSON here instead of stdout.", rich_help_panel=OUTPUT
+    ),
+    render: Optional[Path] = typer.Option(
+        None, "--render", help="Also write an MP4 with coloured, labelled mask overlays.", rich_help_panel=OUTPUT
+    ),
 ) -> None:
     request = TrackRequest(
         video=video,

@@ -9,6 +9,12 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same cases on every run (a CI run does not depend on luck) and keep
+# no example database in the checkout.
+settings.register_profile("garvid", derandomize=True, database=None)
+settings.load_profile("garvid")
 
 
 def _run(args: list[str]) -> bytes:

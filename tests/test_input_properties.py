@@ -1,8 +1,10 @@
 """Property-based checks of every parser of user input: whatever is typed or read, the
-parser returns a valid result or raises a GarvidError whose message is one line.
+parser returns a valid result or raises a GarvidError whose message is one line (and a
+batch input's problems are one line each).
 
 The strategies double as a list of what users can hand garvid: questions and object
-references, boxes and points, spans, windows and strides, tracks JSON and protocol files.
+references, boxes and points, spans, windows and strides, tracks JSON, protocol files,
+batch manifests (CSV, JSONL) and stdin lines, and benchmark items.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from garvid.errors import GarvidError
@@ -133,21 +135,12 @@ TRACK_PLACES = _paths(VALID_TRACKS)
 
 
 @settings(max_examples=600, deadline=None)
+@example(edits=[(("objects", 0, "frames", 0, "mask", "counts"), "abc")])  # pycocotools raises on this
+@example(edits=[(("objects", 0, "frames", 0, "mask", "counts"), "")])  # and fills this from stale memory
 @given(edits=st.lists(st.tuples(st.sampled_from(TRACK_PLACES[1:]), json_values | st.just("<delete>")), min_size=1, max_size=3))
 def test_tracks_json(edits: list[tuple[tuple, Any]]) -> None:
-    data = copy.deepcopy(VALID_TRACKS)
-    for place, value in edits:
-        parent = data
-        try:
-            for key in place[:-1]:
-                parent = parent[key]
-            if value == "<delete>":
-                del parent[place[-1]]
-            else:
-                parent[place[-1]] = value
-        except (KeyError, IndexError, TypeError):
-            continue  # an earlier edit removed this place
-    tracks = accepted_or_one_line(lambda: Tracks.from_json(json.loads(json.dumps(data))))
+    data = _edited(VALID_TRACKS, edits)
+    tracks = accepted_or_one_line(lambda: Tracks.from_json(data))
     if tracks is not None:
         for object_id in tracks.object_ids:
             for frame in tracks.frames:
@@ -172,6 +165,101 @@ def test_protocol_files(tmp_path_factory, line: int, replacement: str) -> None:
     path = tmp_path_factory.mktemp("protocol") / "p.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     accepted_or_one_line(lambda: load_protocol(path))
+
+
+manifest_cells = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["a.mp4", "../a.mp4", "/abs/a.mp4", "a.png", "-1", "1e9", "nan", "", " ", "..", "x/../../y"]),
+)
+manifest_rows = st.dictionaries(
+    st.sampled_from(["video", "mask", "id", "question", "mask_frame", "start", "end", "bogus"]) | st.text(max_size=6),
+    manifest_cells | json_values,
+    max_size=6,
+)
+
+
+def _one_line_problems(problems: list) -> None:
+    for problem in problems:
+        assert problem.reason.strip() and "\n" not in problem.reason and "\r" not in problem.reason, repr(problem.reason)
+
+
+@CASES
+@given(rows=st.lists(manifest_rows, max_size=5), kind=st.sampled_from(["csv", "jsonl"]), bom=st.booleans())
+def test_manifests(tmp_path_factory, rows: list[dict[str, Any]], kind: str, bom: bool) -> None:
+    import csv
+    import io
+
+    from garvid.batch.tasks import tasks_from_manifest
+
+    folder = tmp_path_factory.mktemp("manifest")
+    if kind == "csv":
+        columns = sorted({key for row in rows for key in row} | {"video"})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({k: v if isinstance(v, str) else json.dumps(v) for k, v in row.items()} for row in rows)
+        text = buffer.getvalue()
+    else:
+        text = "".join(json.dumps(row) + "\n" for row in rows)
+    path = folder / f"m.{kind}"
+    path.write_text(("\ufeff" if bom else "") + text, encoding="utf-8")
+    result = accepted_or_one_line(lambda: tasks_from_manifest(path))
+    if result is not None:
+        tasks, problems = result
+        _one_line_problems(problems)
+        assert len({task.id for task in tasks}) == len(tasks)
+        assert all(not Path(task.id).is_absolute() and ".." not in Path(task.id).parts for task in tasks)
+
+
+@CASES
+@given(lines=st.lists(st.one_of(any_text, manifest_rows.map(json.dumps), st.lists(json_values).map(json.dumps)), max_size=6))
+def test_stdin_lines(tmp_path_factory, lines: list[str]) -> None:
+    from garvid.batch.tasks import tasks_from_lines
+
+    tasks, problems = tasks_from_lines(lines, tmp_path_factory.mktemp("stdin"))
+    _one_line_problems(problems)
+    assert all(not Path(task.id).is_absolute() and ".." not in Path(task.id).parts for task in tasks)
+
+
+VIDEOREFER_ITEM = {
+    "id": 0,
+    "video": "clip",
+    "Question": "What is <object0><region> doing?",
+    "options": ["(A) x", "(B) y"],
+    "Answer": "(A) x",
+    "type": "t",
+    "frame_idx": "0",
+    "annotation": [{"0": {"segmentation": encode_rle(np.ones((6, 8), dtype=bool))}}],
+}
+ITEM_PLACES = _paths(VIDEOREFER_ITEM)
+
+
+@settings(max_examples=500, deadline=None)
+@given(edits=st.lists(st.tuples(st.sampled_from(ITEM_PLACES[1:]), json_values | st.just("<delete>")), min_size=1, max_size=3))
+def test_eval_items(edits: list[tuple[tuple, Any]]) -> None:
+    from garvid.eval.choices import item_options
+    from garvid.eval.videorefer import object_masks
+
+    item = _edited(VIDEOREFER_ITEM, edits)
+    accepted_or_one_line(lambda: item_options(item, "options") if "options" in item else None)
+    if "annotation" in item and "Question" in item:
+        accepted_or_one_line(lambda: object_masks(item))
+
+
+def _edited(data: Any, edits: list[tuple[tuple, Any]]) -> Any:
+    data = copy.deepcopy(data)
+    for place, value in edits:
+        parent = data
+        try:
+            for key in place[:-1]:
+                parent = parent[key]
+            if value == "<delete>":
+                del parent[place[-1]]
+            else:
+                parent[place[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit removed this place
+    return json.loads(json.dumps(data))
 
 
 @pytest.mark.parametrize("message", ["two\nlines", "carriage\rreturn"])

@@ -6,13 +6,24 @@ driver writes every result through the same :class:`~garvid.batch.sink.BatchSink
 local engine. The stages hand tracks over through the tracking cache, so on a cluster of
 several machines give ``--cache-dir`` on storage every node sees (an answering actor that
 finds no tracks tracks the item itself: slower, same answer).
+
+Which Ray: with no address a fresh local one (``address="local"``), never a cluster that
+Ray's temporary files remember (``ray.init(address=None)`` joins the last ``ray start``,
+even when it has died since); ``RAY_ADDRESS`` when set, as in Ray; ``auto`` the running
+cluster Ray finds; ``HOST:PORT`` (or ``ray://HOST:PORT``) that one. A cluster to join is
+reached over TCP first, so a dead one fails in seconds (Ray itself retries for minutes).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -21,8 +32,109 @@ from garvid.batch.sink import BatchSink, BatchSummary
 from garvid.devices import memory_errors
 from garvid.errors import GarvidError
 from garvid.presets import default_preset
+from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
 from garvid.tracking.tracker import LazyTracker
+
+#: Seconds to wait for a cluster to answer before giving up on it.
+CONNECT_TIMEOUT = 5.0
+
+
+def ray_address(address: str | None) -> str:
+    """The address ``ray.init`` gets: the given one, else ``RAY_ADDRESS``, else ``local``."""
+    return address or os.environ.get("RAY_ADDRESS") or "local"
+
+
+def _cluster_endpoint(address: str) -> tuple[str, int]:
+    """The host and port a join address names (``auto``: the cluster Ray's files name)."""
+    if address == "auto":
+        # Ray's own lookup for "auto": RAY_ADDRESS; else the one Ray running on this machine;
+        # else the last `ray start` in Ray's temporary files
+        from ray._private.services import get_ray_address_from_environment
+
+        try:
+            address = get_ray_address_from_environment("auto", None)
+        except ConnectionError:
+            raise GarvidError("--ray-address auto: no running Ray cluster found on this machine") from None
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or port is None:
+        raise GarvidError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT, auto or local")
+    return host, port
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail with one line unless the cluster at ``address`` accepts a connection within ``timeout`` s."""
+    host, port = _cluster_endpoint(address)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        named = address if address.endswith(f"{host}:{port}") else f"{address} ({host}:{port})"
+        reason = f"no answer within {timeout:g} s" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise GarvidError(f"cannot reach the Ray cluster at {named}: {reason}") from None
+
+
+@contextmanager
+def quiet_ray_output(verbose: bool = False) -> Iterator[None]:
+    """Keep Ray's own progress bars and console log lines below ERROR off stderr for the
+    block, unless ``verbose``: garvid's progress and summary are what the user reads.
+
+    Ray Data's lines still reach its log file (``logs/ray-data`` in Ray's session folder);
+    everything is as Ray set it again on leaving.
+    """
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    core = logging.getLogger("ray")  # core Ray's loggers are its children
+    consoles = [
+        handler
+        for handler in logging.getLogger("ray.data").handlers
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+    ]
+    saved = context.enable_progress_bars, core.level, [handler.level for handler in consoles]
+    if not verbose:
+        context.enable_progress_bars = False
+        core.setLevel(logging.ERROR)
+        for handler in consoles:
+            handler.setLevel(max(handler.level, logging.ERROR))
+    try:
+        yield
+    finally:
+        context.enable_progress_bars, level, levels = saved
+        core.setLevel(level)
+        for handler, level in zip(consoles, levels):
+            handler.setLevel(level)
+
+
+@contextmanager
+def ray_session(address: str | None = None, *, verbose: bool = False) -> Iterator[None]:
+    """Ray for one run (see the module docstring for which), quiet unless ``verbose``.
+
+    Nothing happens when Ray is already initialised (the caller's own session); a session
+    started here is shut down on leaving. Joining fails fast, before any work is done.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise GarvidError("the ray engine needs Ray: pip install 'garvid[ray]'") from None
+    if ray.is_initialized():
+        yield
+        return
+    target = ray_address(address)
+    with quiet_ray_output(verbose):
+        if target != "local":
+            check_reachable(target)
+        try:
+            ray.init(address=target, include_dashboard=False, log_to_driver=verbose, configure_logging=verbose)
+        except (ConnectionError, RuntimeError) as error:
+            raise GarvidError(f"cannot join the Ray cluster at {target}: {error}") from None
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 def _stage_classes(template: VideoRequest) -> tuple[type, type]:
@@ -83,38 +195,37 @@ def run_ray(
     sink: BatchSink,
     *,
     address: str | None = None,
+    reporter: Reporter | None = None,
     should_stop: StopCheck = lambda: False,
     concurrency: int = 1,
+    verbose: bool = False,
 ) -> BatchSummary:
-    """Run the plan's pending items on Ray (joining ``address``, or a local Ray)."""
-    try:
-        import ray
-    except ImportError:
-        raise GarvidError("the ray engine needs Ray: pip install 'garvid[ray]'") from None
-    template = plan.template
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
+    """Run the plan's pending items on Ray (in the caller's :func:`ray_session`, else one for ``address``)."""
+    import ray
+
+    reporter = reporter or Reporter()
+    with ray_session(address, verbose=verbose):
         with tempfile.TemporaryDirectory(prefix="garvid-batch-") as scratch:
             tasks = [task for task, _ in plan.pending]
             requests = [_with_cache(request, Path(scratch)) for _, request in plan.pending]
             if tasks:
-                _stream(ray, tasks, requests, template, sink, should_stop, concurrency)
-    finally:
-        if started_here:
-            ray.shutdown()
+                _stream(ray, tasks, requests, plan.template, sink, reporter, should_stop, concurrency)
     summary = sink.finish()
     summary.interrupted = should_stop()
     return summary
 
 
-def _stream(ray, tasks, requests, template: VideoRequest, sink: BatchSink, should_stop: StopCheck, concurrency: int) -> None:
+def _stream(
+    ray, tasks, requests, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck, concurrency: int
+) -> None:
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     track_stage, answer_stage = _stage_classes(template)
+    pool = ray.data.ActorPoolStrategy(size=concurrency)
     dataset = ray.data.from_items([{"index": i, "request": request} for i, request in enumerate(requests)])
-    tracked = dataset.map_batches(track_stage, batch_size=1, concurrency=concurrency, num_gpus=gpus)
-    answered = tracked.map_batches(answer_stage, batch_size=1, concurrency=concurrency, num_gpus=gpus)
+    tracked = dataset.map_batches(track_stage, batch_size=1, compute=pool, num_gpus=gpus)
+    answered = tracked.map_batches(answer_stage, batch_size=1, compute=pool, num_gpus=gpus)
+    total, done = len(tasks), 0
+    reporter.progress("items", done, total)
     for row in answered.iter_rows():
         index = int(row["index"])
         if row["error"]:
@@ -122,5 +233,9 @@ def _stream(ray, tasks, requests, template: VideoRequest, sink: BatchSink, shoul
             sink.failed(tasks[index], stage, reason)
         else:
             sink.done(tasks[index], requests[index], row["result"])
+        done += 1
+        reporter.progress("items", done, total)
         if should_stop() or sink.summary.pipe_closed:
             break
+    if done < total:
+        reporter.progress("items", total, total)  # stopped early: close the bar

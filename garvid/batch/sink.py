@@ -133,7 +133,8 @@ class BatchSink:
         from garvid.output.formats import render_answer
 
         if self.lines:
-            self._line({"id": task.id, **result.to_json()})
+            if not self._line({"id": task.id, **result.to_json()}):
+                return  # the reader is gone: this answer was not delivered
         else:
             write_text(render_answer(result, self.fmt), self.output_path(task))
             if self.journal is not None:
@@ -150,12 +151,17 @@ class BatchSink:
                 errors.write(json.dumps(record, ensure_ascii=False) + "\n")
             self.errors_started = True
 
-    def _line(self, data: dict[str, Any]) -> None:
+    def _line(self, data: dict[str, Any]) -> bool:
+        """Write one JSON line to stdout; False once its reader has gone (``| head -n 1``)."""
+        if self.summary.pipe_closed:
+            return False
         try:
             self.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
             self.stdout.flush()
         except BrokenPipeError:
             self.summary.pipe_closed = True
+            return False
+        return True
 
     def finish(self) -> BatchSummary:
         if self.out_dir is not None and not self.errors_started:

@@ -10,6 +10,7 @@ silently dropped.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -17,11 +18,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 from garvid.errors import GarvidError
+from garvid.paths import user_path
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 #: Longest name in an id (bytes): file systems hold 255, less the suffix and a temporary file's marks.
 MAX_ID_PART = 200
 MANIFEST_FIELDS = ("video", "mask", "question", "mask_frame", "start", "end", "id", "objects")
+#: Where a CSV row's cells beyond its header go (reported as an unknown field).
+EXTRA_CELLS = "(cells beyond the header)"
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ class _RowReader:
         return task
 
     def path(self, value: Any) -> Path:
-        path = Path(str(value)).expanduser()
+        path = user_path(str(value))
         return path if path.is_absolute() else self.base / path
 
 
@@ -188,16 +192,17 @@ def _split(items: Iterable[BatchTask | TaskProblem]) -> tuple[list[BatchTask], l
 def tasks_from_manifest(path: Path, masks_optional: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
     """Tasks from a CSV (header row) or JSONL manifest; relative paths are relative to it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
     except (OSError, UnicodeDecodeError) as error:
         raise GarvidError(f"cannot read manifest {path}: {error}") from None
     reader = _RowReader(path.parent, path.name, masks_optional)
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
+        # csv's own line handling (quoted line breaks, \r\n); cells beyond the header are reported
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), restkey=EXTRA_CELLS))
         if rows and "video" not in rows[0]:
             raise GarvidError(f"manifest {path} has no 'video' column (columns: {', '.join(rows[0])})")
         return _split(reader.read({k: v for k, v in row.items() if v not in (None, "")}, f"row {n}") for n, row in enumerate(rows, 2))
-    return tasks_from_lines(text.splitlines(), path.parent, path.name, masks_optional)
+    return tasks_from_lines(text.split("\n"), path.parent, path.name, masks_optional)  # JSON Lines end at \n only
 
 
 def tasks_from_lines(
@@ -207,14 +212,18 @@ def tasks_from_lines(
     reader = _RowReader(base, source, masks_optional)
     items = []
     for number, line in enumerate(lines, 1):
-        text = line.strip()
+        text = line.strip().removeprefix("\ufeff") if number == 1 else line.strip()
         if not text:
             continue
-        if text.startswith("{"):
+        if text.startswith(("{", "[")):
             try:
                 row: Any = json.loads(text)
             except json.JSONDecodeError as error:
                 items.append(TaskProblem(f"line {number}", "", f"{source} line {number}: not JSON ({error.msg})"))
+                continue
+            if not isinstance(row, dict):
+                reason = f"{source} line {number}: a JSON line must be one object like {{\"video\": \"a.mp4\"}}, not {type(row).__name__}"
+                items.append(TaskProblem(f"line {number}", "", reason))
                 continue
         else:
             row = text

@@ -146,7 +146,7 @@ def object_masks(item: dict[str, Any]) -> list[dict[int, RLE]]:
             raise GarvidError(f"annotation {index} must map frame numbers to masks, not be a {type(entry).__name__}")
         frames = {}
         for frame, value in entry.items():
-            if not str(frame).isdigit():
+            if not (str(frame).isascii() and str(frame).isdigit()):
                 raise GarvidError(f"annotation {index} has the frame key {frame!r}, not a frame number")
             rle = value.get("segmentation") if isinstance(value, dict) else None
             if rle is not None:
@@ -191,7 +191,7 @@ def _prompt_frame(item: dict[str, Any], masks: list[dict[int, RLE]]) -> int:
     """``frame_idx`` when every object has a mask there, else the first frame where all do."""
     common = set.intersection(*(set(m) for m in masks))
     wanted = str(item.get("frame_idx", ""))
-    if wanted.isdigit() and int(wanted) in common:
+    if wanted.isascii() and wanted.isdigit() and int(wanted) in common:
         return int(wanted)
     if not common:
         raise GarvidError("no annotated frame shows every object")

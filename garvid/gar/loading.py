@@ -22,6 +22,7 @@ from garvid.errors import CheckpointError
 from garvid.gar.config import GARConfig
 from garvid.gar.model import GARModel
 from garvid.options import DEFAULT_ATTENTION
+from garvid.paths import user_path
 from garvid.presets import get_preset, preset_names
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -73,7 +74,7 @@ def resolve_checkpoint(name_or_path: str) -> tuple[str, Path]:
 
             return name_or_path, ensure_tiny_checkpoint(shape=preset["tiny"], seed=int(preset.get("seed", 0)))
         return name_or_path, _hub_snapshot(preset["hf_repo"])
-    path = Path(name_or_path).expanduser()
+    path = user_path(name_or_path)
     if path.is_dir():
         return str(path), path
     if path.exists() or name_or_path.count("/") != 1 or name_or_path.startswith((".", "/", "~")):

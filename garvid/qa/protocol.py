@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from garvid.errors import GarvidError
+from garvid.paths import user_path
 from garvid.presets import configs_dir
 
 TileMode = Literal["single", "thumb+tiles"]
@@ -81,7 +82,7 @@ def load_protocol(name_or_path: str | Path | None = None) -> Protocol:
     """A shipped protocol by name (``temporal-v1``) or a protocol TOML file by path."""
     name = str(name_or_path or DEFAULT_PROTOCOL)
     shipped = configs_dir() / "protocols" / f"{name}.toml"
-    path = shipped if shipped.is_file() else Path(name).expanduser()
+    path = shipped if shipped.is_file() else user_path(name)
     if not path.is_file():
         raise GarvidError(f"unknown protocol {name!r}; shipped protocols: {', '.join(protocol_names())} (or give a .toml file)")
     try:

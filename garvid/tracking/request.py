@@ -44,7 +44,7 @@ def parse_stride(stride: str) -> int | None:
     """A positive integer stride, or None for ``auto`` (chosen once the device is known)."""
     if stride == "auto":
         return None
-    if not str(stride).isdigit() or int(stride) < 1:
+    if not (str(stride).isascii() and str(stride).isdigit()) or int(stride) < 1:
         raise GarvidError(f"--stride must be a positive integer or 'auto', not {stride!r}")
     return int(stride)
 
