@@ -14,6 +14,7 @@ from garvid_cli.options import (
     DEFAULT_TRACKER,
     Attn,
     Boxes,
+    Detector,
     CacheDir,
     Device,
     Dtype,
@@ -27,6 +28,8 @@ from garvid_cli.options import (
     Masks,
     MaxNewTokens,
     Model,
+    ObjectThreshold,
+    Objects,
     MultipleChoice,
     NoCache,
     Output,
@@ -44,6 +47,7 @@ from garvid_cli.options import (
     WindowSeconds,
     borrow_parameters,
     generation_options,
+    region_input,
 )
 
 from garvid.errors import GarvidError
@@ -124,6 +128,9 @@ def ask(
     mask: Masks = [],
     box: Boxes = [],
     point: Points = [],
+    object_name: Objects = [],
+    detector: Detector = None,
+    object_threshold: ObjectThreshold = None,
     mask_frame: MaskFrame = 0,
     resize_masks: ResizeMasks = False,
     frames: Frames = None,
@@ -152,7 +159,7 @@ def ask(
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
 ) -> None:
-    regions = RegionInput(masks=mask, boxes=box, points=point, frame=mask_frame, resize_masks=resize_masks)
+    regions = region_input(mask, box, point, object_name, detector, object_threshold, mask_frame, resize_masks)
     request = video_request(
         video,
         regions,

@@ -17,17 +17,20 @@ from rich.table import Table
 
 from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary, check_output_dir
 from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_from_lines, tasks_from_manifest
+from garvid.detection.checkpoints import check_detector, detector_name
 from garvid.errors import GarvidError
 from garvid.presets import default_preset, random_weights_warning
 from garvid.regions.input import RegionInput
 
 EXAMPLES = (
     "Inputs: a folder of videos, each with its first-frame mask (clip.mp4 + clip.png, or masks/clip.png; -r for "
-    "subfolders), a manifest (.csv or .jsonl with video, mask and optional question, mask_frame, start, end, id), "
+    "subfolders; none needed with --object), a manifest (.csv or .jsonl with video, mask and optional question, "
+    "mask_frame, start, end, id, objects), "
     "or - for JSONL tasks (or bare video paths) on stdin.\n\n"
     "Examples:\n\n"
     '  garvid batch clips/ -r --question "what does object 1 do?" -o answers/\n\n'
     "  garvid batch manifest.csv --describe --window 5 --format srt -o captions/\n\n"
+    '  garvid batch clips/ --object "the dog" --describe -o captions/     # no masks needed\n\n'
     "  cat tasks.jsonl | garvid batch - --question \"where is #1?\" | jq .answer"
 )
 
@@ -35,21 +38,21 @@ EXAMPLES = (
 SHARED_OPTIONS = (
     "frames", "keyframes", "start", "end", "window", "protocol", "model", "tracker", "stride", "device", "fps", "dtype",
     "attn", "max_new_tokens", "sample", "seed", "temperature", "top_p", "multiple_choice", "mask_resample",
-    "replay_scaling", "cache_dir", "no_cache",
+    "replay_scaling", "cache_dir", "no_cache", "object_name", "detector", "object_threshold",
 )  # fmt: skip
 
 #: Exit code when any item failed (EXIT_INTERRUPTED, 130, after Ctrl-C).
 EXIT_FAILED = 1
 
 
-def read_tasks(source: str, recursive: bool) -> tuple[list[BatchTask], list[TaskProblem]]:
+def read_tasks(source: str, recursive: bool, masks_optional: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
     if source == "-":
-        return tasks_from_lines(sys.stdin, Path.cwd())
+        return tasks_from_lines(sys.stdin, Path.cwd(), masks_optional=masks_optional)
     path = Path(source)
     if path.is_dir():
-        return tasks_from_folder(path, recursive)
+        return tasks_from_folder(path, recursive, masks_optional)
     if path.is_file() and path.suffix.lower() in (".csv", ".jsonl", ".json"):
-        return tasks_from_manifest(path)
+        return tasks_from_manifest(path, masks_optional)
     raise GarvidError(f"batch input {source} is not a folder, a .csv/.jsonl manifest or - (stdin)")
 
 
@@ -101,8 +104,12 @@ def batch(
     out_dir = None if output_dir == "-" else Path(output_dir)
     if out_dir is None and output_format in ("srt", "vtt"):
         raise GarvidError(f"--format {output_format} writes one file per item: give an output folder with -o")
-    tasks, problems = read_tasks(input_path, recursive)
-    template = video_request(Path(), RegionInput(), question, **options)
+    regions = RegionInput(
+        objects=options.pop("object_name"), detector=options.pop("detector"), object_threshold=options.pop("object_threshold")
+    )
+    check_detector(regions)
+    tasks, problems = read_tasks(input_path, recursive, masks_optional=bool(regions.objects))
+    template = video_request(Path(), regions, question, **options)
 
     from garvid.batch.runner import batch_inputs, plan_batch, run_local
 
@@ -111,8 +118,10 @@ def batch(
     if out_dir is not None:
         check_output_dir(out_dir, inputs)  # refused at once, before Ray starts
     reporter = BarsReporter()
-    for name, kind in ((template.tracker, "trackers"), (template.model or default_preset("models"), "models")):
-        if warning := random_weights_warning(name, kind):
+    detector = detector_name(regions.detector) if regions.objects or any(t.objects for t in tasks) else None
+    named = ((template.tracker, "trackers"), (template.model or default_preset("models"), "models"), (detector, "detectors"))
+    for name, kind in named:
+        if name and (warning := random_weights_warning(name, kind)):
             reporter.warn(warning)  # said now, not again when the models load
     # Ray is reached before the output folder is touched: an unreachable cluster marks no item
     # failed and leaves an earlier run's files as they were.

@@ -27,7 +27,9 @@ from garvid_cli.options import (
     Seed,
     Temperature,
     TopP,
+    borrow_parameters,
     generation_options,
+    region_input,
 )
 
 from garvid.files import check_outputs, write_json, write_text
@@ -41,21 +43,25 @@ EXAMPLE = (
     "Examples:\n\n"
     "  garvid image frame.png --mask frame_mask.png \"what is object 2 doing to object 1?\"\n\n"
     "  garvid image frame.png --mask ball.png            # describe the one region in detail\n\n"
-    "  garvid image frame.png -m a.png -m b.png \"is #1 left of #2?\" --format json -o answer.json"
+    "  garvid image frame.png -m a.png -m b.png \"is #1 left of #2?\" --format json -o answer.json\n\n"
+    "  garvid image frame.png --object \"the dog\" --object ball \"is object 1 chasing object 2?\""
 )
+
+#: The prompt options ``image`` shares with ``track`` (declared once, in track).
+IMAGE_PROMPT_OPTIONS = ("box", "point", "object_name", "detector", "object_threshold", "tracker")
+
 
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"
 
 
-@app.command(help=f"Ask GAR about masked regions of an image (object N = mask value N).\n\n{EXAMPLE}")
 def image(
     image_path: Path = typer.Argument(..., metavar="IMAGE", help="Image file (PNG, JPEG, ...).", show_default=False),
     question: Optional[str] = typer.Argument(
         None, help="Question naming objects as 'object 1', 'obj 2', '#3'. Omit to describe the single region."
     ),
-    mask: Masks = ...,
+    mask: Masks = [],
     model: Model = None,
     dtype: Dtype = "auto",
     device: Device = "auto",
@@ -72,13 +78,19 @@ def image(
     resize_masks: ResizeMasks = False,
     mask_resample: MaskResample = "nearest",
     replay_scaling: ReplayScaling = "reference",
+    **prompt_options,  # --box, --point, --object, --detector, --object-threshold, --tracker: track's
 ) -> None:
     from garvid.qa.image_answering import ImageRequest, ask_image, prepare_image  # torch loads here, not for --help
+
+    box, point, object_name, tracker = (prompt_options[name] for name in ("box", "point", "object_name", "tracker"))
+    detector, object_threshold = prompt_options["detector"], prompt_options["object_threshold"]
 
     request = ImageRequest(
         image=image_path,
         masks=tuple(mask),
         question=question,
+        prompts=region_input([], box, point, object_name, detector, object_threshold, 0, False),
+        tracker=tracker,
         model=model,
         dtype=dtype,
         device=device,
@@ -88,7 +100,10 @@ def image(
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling),
     )
     check_outputs({"-o": output}, request.input_paths())
-    prepared = prepare_image(request)  # bad input fails here, before the model loads
+    for name, kind in ((detector if object_name else None, "detectors"), (tracker if box or point or object_name else None, "trackers")):
+        if name and (warning := random_weights_warning(name, kind)):
+            warn(warning)
+    prepared = prepare_image(request)  # bad input fails here, before GAR loads (objects are found here)
     if model and (warning := random_weights_warning(model)):
         warn(warning)
     stream = output_format is OutputFormat.text and output is None
@@ -112,3 +127,13 @@ def _render(answer: ImageAnswer, output_format: OutputFormat, output: Path | Non
         write_text(answer.answer + "\n", output)
     if output is not None:
         stderr.print(f"wrote {output}", highlight=False)
+
+
+def _register() -> None:
+    from garvid_cli.track import track
+
+    borrow_parameters(image, track, include=IMAGE_PROMPT_OPTIONS)
+    app.command(help=f"Ask GAR about regions of an image (object N = mask value N, or the N-th prompt).\n\n{EXAMPLE}")(image)
+
+
+_register()

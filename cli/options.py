@@ -10,6 +10,7 @@ import typer
 
 from garvid.options import GenerationOptions
 from garvid.presets import default_preset
+from garvid.regions.input import RegionInput
 
 # Help panels: each command's options grouped the same way in --help.
 OBJECTS = "Objects"
@@ -36,8 +37,31 @@ Boxes = Annotated[
 Points = Annotated[
     list[str], typer.Option("--point", help="x,y in pixels; one object each (repeatable).", rich_help_panel=OBJECTS)
 ]
+Objects = Annotated[
+    list[str],
+    typer.Option(
+        "--object",
+        help='An object by name ("the red cup"), found on the prompt frame; one object each (repeatable).',
+        rich_help_panel=OBJECTS,
+    ),
+]
+Detector = Annotated[
+    Optional[str],
+    typer.Option(
+        "--detector", help="Detector for --object: preset (configs/detectors.toml) or checkpoint folder.", rich_help_panel=OBJECTS
+    ),
+]
+ObjectThreshold = Annotated[
+    Optional[float],
+    typer.Option(
+        "--object-threshold", help="Score an --object instance must beat (default: the detector's).", rich_help_panel=OBJECTS
+    ),
+]
 MaskFrame = Annotated[
-    int, typer.Option("--mask-frame", help="Frame index the masks, boxes and points belong to.", rich_help_panel=OBJECTS)
+    int,
+    typer.Option(
+        "--mask-frame", help="Frame index the masks, boxes, points and objects belong to.", rich_help_panel=OBJECTS
+    ),
 ]
 ResizeMasks = Annotated[
     bool, typer.Option("--resize-masks", help="Resize masks to the video size (nearest).", rich_help_panel=OBJECTS)
@@ -166,6 +190,33 @@ Output = Annotated[
 
 DEFAULT_TRACKER = default_preset("trackers")
 DEFAULT_GENERATION = GenerationOptions()
+
+
+#: The region options, in :func:`region_input`'s order (for commands that borrow them).
+REGION_OPTIONS = ("mask", "box", "point", "object_name", "detector", "object_threshold", "mask_frame", "resize_masks")
+
+
+def region_input(
+    masks: list[Path],
+    boxes: list[str],
+    points: list[str],
+    objects: list[str],
+    detector: str | None,
+    object_threshold: float | None,
+    frame: int,
+    resize_masks: bool,
+) -> RegionInput:
+    """The region prompts of the shared options, as typed."""
+    return RegionInput(
+        masks=masks,
+        boxes=boxes,
+        points=points,
+        frame=frame,
+        resize_masks=resize_masks,
+        objects=objects,
+        detector=detector,
+        object_threshold=object_threshold,
+    )
 
 
 def generation_options(max_new_tokens: int, sample: bool, temperature: float, top_p: float, seed: int) -> GenerationOptions:

@@ -13,20 +13,23 @@ from garvid_cli.options import (
     OUTPUT,
     TRACKING,
     Boxes,
+    Detector,
     Device,
     Fps,
     MaskFrame,
     Masks,
+    ObjectThreshold,
+    Objects,
     Points,
     ResizeMasks,
     Stride,
     Tracker,
+    region_input,
 )
 
 from garvid.errors import GarvidError
 from garvid.files import check_outputs, write_json
 from garvid.presets import random_weights_warning
-from garvid.regions.input import RegionInput
 from garvid.tracking.request import DEFAULT_KEYFRAMES, TrackRequest, track_video
 
 EXAMPLE = (
@@ -41,6 +44,9 @@ def track(
     mask: Masks = [],
     box: Boxes = [],
     point: Points = [],
+    object_name: Objects = [],
+    detector: Detector = None,
+    object_threshold: ObjectThreshold = None,
     mask_frame: MaskFrame = 0,
     resize_masks: ResizeMasks = False,
     tracker: Tracker = DEFAULT_TRACKER,
@@ -59,7 +65,7 @@ def track(
 ) -> None:
     request = TrackRequest(
         video=video,
-        regions=RegionInput(masks=mask, boxes=box, points=point, frame=mask_frame, resize_masks=resize_masks),
+        regions=region_input(mask, box, point, object_name, detector, object_threshold, mask_frame, resize_masks),
         tracker=tracker,
         stride=stride,
         keyframes=frames,
@@ -69,8 +75,9 @@ def track(
     if render is not None and render.suffix.lower() != ".mp4":
         raise GarvidError(f"--render writes an MP4 file: {render} should end in .mp4")
     check_outputs({"-o": output, "--render": render}, request.input_paths())
-    if warning := random_weights_warning(tracker, "trackers"):
-        warn(warning)
+    for name, kind in ((tracker, "trackers"), (detector if object_name else None, "detectors")):
+        if name and (warning := random_weights_warning(name, kind)):
+            warn(warning)
     with progress_bar("tracking") as progress:
         tracks = track_video(request, progress=progress)
     if render is not None:

@@ -54,5 +54,5 @@ def random_weights_warning(name: str, kind: str = "models") -> str | None:
     or None for real weights and paths."""
     if name not in preset_names(kind) or not get_preset(kind, name).get("meaningless_output"):
         return None
-    output = "text is" if kind == "models" else "masks are"
+    output = {"models": "text is", "detectors": "detections are"}.get(kind, "masks are")
     return f"{name} has random weights: its {output} meaningless (for tests, smoke checks and benchmarks)"

@@ -21,20 +21,25 @@ from garvid.files import RunInputs
 from garvid.presets import default_preset
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
-from garvid.regions.input import RegionInput
 
 StopCheck = Callable[[], bool]
 
 
 def item_request(template: VideoRequest, task: BatchTask, describe: bool) -> VideoRequest:
-    """The request for one item: the run's options with the item's video, mask, question and span."""
+    """The request for one item: the run's options with the item's video, mask, question, span
+    and objects (a row's own ``objects`` replace the run's ``--object`` phrases)."""
     question = None if describe else (task.question or template.question)
     if not describe and not question:
         raise GarvidError("no question: give --question or a 'question' field for this item")
     return replace(
         template,
         video=task.video,
-        regions=RegionInput(masks=(task.mask,), frame=task.mask_frame),
+        regions=replace(
+            template.regions,
+            masks=() if task.mask is None else (task.mask,),
+            frame=task.mask_frame,
+            objects=task.objects or tuple(template.regions.objects),
+        ),
         question=question,
         start=task.start if task.start is not None else template.start,
         end=task.end if task.end is not None else template.end,

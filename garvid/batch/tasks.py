@@ -1,7 +1,8 @@
 """Batch items from a folder of videos, a manifest (CSV or JSONL) or JSONL lines on stdin.
 
 Mask convention for folders and bare video paths: ``clip.mp4`` is paired with ``clip.png``
-beside it, else ``masks/clip.png`` in its folder. Items that cannot be formed (a video
+beside it, else ``masks/clip.png`` in its folder; an item whose objects are named
+(``--object`` for the run, or the row's ``objects``) needs no mask. Items that cannot be formed (a video
 without a mask, a bad manifest row) become :class:`TaskProblem` records: reported, never
 silently dropped.
 """
@@ -22,7 +23,7 @@ from garvid.paths import user_path
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 #: Longest name in an id (bytes): file systems hold 255, less the suffix and a temporary file's marks.
 MAX_ID_PART = 200
-MANIFEST_FIELDS = ("video", "mask", "question", "mask_frame", "start", "end", "id")
+MANIFEST_FIELDS = ("video", "mask", "question", "mask_frame", "start", "end", "id", "objects")
 #: Where a CSV row's cells beyond its header go (reported as an unknown field).
 EXTRA_CELLS = "(cells beyond the header)"
 
@@ -33,11 +34,12 @@ class BatchTask:
 
     id: str
     video: Path
-    mask: Path
+    mask: Path | None  # None: the objects are all given by name
     question: str | None = None
     mask_frame: int = 0
     start: float | None = None
     end: float | None = None
+    objects: tuple[str, ...] = ()  # the item's own --object phrases (they replace the run's)
 
 
 @dataclass(frozen=True)
@@ -77,21 +79,35 @@ def _missing_mask(task_id: str, video: Path) -> TaskProblem:
     return TaskProblem(task_id, str(video), f"no mask: expected {video.with_suffix('.png').name} or masks/{video.stem}.png beside it")
 
 
-def tasks_from_folder(folder: Path, recursive: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
-    """Every video in ``folder`` (and below with ``recursive``), in path order."""
+def list_videos(folder: Path, recursive: bool = False) -> list[Path]:
+    """The videos in ``folder`` (and below with ``recursive``; never under ``masks/``), in path order."""
     if not folder.is_dir():
         raise GarvidError(f"{folder} is not a folder")
     pattern = folder.rglob("*") if recursive else folder.glob("*")
-    videos = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and "masks" not in p.relative_to(folder).parts[:-1])
+    videos = sorted(
+        p for p in pattern
+        if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and "masks" not in p.relative_to(folder).parts[:-1]
+    )  # fmt: skip
+    if not videos:
+        raise GarvidError(f"no videos in {folder}{'' if recursive else ' (use -r for subfolders)'}")
+    return videos
+
+
+def tasks_from_folder(
+    folder: Path, recursive: bool = False, masks_optional: bool = False
+) -> tuple[list[BatchTask], list[TaskProblem]]:
+    """Every video in ``folder`` (and below with ``recursive``), in path order.
+
+    ``masks_optional``: the run names its objects (``--object``), so a video without a mask is fine.
+    """
+    videos = list_videos(folder, recursive)
     tasks, problems = [], []
     for video, task_id in zip(videos, _folder_ids([v.relative_to(folder) for v in videos])):
         mask = paired_mask(video)
-        if mask is None:
+        if mask is None and not masks_optional:
             problems.append(_missing_mask(task_id, video))
         else:
             tasks.append(BatchTask(task_id, video, mask))
-    if not videos:
-        raise GarvidError(f"no videos in {folder}{'' if recursive else ' (use -r for subfolders)'}")
     return tasks, problems
 
 
@@ -109,8 +125,8 @@ def _folder_ids(videos: list[Path]) -> list[str]:
 class _RowReader:
     """Turns manifest rows (dicts of strings or JSON values) into tasks, paths relative to ``base``."""
 
-    def __init__(self, base: Path, source: str):
-        self.base, self.source = base, source
+    def __init__(self, base: Path, source: str, masks_optional: bool = False):
+        self.base, self.source, self.masks_optional = base, source, masks_optional
         self.seen: set[str] = set()
 
     def read(self, row: Any, where: str) -> BatchTask | TaskProblem:
@@ -127,8 +143,9 @@ class _RowReader:
                 raise ValueError(f"unknown fields {unknown}; known: {', '.join(MANIFEST_FIELDS)}")
             if task_id in self.seen:
                 raise ValueError(f"id {task_id!r} is used twice (give the row an 'id' of its own)")
+            objects = _phrases(row.get("objects"))
             mask = self.path(row["mask"]) if row.get("mask") else paired_mask(video)
-            if mask is None:
+            if mask is None and not (objects or self.masks_optional):
                 return _missing_mask(task_id, video)
             task = BatchTask(
                 id=task_id,
@@ -138,6 +155,7 @@ class _RowReader:
                 mask_frame=int(row.get("mask_frame") or 0),
                 start=_seconds(row.get("start")),
                 end=_seconds(row.get("end")),
+                objects=objects,
             )
         except (TypeError, ValueError) as error:
             return TaskProblem(task_id, str(video), f"{self.source} {where}: {error}")
@@ -149,6 +167,19 @@ class _RowReader:
         return path if path.is_absolute() else self.base / path
 
 
+def _phrases(value: Any) -> tuple[str, ...]:
+    """A row's ``objects``: a JSON list of phrases, or one string with phrases separated by ';'."""
+    if value in (None, ""):
+        return ()
+    items = value.split(";") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError("'objects' must be a list of phrases or a string of phrases separated by ';'")
+    phrases = tuple(" ".join(item.split()) for item in items)
+    if not all(phrases):
+        raise ValueError("'objects' has an empty phrase")
+    return phrases
+
+
 def _seconds(value: Any) -> float | None:
     return None if value in (None, "") else float(value)
 
@@ -158,25 +189,27 @@ def _split(items: Iterable[BatchTask | TaskProblem]) -> tuple[list[BatchTask], l
     return [i for i in items if isinstance(i, BatchTask)], [i for i in items if isinstance(i, TaskProblem)]
 
 
-def tasks_from_manifest(path: Path) -> tuple[list[BatchTask], list[TaskProblem]]:
+def tasks_from_manifest(path: Path, masks_optional: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
     """Tasks from a CSV (header row) or JSONL manifest; relative paths are relative to it."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
     except (OSError, UnicodeDecodeError) as error:
         raise GarvidError(f"cannot read manifest {path}: {error}") from None
-    reader = _RowReader(path.parent, path.name)
+    reader = _RowReader(path.parent, path.name, masks_optional)
     if path.suffix.lower() == ".csv":
         # csv's own line handling (quoted line breaks, \r\n); cells beyond the header are reported
         rows = list(csv.DictReader(io.StringIO(text, newline=""), restkey=EXTRA_CELLS))
         if rows and "video" not in rows[0]:
             raise GarvidError(f"manifest {path} has no 'video' column (columns: {', '.join(rows[0])})")
         return _split(reader.read({k: v for k, v in row.items() if v not in (None, "")}, f"row {n}") for n, row in enumerate(rows, 2))
-    return tasks_from_lines(text.split("\n"), path.parent, path.name)  # JSON Lines end at \n only
+    return tasks_from_lines(text.split("\n"), path.parent, path.name, masks_optional)  # JSON Lines end at \n only
 
 
-def tasks_from_lines(lines: Iterable[str], base: Path, source: str = "stdin") -> tuple[list[BatchTask], list[TaskProblem]]:
+def tasks_from_lines(
+    lines: Iterable[str], base: Path, source: str = "stdin", masks_optional: bool = False
+) -> tuple[list[BatchTask], list[TaskProblem]]:
     """Tasks from JSONL lines (manifest fields) or bare video paths, one per line."""
-    reader = _RowReader(base, source)
+    reader = _RowReader(base, source, masks_optional)
     items = []
     for number, line in enumerate(lines, 1):
         text = line.strip().removeprefix("\ufeff") if number == 1 else line.strip()

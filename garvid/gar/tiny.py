@@ -9,8 +9,6 @@ safetensors, tokenizer and processor files) and then loaded like a real one.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +19,7 @@ from transformers import LlamaConfig, PerceptionLMConfig, TimmWrapperConfig
 from garvid.gar.config import GARConfig
 from garvid.gar.model import GARModel
 from garvid.gar.tokenizer import build_tiny_tokenizer, write_tiny_processor_files
+from garvid.files import build_folder_once
 from garvid.paths import cache_root
 
 Shape = Literal["gar-1b", "gar-8b"]
@@ -125,16 +124,8 @@ def ensure_tiny_checkpoint(shape: Shape = "gar-8b", seed: int = 0, cache_dir: Pa
     """The folder of the tiny checkpoint, built once (atomically) under the garvid cache."""
     root = Path(cache_dir) if cache_dir else cache_root() / "models"
     target = root / f"tiny-random-{shape}-seed{seed}-v{TINY_VERSION}"
-    if (target / "model.safetensors.index.json").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=root))
-    try:
+
+    def build(staging: Path) -> None:
         save_checkpoint(random_gar(gar_config(shape), seed), staging)
-        try:
-            staging.rename(target)
-        except OSError:  # another process finished first: theirs is identical
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    return build_folder_once(target, "model.safetensors.index.json", build)

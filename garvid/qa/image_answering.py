@@ -32,6 +32,7 @@ from garvid.gar.prompt import (
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
 from garvid.options import DEFAULT_ATTENTION, GenerationOptions, PromptOptions
 from garvid.presets import default_preset
+from garvid.regions.input import RegionInput
 from garvid.regions.masks import mask_bbox
 
 
@@ -92,7 +93,7 @@ class _PromptPlan:
 def _plan_prompt(object_ids: list[int], question: str | None, multiple_choice: bool) -> _PromptPlan:
     """Which slots hold which objects, and the prompt text, for the objects and question."""
     if not object_ids:
-        raise RegionError("no regions given: pass at least one mask")
+        raise RegionError("no regions given: pass --mask, --box, --point or --object")
     if question is None or not question.strip():
         if len(object_ids) != 1:
             raise RegionError(
@@ -214,6 +215,8 @@ class ImageRequest:
     image: Path
     masks: tuple[Path, ...]
     question: str | None = None
+    prompts: RegionInput = RegionInput()  # boxes, points and objects: masks on the image (detector, SAM2)
+    tracker: str | None = None  # SAM2 preset for boxes, points and box detectors; None = the default
     model: str | None = None  # preset name or checkpoint folder; None = configs/models.toml's default
     dtype: str = "auto"
     device: str = "auto"
@@ -224,7 +227,7 @@ class ImageRequest:
 
     def input_paths(self) -> tuple[Path | str | None, ...]:
         """What the request reads from disk (a model that is not a path is a preset or hub id)."""
-        return (self.image, *self.masks, self.model)
+        return (self.image, *self.masks, self.model, self.tracker, self.prompts.detector)
 
 
 @dataclass
@@ -246,9 +249,27 @@ def prepare_image(request: ImageRequest) -> PreparedImage:
 
     check_attention(request.attn, request.device)
     frame = load_image(request.image)
-    masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks, target="the image (as displayed)")
-    _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
-    return PreparedImage(request=request, frame=frame, masks=masks)
+    if not (request.prompts.boxes or request.prompts.points or request.prompts.objects):
+        masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks, target="the image (as displayed)")
+        _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
+        return PreparedImage(request=request, frame=frame, masks=masks)
+    return PreparedImage(request=request, frame=frame, masks=_segment(request, frame))
+
+
+def _segment(request: ImageRequest, frame: Image.Image) -> dict[int, np.ndarray]:
+    """Every prompt as a mask on the image; the question is checked against the objects first."""
+    from garvid.media.still import StillImage
+    from garvid.tracking.segment import segment_prompt_frame
+
+    regions = replace(request.prompts, masks=request.masks, resize_masks=request.resize_masks, frame=0)
+    with StillImage(np.asarray(frame), str(request.image)) as still:
+        _plan_prompt(regions.resolve(still.info).object_ids, request.question, request.prompt.multiple_choice)
+        tracker = request.tracker or default_preset("trackers")
+        masks = segment_prompt_frame(still, regions, tracker=tracker, device=request.device).masks
+    for object_id, mask in masks.items():
+        if not mask.any():
+            raise RegionError(f"object {object_id}'s mask on {request.image} is empty: prompt it differently")
+    return masks
 
 
 def ask_image(request: ImageRequest | PreparedImage, *, on_token: TokenCallback | None = None) -> ImageAnswer:

@@ -1,8 +1,8 @@
 """Ask GAR about tracked objects over time: the library behind ``garvid ask`` and ``describe``.
 
 The pipeline: open the video and check the prompts and the question; size the prompt
-against the model's context (fewer keyframes when it does not fit); track the objects
-with SAM2 over the frames the keyframes need (or take the tracks from the cache); free the
+against the model's context (fewer keyframes when it does not fit); find ``--object``
+phrases on the prompt frame (then free the detector); track the objects with SAM2 over the frames the keyframes need (or take the tracks from the cache); free the
 tracker; load GAR; then per window pick keyframes among the tracked frames, encode them
 with their per-frame mask maps, replay each visible object's features from its own frame
 and generate. Models are loaded one after the other, so peak memory is the larger one.
@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from garvid.detection.checkpoints import check_detector, detector_name
+from garvid.detection.objects import detect_objects
 from garvid.devices import check_attention, resolve_device
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.answering import generate_answer, synchronize
@@ -75,6 +77,7 @@ class _Job:
         resolve_dtype(request.dtype, resolve_device(request.device))  # every option is checked before work starts
         info = video.info
         prompts = request.regions.resolve(info)
+        check_detector(request.regions)
         plan = plan_request(request, prompts, protocol)
         if request.question is not None and "<Prompt" not in plan.prompt_question:
             reporter.warn(
@@ -160,7 +163,9 @@ def answer_video(
 
         from garvid.gar.loading import load_gar
 
-        for warning in (random_weights_warning(tracks.tracker, "trackers"), random_weights_warning(files.name)):
+        detector = detector_name(request.regions.detector) if request.regions.objects else None
+        warnings = [random_weights_warning(tracks.tracker, "trackers"), random_weights_warning(files.name)]
+        for warning in [*warnings, detector and random_weights_warning(detector, "detectors")]:
             if warning:
                 reporter.warn(warning)
         if model is None:
@@ -269,6 +274,7 @@ def _tracks(
         if tracks is not None:
             timings["track"] = time.perf_counter() - started
             return tracks, True
+    prompts, _ = detect_objects(video, prompts, request.regions, request.device)  # freed before SAM2 loads
     model = Sam2Tracker.from_preset(tracker, device=request.device) if isinstance(tracker, str) else tracker
     tracks = model.track(video, prompts, frames, progress=lambda done, total: reporter.progress("tracking", done, total))
     if isinstance(tracker, str):

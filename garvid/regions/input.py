@@ -19,6 +19,9 @@ class RegionInput:
     points: Sequence[str] = ()
     frame: int = 0
     resize_masks: bool = False
+    objects: Sequence[str] = ()  # phrases (--object), found on the prompt frame by the detector
+    detector: str | None = None  # detector preset or folder; None = configs/detectors.toml's default
+    object_threshold: float | None = None  # None = the detector preset's threshold
 
     def resolve(self, info: VideoInfo) -> RegionPrompts:
         """Validate against the video and number the objects."""
@@ -26,6 +29,7 @@ class RegionInput:
             mask_paths=self.masks,
             boxes=self.boxes,
             points=self.points,
+            objects=self.objects,
             frame=self.frame,
             size=(info.width, info.height),
             num_frames=info.num_frames,

@@ -1,17 +1,18 @@
 """Region prompts: which objects the user points at, on which frame.
 
-Objects come from mask PNGs, boxes or points. Mask files follow the DAVIS/VOS
+Objects come from mask PNGs, boxes, points or names (``--object "the red cup"``, found
+on the prompt frame by a detector before tracking). Mask files follow the DAVIS/VOS
 convention: one palette (indexed) or grayscale PNG whose pixel value N marks object N
 (0 = background), or several binary PNGs, one object each in the order given. Objects
-are numbered masks first, then boxes, then points, each in the order given. GAR has five
-region slots, so object ids run from 1 to 5.
+are numbered masks first, then boxes, then points, then names, each in the order given.
+GAR has five region slots, so object ids run from 1 to 5.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -24,6 +25,14 @@ Box = tuple[float, float, float, float]
 Point = tuple[float, float]
 
 
+class ObjectName(NamedTuple):
+    """An ``--object`` phrase and which of its instances it takes: 0 the best, 1 the second
+    best distinct one (the phrase's second ``--object``), ..."""
+
+    phrase: str
+    rank: int
+
+
 @dataclass
 class RegionPrompts:
     """The objects to follow, given on one frame of the video (pixel coordinates)."""
@@ -32,10 +41,11 @@ class RegionPrompts:
     masks: dict[int, np.ndarray] = field(default_factory=dict)
     boxes: dict[int, Box] = field(default_factory=dict)
     points: dict[int, list[Point]] = field(default_factory=dict)
+    objects: dict[int, ObjectName] = field(default_factory=dict)  # names a detector has yet to find
 
     @property
     def object_ids(self) -> list[int]:
-        return sorted([*self.masks, *self.boxes, *self.points])
+        return sorted([*self.masks, *self.boxes, *self.points, *self.objects])
 
     def only(self, object_ids: Sequence[int]) -> RegionPrompts:
         """The prompts of ``object_ids`` alone (what a question about them needs tracked)."""
@@ -45,6 +55,7 @@ class RegionPrompts:
             masks={i: m for i, m in self.masks.items() if i in keep},
             boxes={i: b for i, b in self.boxes.items() if i in keep},
             points={i: p for i, p in self.points.items() if i in keep},
+            objects={i: o for i, o in self.objects.items() if i in keep},
         )
 
 
@@ -165,30 +176,42 @@ def parse_point(text: str, size: tuple[int, int]) -> Point:
     return x, y
 
 
+def check_phrase(text: str) -> str:
+    """An ``--object`` phrase stripped of outer spaces; RegionError when nothing is left."""
+    phrase = " ".join(str(text).split())
+    if not phrase:
+        raise RegionError("empty --object phrase: name the object, e.g. --object \"the red cup\"")
+    return phrase
+
+
 def build_region_prompts(
     *,
     mask_paths: Sequence[Path] = (),
     boxes: Sequence[str] = (),
     points: Sequence[str] = (),
+    objects: Sequence[str] = (),
     frame: int = 0,
     size: tuple[int, int],
     num_frames: int,
     resize_masks: bool = False,
 ) -> RegionPrompts:
     """Validate the user's prompts against the video and number the objects."""
-    if not (mask_paths or boxes or points):
-        raise RegionError("no objects given: pass --mask PNG, --box x1,y1,x2,y2 or --point x,y")
+    if not (mask_paths or boxes or points or objects):
+        raise RegionError('no objects given: pass --mask PNG, --box x1,y1,x2,y2, --point x,y or --object "name"')
+    phrases = [check_phrase(text) for text in objects]
     if not 0 <= frame < num_frames:
         raise RegionError(f"--mask-frame {frame} is outside the video (frames 0..{num_frames - 1})")
     masks = load_masks(mask_paths, size, resize=resize_masks) if mask_paths else {}
     next_id = max(masks, default=0) + 1
     box_ids = range(next_id, next_id + len(boxes))
     point_ids = range(box_ids.stop, box_ids.stop + len(points))
-    if point_ids.stop - 1 > MAX_OBJECTS:
-        raise RegionError(f"{point_ids.stop - 1} objects given; GAR follows at most {MAX_OBJECTS}")
+    object_ids = range(point_ids.stop, point_ids.stop + len(phrases))
+    if object_ids.stop - 1 > MAX_OBJECTS:
+        raise RegionError(f"{object_ids.stop - 1} objects given; GAR follows at most {MAX_OBJECTS}")
     return RegionPrompts(
         frame=frame,
         masks=masks,
         boxes={i: parse_box(text, size) for i, text in zip(box_ids, boxes)},
         points={i: [parse_point(text, size)] for i, text in zip(point_ids, points)},
+        objects={i: ObjectName(phrase, phrases[:n].count(phrase)) for n, (i, phrase) in enumerate(zip(object_ids, phrases))},
     )

@@ -1,7 +1,8 @@
 """A cache of tracking results, so another question about the same clip skips tracking.
 
 An entry is keyed by what decides the tracks: the video's content, the region prompts'
-content (mask file bytes, boxes, points, prompt frame), the tracker, and the exact frames
+content (mask file bytes, boxes, points, prompt frame; for --object the detector,
+phrases and threshold), the tracker, and the exact frames
 tracked (which encode stride and span). Entries are JSON (never pickles), written
 atomically, and checked on reading: a corrupt, foreign or inconsistent entry is
 reported, deleted and tracked again, never trusted. A cache that cannot be written is
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from garvid.detection.checkpoints import detection_key
 from garvid.errors import GarvidError
 from garvid.files import atomic_path
 from garvid.paths import cache_root
@@ -54,16 +56,17 @@ def regions_digest(regions: RegionInput, object_ids: Sequence[int]) -> str:
     Only the objects a question asks about are tracked, so they are part of the key. Mask
     files count by content: renaming one keeps the digest, editing it changes it.
     """
-    return _json_digest(
-        {
-            "objects": sorted(object_ids),
-            "masks": [file_digest(Path(p)) for p in regions.masks],
-            "boxes": list(regions.boxes),
-            "points": list(regions.points),
-            "frame": regions.frame,
-            "resize_masks": regions.resize_masks,
-        }
-    )
+    key = {
+        "objects": sorted(object_ids),
+        "masks": [file_digest(Path(p)) for p in regions.masks],
+        "boxes": list(regions.boxes),
+        "points": list(regions.points),
+        "frame": regions.frame,
+        "resize_masks": regions.resize_masks,
+    }
+    if regions.objects:  # what decides the detections: detector, phrases and threshold
+        key["detect"] = detection_key(regions)
+    return _json_digest(key)
 
 
 @dataclass(frozen=True)

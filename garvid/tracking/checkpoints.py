@@ -5,11 +5,11 @@ Only resolves names and files; building the network is :mod:`garvid.tracking.mod
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from garvid.errors import CheckpointError
+from garvid.hub import fetch_from_hub
 from garvid.presets import get_preset, preset_names
 
 
@@ -68,23 +68,10 @@ def _real_presets() -> list[str]:
 def hub_checkpoint(repo: str, filename: str) -> Path:
     """The checkpoint from the Hugging Face cache, downloading it once when online."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    try:
-        return Path(hf_hub_download(repo, filename, local_files_only=True))
-    except LocalEntryNotFoundError:
-        pass
-    hub_logger = logging.getLogger("huggingface_hub")  # its retry warnings would precede our error
-    level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)
-    try:
-        return Path(hf_hub_download(repo, filename))
-    except LocalEntryNotFoundError:  # what the hub client raises when it cannot connect
-        reason = "the Hugging Face Hub is unreachable or HF_HUB_OFFLINE is set"
-    except Exception as error:  # gated repo, disk full, ...: all end the same way for the user
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-    finally:
-        hub_logger.setLevel(level)
+    path, reason = fetch_from_hub(hf_hub_download, repo, filename)
+    if path is not None:
+        return path
     raise CheckpointError(
         f"SAM2 checkpoint {filename} is not in the Hugging Face cache and could not be downloaded "
         f"({reason}); get it with `hf download {repo} {filename}` "

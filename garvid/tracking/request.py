@@ -1,5 +1,5 @@
 """Tracking a whole request: open the video, validate the user's region prompts against it,
-plan the tracked frames and track every object (``garvid track`` is exactly this stage).
+find ``--object`` phrases on the prompt frame, plan the tracked frames and track every object (``garvid track`` is exactly this stage).
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from garvid.detection.checkpoints import check_detector
+from garvid.detection.objects import detect_objects
 from garvid.errors import GarvidError
 from garvid.media.open import open_video
 from garvid.regions.input import RegionInput
@@ -35,7 +37,7 @@ class TrackRequest:
 
     def input_paths(self) -> tuple[Path | str, ...]:
         """What the request reads from disk (a tracker that is not a path is a preset)."""
-        return (self.video, *self.regions.masks, self.tracker)
+        return (self.video, *self.regions.masks, self.tracker, self.regions.detector)
 
 
 def parse_stride(stride: str) -> int | None:
@@ -57,6 +59,8 @@ def track_video(
     with open_video(request.video, fps=request.fps) as video:
         prompts = request.regions.resolve(video.info)
         stride = parse_stride(request.stride)  # bad input fails before the model loads
+        check_detector(request.regions)
+        prompts, _ = detect_objects(video, prompts, request.regions, request.device)  # freed before SAM2 loads
         model = tracker or Sam2Tracker.from_preset(request.tracker, device=request.device)
         if stride is None:
             stride = auto_stride(video.info.num_frames, request.keyframes, model.device_type)

@@ -68,6 +68,8 @@ def new_inference_state(images: FrameFeed, height: int, width: int, device: torc
 
 def check_prompts(prompts: RegionPrompts, width: int, height: int) -> None:
     """RegionError unless every prompt is a usable mask, box or point inside the frame."""
+    if prompts.objects:
+        raise RegionError("objects given by name must be found on the prompt frame (detect_objects) before tracking")
     ids = [*prompts.masks, *prompts.boxes, *prompts.points]
     if not ids:
         raise RegionError("no objects to track: give at least one mask, box or point")

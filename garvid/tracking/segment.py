@@ -1,0 +1,67 @@
+"""Every prompt resolved to a mask on the prompt frame (``garvid segment``, and objects by
+name or box on a still image): masks as given, ``--object`` phrases through the detector,
+boxes and points (and Grounding DINO's boxes) through SAM2's prompt encoder. The detector
+is freed before SAM2 loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from garvid.detection.checkpoints import check_detector
+from garvid.detection.objects import detect_objects
+from garvid.media.source import FrameSource
+from garvid.regions.input import RegionInput
+from garvid.tracking.tracker import LazyTracker
+
+
+@dataclass(frozen=True)
+class SegmentedObject:
+    """One object on the prompt frame, and where its mask came from."""
+
+    id: int
+    source: str  # "mask", "box", "point" or "object"
+    mask: np.ndarray  # (H, W) bool
+    score: float | None  # the detector's for objects, SAM2's for boxes and points, None for masks
+    phrase: str | None = None  # for objects
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    frame: int
+    objects: list[SegmentedObject]
+
+    @property
+    def masks(self) -> dict[int, np.ndarray]:
+        return {o.id: o.mask for o in self.objects}
+
+
+def segment_prompt_frame(video: FrameSource, regions: RegionInput, *, tracker: str, device: str = "auto") -> Segmentation:
+    """Resolve every prompt of ``regions`` on its frame of ``video`` to a mask."""
+    prompts = regions.resolve(video.info)
+    check_detector(regions)
+    sources = {
+        **{i: "mask" for i in prompts.masks},
+        **{i: "box" for i in prompts.boxes},
+        **{i: "point" for i in prompts.points},
+        **{i: "object" for i in prompts.objects},
+    }
+    phrases = {i: name.phrase for i, name in prompts.objects.items()}
+    prompts, detections = detect_objects(video, prompts, regions, device)
+    scores: dict[int, float | None] = {d.object_id: d.score for d in detections}
+    masks = dict(prompts.masks)
+    prompted = prompts.only([*prompts.boxes, *prompts.points])
+    if prompted.object_ids:
+        sam2 = LazyTracker(tracker, device)
+        try:
+            tracks = sam2.track(video, prompted, [prompts.frame])
+        finally:
+            sam2.free()
+        for object_id in prompted.object_ids:
+            masks[object_id] = tracks.mask(object_id, prompts.frame)
+            scores.setdefault(object_id, tracks.observation(object_id, prompts.frame).score)
+    objects = [
+        SegmentedObject(i, sources[i], np.asarray(masks[i], bool), scores.get(i), phrases.get(i)) for i in sorted(masks)
+    ]
+    return Segmentation(prompts.frame, objects)
