@@ -34,8 +34,8 @@ def detect_objects(
         return prompts, []
     import torch
 
-    from garvid.devices import resolve_device
     from garvid.detection.models import Detector
+    from garvid.devices import resolve_device
 
     check_detector(regions)
     target = resolve_device(device)

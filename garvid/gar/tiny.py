@@ -16,10 +16,10 @@ import torch
 from safetensors.torch import save_file
 from transformers import LlamaConfig, PerceptionLMConfig, TimmWrapperConfig
 
+from garvid.files import build_folder_once
 from garvid.gar.config import GARConfig
 from garvid.gar.model import GARModel
 from garvid.gar.tokenizer import build_tiny_tokenizer, write_tiny_processor_files
-from garvid.files import build_folder_once
 from garvid.paths import cache_root
 
 Shape = Literal["gar-1b", "gar-8b"]
