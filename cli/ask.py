@@ -31,6 +31,7 @@ from garvid_cli.options import (
     Temperature,
     TopP,
     Tracker,
+    TracksFile,
     borrow_parameters,
     generation_options,
 )
@@ -157,6 +158,7 @@ def ask(
     output: Output = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
+    tracks: TracksFile = None,
 ) -> None:
     regions = RegionInput(masks=mask, boxes=box, points=point, frame=mask_frame, resize_masks=resize_masks)
     request = video_request(
@@ -185,6 +187,7 @@ def ask(
         replay_scaling=replay_scaling,
         cache_dir=cache_dir,
         no_cache=no_cache,
+        tracks=tracks,
     )
     _run(request, output_format, output)
 
@@ -216,6 +219,7 @@ def video_request(
     replay_scaling: str,
     cache_dir: Path | None,
     no_cache: bool,
+    tracks: Path | None = None,
 ) -> VideoRequest:
     """The library request for ``ask``'s options (``describe`` and ``batch`` share them)."""
     return VideoRequest(
@@ -238,6 +242,7 @@ def video_request(
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling, multiple_choice=multiple_choice),
         cache_dir=cache_dir,
         use_cache=not no_cache,
+        tracks=tracks,
     )
 
 

@@ -22,7 +22,8 @@ from garvid.regions.input import RegionInput
 
 EXAMPLES = (
     "Inputs: a folder of videos, each with its first-frame mask (clip.mp4 + clip.png, or masks/clip.png; -r for "
-    "subfolders), a manifest (.csv or .jsonl with video, mask and optional question, mask_frame, start, end, id), "
+    "subfolders), a manifest (.csv or .jsonl with video, mask or tracks (a garvid track JSON, used instead of tracking) "
+    "and optional question, mask_frame, start, end, id), "
     "or - for JSONL tasks (or bare video paths) on stdin.\n\n"
     "Examples:\n\n"
     '  garvid batch clips/ -r --question "what does object 1 do?" -o answers/\n\n'

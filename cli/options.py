@@ -47,6 +47,13 @@ MaskResample = Annotated[
 ReplayScaling = Annotated[
     str, typer.Option("--replay-scaling", help="reference (the released weights' double box scaling) or single.")
 ]
+TracksFile = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--tracks",
+        help="Use this tracks JSON (garvid track's output, or the same schema) instead of tracking; it gives the objects, so no --mask.",
+    ),
+]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")]
 
 DEFAULT_TRACKER = default_preset("trackers")

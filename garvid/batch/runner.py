@@ -33,7 +33,8 @@ def item_request(template: VideoRequest, task: BatchTask, describe: bool) -> Vid
     return replace(
         template,
         video=task.video,
-        regions=RegionInput(masks=(task.mask,), frame=task.mask_frame),
+        regions=RegionInput(masks=(task.mask,) if task.mask is not None else (), frame=task.mask_frame),
+        tracks=task.tracks,
         question=question,
         start=task.start if task.start is not None else template.start,
         end=task.end if task.end is not None else template.end,

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from garvid.errors import GarvidError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
-MANIFEST_FIELDS = ("video", "mask", "question", "mask_frame", "start", "end", "id")
+MANIFEST_FIELDS = ("video", "mask", "tracks", "question", "mask_frame", "start", "end", "id")
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,12 @@ class BatchTask:
 
     id: str
     video: Path
-    mask: Path
+    mask: Path | None  # None when ``tracks`` gives the objects
     question: str | None = None
     mask_frame: int = 0
     start: float | None = None
     end: float | None = None
+    tracks: Path | None = None  # a tracks JSON used instead of tracking (``--tracks``)
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,9 @@ class _RowReader:
                 raise ValueError(f"unknown fields {unknown}; known: {', '.join(MANIFEST_FIELDS)}")
             if task_id in self.seen:
                 raise ValueError(f"id {task_id!r} is used twice")
-            mask = self.path(row["mask"]) if row.get("mask") else paired_mask(video)
-            if mask is None:
+            tracks = self.path(row["tracks"]) if row.get("tracks") else None
+            mask = self.path(row["mask"]) if row.get("mask") else (None if tracks else paired_mask(video))
+            if mask is None and tracks is None:
                 return _missing_mask(task_id, video)
             task = BatchTask(
                 id=task_id,
@@ -104,6 +106,7 @@ class _RowReader:
                 mask_frame=int(row.get("mask_frame") or 0),
                 start=_seconds(row.get("start")),
                 end=_seconds(row.get("end")),
+                tracks=tracks,
             )
         except (TypeError, ValueError) as error:
             return TaskProblem(task_id, str(video), f"{self.source} {where}: {error}")

@@ -36,3 +36,4 @@ class VideoRequest:
     prompt: PromptOptions = PromptOptions()
     cache_dir: Path | None = None  # None = garvid's user cache
     use_cache: bool = True
+    tracks: Path | None = None  # a tracks JSON (``garvid track``'s schema) used instead of tracking; replaces regions

@@ -24,7 +24,7 @@ from garvid.gar.encoding import encode_with_replays
 from garvid.gar.processor import GARImageInputs, preprocess_image, with_regions
 from garvid.gar.prompt import DESCRIBE_SLOT
 from garvid.media.open import open_video
-from garvid.media.source import FrameSource
+from garvid.media.source import FrameSource, VideoInfo
 from garvid.presets import default_preset, random_weights_warning
 from garvid.qa.answers import NOT_VISIBLE_TEXT, Answer, VideoAnswer
 from garvid.qa.keyframes import Window, fit_keyframes, frame_span, select_keyframes, split_windows
@@ -33,9 +33,11 @@ from garvid.qa.protocol import Protocol, load_protocol
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
 from garvid.regions.prompts import RegionPrompts
-from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
+from garvid.tracking import Sam2Tracker, Tracks, auto_stride
 from garvid.tracking.cache import TrackCache, TrackCacheKey, content_digest, regions_digest
+from garvid.tracking.given import given_prompts, read_tracks_file
 from garvid.tracking.request import parse_stride
+from garvid.tracking.reuse import TrackingNeed, reuse_or_track
 
 if TYPE_CHECKING:
     from garvid.gar.model import GARModel
@@ -55,23 +57,25 @@ class _Job:
     builder: TemporalPromptBuilder
     frames: int  # keyframes per window
     tracker_name: str
-    tracked: list[int]  # the frames to track
+    need: TrackingNeed  # the frames to track (or to find tracked)
+    given: Tracks | None  # the request's --tracks file: the tracks, no tracking
 
     @classmethod
     def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, model_source: str) -> _Job:
         """Check the request (fails before any model loads) and plan keyframes and tracking."""
         protocol = load_protocol(request.protocol)
         info = video.info
-        prompts = request.regions.resolve(info)
+        timestamps = video.timestamps()
+        given = _given_tracks(request, info, timestamps)
+        prompts = given_prompts(given) if given is not None else request.regions.resolve(info)
         plan = plan_request(request, prompts, protocol)
         stride = parse_stride(request.stride)
-        timestamps = video.timestamps()
         span = frame_span(timestamps, info.duration, request.start, request.end)
         windows = split_windows(span, timestamps, request.window)
         files = GarFiles.read(model_source)
         builder = TemporalPromptBuilder(files, protocol, request.prompt, (info.width, info.height))
         frames = _fit_frames(request, protocol, builder, plan, span, reporter)
-        tracked = _frames_to_track(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
+        need = _tracking_need(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
         return cls(
             protocol=protocol,
             prompts=prompts.only(plan.objects),
@@ -83,12 +87,13 @@ class _Job:
             builder=builder,
             frames=frames,
             tracker_name=request.tracker or default_preset("trackers"),
-            tracked=tracked,
+            need=need,
+            given=given,
         )
 
 
 def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tracker: Sam2Tracker | None = None) -> bool:
-    """Plan ``request`` and make sure its tracks are in the cache; True when they already were.
+    """Plan ``request`` and make sure its tracks are in the cache; True when nothing had to be tracked.
 
     The first stage of a batch: every item is tracked with one tracker, which is then
     freed, and :func:`answer_video` finds the tracks in the cache.
@@ -98,7 +103,7 @@ def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tr
     reporter = reporter or Reporter()
     with open_video(request.video, fps=request.fps) as video:
         job = _Job.open(request, video, reporter, request.model or default_preset("models"))
-        return _tracks(request, video, job.prompts, tracker or job.tracker_name, job.tracked, reporter, {})[1]
+        return not _tracks(request, video, job, tracker, reporter, {})[1]
 
 
 def answer_video(
@@ -121,7 +126,7 @@ def answer_video(
         model_source = str(model.checkpoint_dir) if model is not None else request.model or default_preset("models")
         job = _Job.open(request, video, reporter, model_source)
         plan, span, files = job.plan, job.span, job.files
-        tracks, cached = _tracks(request, video, job.prompts, tracker or job.tracker_name, job.tracked, reporter, timings)
+        tracks, tracked_objects = _tracks(request, video, job, tracker, reporter, timings)
 
         object_ids = plan.objects
         visible = {o: [f for f in tracks.frames if span.holds(f) and tracks.observation(o, f).visible] for o in object_ids}
@@ -164,7 +169,15 @@ def answer_video(
         keyframes=[{"frame": f, "time": float(job.timestamps[f])} for f in used],
         frames_per_window=job.frames,
         model={"name": str(model.name), "path": str(model.checkpoint_dir), "dtype": str(model.dtype).removeprefix("torch."), "device": str(model.device)},
-        tracker={"name": tracks.tracker, "stride": tracks.stride, "device": tracks.device, "tracked_frames": len(tracks.frames), "cached": cached},
+        tracker={
+            "name": tracks.tracker,
+            "stride": tracks.stride,
+            "device": tracks.device,
+            "tracked_frames": len(tracks.frames),
+            "cached": not tracked_objects,
+            "tracked_objects": tracked_objects,
+            **({"file": str(request.tracks)} if request.tracks is not None else {}),
+        },
         protocol=job.protocol.to_json(),
         timings=timings,
     )
@@ -188,60 +201,75 @@ def _fit_frames(
     return frames
 
 
-def _frames_to_track(
+def _tracking_need(
     request: VideoRequest, stride: int | None, prompt_frame: int, span: Window, keyframes: int, num_frames: int
-) -> list[int]:
+) -> TrackingNeed:
     """The tracked grid: the span (extended to reach the prompt frame) every ``stride`` frames."""
     if stride is None:
         from garvid.devices import resolve_device
 
         stride = auto_stride(span.stop - span.first, keyframes, resolve_device(request.device).type)
-    first, stop = min(span.first, prompt_frame), max(span.stop, prompt_frame + 1)
-    return tracked_frames(num_frames, prompt_frame, stride, first, stop)
+    return TrackingNeed(min(span.first, prompt_frame), max(span.stop, prompt_frame + 1), stride, prompt_frame, num_frames)
+
+
+def _given_tracks(request: VideoRequest, info: VideoInfo, timestamps: np.ndarray) -> Tracks | None:
+    """The request's ``--tracks`` file read and checked against the video, or None."""
+    if request.tracks is None:
+        return None
+    regions = request.regions
+    if regions.masks or regions.boxes or regions.points:
+        raise GarvidError("--tracks gives the objects and their masks: drop --mask, --box and --point")
+    return read_tracks_file(request.tracks, info, list(timestamps))
 
 
 def _tracks(
     request: VideoRequest,
     video: FrameSource,
-    prompts: RegionPrompts,
-    tracker: str | Sam2Tracker,
-    frames: list[int],
+    job: _Job,
+    loaded: Sam2Tracker | None,
     reporter: Reporter,
     timings: dict[str, float],
-) -> tuple[Tracks, bool]:
-    """Tracks of every object on ``frames``: from the cache, or tracked (and then cached).
+) -> tuple[Tracks, list[int]]:
+    """Tracks of the job's objects for its need, and the objects SAM2 tracked for it.
 
-    ``tracker`` is a tracker preset or path (loaded only on a cache miss, freed after) or
-    a loaded tracker.
+    A ``--tracks`` file is used as it is. With the cache, each object's cached tracks are
+    reused when they serve the need and only the others are tracked (then cached); see
+    :mod:`garvid.tracking.reuse`. A ``loaded`` tracker is used, else the request's is
+    loaded only when something must be tracked, and freed after.
     """
+    started = time.perf_counter()
+    prompts, need = job.prompts, job.need
+    if job.given is not None:
+        return job.given.select(prompts.object_ids, need.in_range(job.given.frames)), []
+    tracker: str | Sam2Tracker = loaded or job.tracker_name
+
+    def track(object_ids: list[int], frames: list[int]) -> Tracks:
+        model = Sam2Tracker.from_preset(tracker, device=request.device) if isinstance(tracker, str) else tracker
+        tracks = model.track(video, prompts.only(object_ids), frames, progress=lambda done, total: reporter.progress("tracking", done, total))
+        if isinstance(tracker, str):
+            del model  # free SAM2 before GAR loads: peak memory is the larger model, not the sum
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        return tracks
+
+    if not request.use_cache:
+        tracks = track(prompts.object_ids, need.grid)
+        timings["track"] = time.perf_counter() - started
+        return tracks, prompts.object_ids
     from garvid.paths import cache_root
 
-    started = time.perf_counter()
-    cache = key = None
-    if request.use_cache:
-        cache = TrackCache(request.cache_dir or cache_root(), on_problem=reporter.warn)
-        key = TrackCacheKey(
-            video=content_digest(request.video),
-            regions=regions_digest(request.regions, prompts.object_ids),
-            tracker=tracker if isinstance(tracker, str) else tracker.name,
-            frames=tuple(frames),
-            prompt_frame=prompts.frame,
-        )
-        tracks = cache.load(key)
-        if tracks is not None:
-            timings["track"] = time.perf_counter() - started
-            return tracks, True
-    model = Sam2Tracker.from_preset(tracker, device=request.device) if isinstance(tracker, str) else tracker
-    tracks = model.track(video, prompts, frames, progress=lambda done, total: reporter.progress("tracking", done, total))
-    if isinstance(tracker, str):
-        del model  # free SAM2 before GAR loads: peak memory is the larger model, not the sum
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    if cache is not None and key is not None:
-        cache.store(key, tracks)
+    cache = TrackCache(request.cache_dir or cache_root(), on_problem=reporter.warn)
+    name = tracker if isinstance(tracker, str) else tracker.name
+    video_digest = content_digest(request.video)
+    keys = {
+        o: TrackCacheKey(video_digest, regions_digest(request.regions, [o]), name, prompts.frame, o) for o in prompts.object_ids
+    }
+    reuse = reuse_or_track(need, prompts.object_ids, {o: cache.load(key) for o, key in keys.items()}, track)
+    for object_id, entry in reuse.updated.items():
+        cache.store(keys[object_id], entry)
     timings["track"] = time.perf_counter() - started
-    return tracks, False
+    return reuse.tracks, reuse.tracked
 
 
 def _object_summaries(tracks: Tracks, keyframes: list[int]) -> list[dict[str, Any]]:
