@@ -11,7 +11,7 @@ from garvid.errors import GarvidError
 
 def _register_commands() -> None:
     # Each command module registers itself on `app` when imported.
-    from garvid_cli import ask, batch, evaluate, image, track  # noqa: F401
+    from garvid_cli import ask, batch, chat, evaluate, image, track  # noqa: F401
 
 
 def run(argv: list[str] | None = None) -> int:

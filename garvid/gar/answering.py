@@ -44,8 +44,12 @@ def generate_answer(
     inputs_embeds: torch.Tensor,
     options: GenerationOptions,
     on_token: TokenCallback | None = None,
+    **prefix,
 ) -> tuple[str, list[int]]:
-    """Decode an answer from prompt embeddings: its text (special tokens dropped) and token ids."""
+    """Decode an answer from prompt embeddings: its text (special tokens dropped) and token ids.
+
+    ``prefix`` passes :meth:`GARModel.generate`'s ``prefix_length`` and ``prefix_cache``.
+    """
     answer_ids = model.generate(
         inputs_embeds,
         max_new_tokens=options.max_new_tokens,
@@ -55,5 +59,6 @@ def generate_answer(
         seed=options.seed,
         eos_token_ids=(EOT_TOKEN_ID,),
         on_token=TextStream(tokenizer, on_token) if on_token is not None else None,
+        **prefix,
     )
     return tokenizer.decode(answer_ids, skip_special_tokens=True).strip(), [int(i) for i in answer_ids]

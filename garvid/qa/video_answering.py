@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Hashable
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class _Job:
+class VideoJob:
     """A request checked against its video and planned: everything decided before the models run."""
 
     protocol: Protocol
@@ -61,8 +62,12 @@ class _Job:
     given: Tracks | None  # the request's --tracks file: the tracks, no tracking
 
     @classmethod
-    def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, model_source: str) -> _Job:
-        """Check the request (fails before any model loads) and plan keyframes and tracking."""
+    def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, files: GarFiles | str) -> VideoJob:
+        """Check the request (fails before any model loads) and plan keyframes and tracking.
+
+        ``files`` are the GAR checkpoint's small files, or its name or path to read them
+        from once the request itself is checked.
+        """
         protocol = load_protocol(request.protocol)
         info = video.info
         timestamps = video.timestamps()
@@ -72,7 +77,8 @@ class _Job:
         stride = parse_stride(request.stride)
         span = frame_span(timestamps, info.duration, request.start, request.end)
         windows = split_windows(span, timestamps, request.window)
-        files = GarFiles.read(model_source)
+        if isinstance(files, str):
+            files = GarFiles.read(files)
         builder = TemporalPromptBuilder(files, protocol, request.prompt, (info.width, info.height))
         frames = _fit_frames(request, protocol, builder, plan, span, reporter)
         need = _tracking_need(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
@@ -102,8 +108,8 @@ def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tr
         raise ValueError("tracking ahead needs the tracking cache (use_cache=True)")
     reporter = reporter or Reporter()
     with open_video(request.video, fps=request.fps) as video:
-        job = _Job.open(request, video, reporter, request.model or default_preset("models"))
-        return not _tracks(request, video, job, tracker, reporter, {})[1]
+        job = VideoJob.open(request, video, reporter, request.model or default_preset("models"))
+        return not job_tracks(request, video, job, tracker, reporter, {})[1]
 
 
 def answer_video(
@@ -122,45 +128,61 @@ def answer_video(
     timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
     started = time.perf_counter()
     with open_video(request.video, fps=request.fps) as video:
-        info = video.info
         model_source = str(model.checkpoint_dir) if model is not None else request.model or default_preset("models")
-        job = _Job.open(request, video, reporter, model_source)
-        plan, span, files = job.plan, job.span, job.files
-        tracks, tracked_objects = _tracks(request, video, job, tracker, reporter, timings)
+        job = VideoJob.open(request, video, reporter, model_source)
+        tracks, tracked_objects = job_tracks(request, video, job, tracker, reporter, timings)
+        return answer_job(request, video, job, tracks, tracked_objects, model, AnswerMemo(), reporter, timings, started)
 
-        object_ids = plan.objects
-        visible = {o: [f for f in tracks.frames if span.holds(f) and tracks.observation(o, f).visible] for o in object_ids}
-        never = [o for o in object_ids if not visible[o]]
-        if never and request.question is not None:
-            raise RegionError(
-                f"object {never[0]} is never visible between {span.start:.2f} s and {span.end:.2f} s "
-                "(the tracker lost it): check its mask and --mask-frame, or ask about another span"
-            )
-        for object_id in never:
-            reporter.warn(f"object {object_id} is never visible between {span.start:.2f} s and {span.end:.2f} s")
 
-        from garvid.gar.loading import load_gar
+def answer_job(
+    request: VideoRequest,
+    video: FrameSource,
+    job: VideoJob,
+    tracks: Tracks,
+    tracked_objects: list[int],
+    model: GARModel | None,
+    memo: AnswerMemo,
+    reporter: Reporter,
+    timings: dict[str, float],
+    started: float,
+    *,
+    warn_weights: bool = True,
+) -> VideoAnswer:
+    """Answer a planned job over its tracks (loading GAR unless ``model`` is given), reusing ``memo``."""
+    plan, span, files = job.plan, job.span, job.files
+    object_ids = plan.objects
+    visible = {o: [f for f in tracks.frames if span.holds(f) and tracks.observation(o, f).visible] for o in object_ids}
+    never = [o for o in object_ids if not visible[o]]
+    if never and request.question is not None:
+        raise RegionError(
+            f"object {never[0]} is never visible between {span.start:.2f} s and {span.end:.2f} s "
+            "(the tracker lost it): check its mask and --mask-frame, or ask about another span"
+        )
+    for object_id in never:
+        reporter.warn(f"object {object_id} is never visible between {span.start:.2f} s and {span.end:.2f} s")
 
-        for warning in (random_weights_warning(tracks.tracker, "trackers"), random_weights_warning(files.name)):
-            if warning:
-                reporter.warn(warning)
-        if model is None:
-            loading = time.perf_counter()
-            model = load_gar(files.name, dtype=request.dtype, device=request.device)
-            timings["load"] = time.perf_counter() - loading
-        answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings)
-        seen = sorted({f for frames_of in visible.values() for f in frames_of})
-        answers: list[Answer] = []
-        for done, window in enumerate(job.windows):
-            reporter.progress("answering", done, len(job.windows))
-            keyframes = select_keyframes(tracks.frames, window, job.frames, request.strategy, seen)
-            answers.extend(answerer.window(window, keyframes))
-        reporter.progress("answering", len(job.windows), len(job.windows))
+    from garvid.gar.loading import load_gar
+
+    for warning in (random_weights_warning(tracks.tracker, "trackers"), random_weights_warning(files.name)):
+        if warning and warn_weights:
+            reporter.warn(warning)
+    if model is None:
+        loading = time.perf_counter()
+        model = load_gar(files.name, dtype=request.dtype, device=request.device)
+        timings["load"] = time.perf_counter() - loading
+    answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings, memo)
+    seen = sorted({f for frames_of in visible.values() for f in frames_of})
+    answers: list[Answer] = []
+    for done, window in enumerate(job.windows):
+        reporter.progress("answering", done, len(job.windows))
+        keyframes = select_keyframes(tracks.frames, window, job.frames, request.strategy, seen)
+        answers.extend(answerer.window(window, keyframes))
+    reporter.progress("answering", len(job.windows), len(job.windows))
 
     timings["total"] = time.perf_counter() - started
     used = sorted({f for a in answers for f in a.keyframes})
     return VideoAnswer(
-        video=info.to_json(),
+        video=video.info.to_json(),
         question=request.question,
         prompt_question=plan.prompt_question,
         answers=answers,
@@ -222,10 +244,10 @@ def _given_tracks(request: VideoRequest, info: VideoInfo, timestamps: np.ndarray
     return read_tracks_file(request.tracks, info, list(timestamps))
 
 
-def _tracks(
+def job_tracks(
     request: VideoRequest,
     video: FrameSource,
-    job: _Job,
+    job: VideoJob,
     loaded: Sam2Tracker | None,
     reporter: Reporter,
     timings: dict[str, float],
@@ -291,10 +313,50 @@ def _object_summaries(tracks: Tracks, keyframes: list[int]) -> list[dict[str, An
     return summaries
 
 
-class _Answerer:
-    """Answers one window at a time with a loaded GAR."""
+class AnswerMemo:
+    """What questions about one clip share, computed once: keyframes decoded, preprocessed
+    with their mask maps, encoded by the vision tower with their region replays, and the
+    key/value cache of the prompt prefix before the question.
 
-    def __init__(self, request, video, tracks, model, builder, plan, reporter, timings):
+    Everything is keyed by what decides it (frames, the objects in each mask map, the
+    prompt's tokens), so a hit is exactly what would be computed again. A memo belongs to
+    one video and one set of tracks; :func:`answer_video` uses a fresh one, a
+    :class:`garvid.qa.session.VideoSession` keeps one across questions.
+    """
+
+    #: Entries kept per kind: a chat moves between a few keyframe sets at most; a prefix
+    #: cache of GAR-8B is about 0.85 GB, so only the latest one is kept.
+    LIMITS = {"frames": 256, "inputs": 256, "encodings": 4, "prefix": 1}
+
+    def __init__(self) -> None:
+        self._stores: dict[str, OrderedDict] = {kind: OrderedDict() for kind in self.LIMITS}
+
+    def get(self, kind: str, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The value stored under ``key``, or ``compute()`` stored there (least recently used dropped)."""
+        store = self._stores[kind]
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+        value = store[key] = compute()
+        while len(store) > self.LIMITS[kind]:
+            store.popitem(last=False)
+        return value
+
+
+def _prefix_length(tokens) -> int:
+    """Where the question starts: just after the prompt's last image or crop token.
+
+    Everything before it depends only on the keyframes and the objects asked about, so
+    questions about the same objects share it (and its key/value cache).
+    """
+    spans = [*tokens.image_spans, *(span for runs in tokens.crop_spans.values() for span in runs)]
+    return max(end for _, end in spans)
+
+
+class _Answerer:
+    """Answers one window at a time with a loaded GAR, reusing what ``memo`` holds."""
+
+    def __init__(self, request, video, tracks, model, builder, plan, reporter, timings, memo):
         self.request: VideoRequest = request
         self.video: FrameSource = video
         self.tracks: Tracks = tracks
@@ -303,26 +365,30 @@ class _Answerer:
         self.plan: QuestionPlan = plan
         self.reporter: Reporter = reporter
         self.timings: dict[str, float] = timings
+        self.memo: AnswerMemo = memo
 
     def window(self, window: Window, keyframes: list[int]) -> list[Answer]:
         decoding = time.perf_counter()
-        pixels = self.video.frames(keyframes)
+        pixels = [self.memo.get("frames", frame, lambda frame=frame: self.video.frames([frame])[0]) for frame in keyframes]
         self.timings["decode"] += time.perf_counter() - decoding
         times = [self.tracks.times[self.tracks.frames.index(f)] for f in keyframes]
         if self.request.question is None:
             return self._describe(window, keyframes, pixels, times)
         slots = sorted(self.plan.slot_objects)
-        masks = [self._masks(frame, self.plan.slot_objects) for frame in keyframes]
-        inputs = [self._preprocess(image, frame_masks) for image, frame_masks in zip(pixels, masks)]
-        answer = self._generate(window, keyframes, inputs, slots, times, [sorted(m) for m in masks], None)
+        shown = [self._shown(frame, self.plan.slot_objects) for frame in keyframes]
+        inputs = [
+            self.memo.get("inputs", (frame, on), lambda image=image, frame=frame, on=on: self._preprocess(image, self._masks(frame, on)))
+            for image, frame, on in zip(pixels, keyframes, shown)
+        ]
+        answer = self._generate(window, keyframes, inputs, slots, times, shown, None)
         return [answer]
 
-    def _describe(self, window: Window, keyframes: list[int], pixels: np.ndarray, times: list[float]) -> list[Answer]:
-        bare = [self._preprocess(image, {}) for image in pixels]
+    def _describe(self, window: Window, keyframes: list[int], pixels: list[np.ndarray], times: list[float]) -> list[Answer]:
+        bare = [self.memo.get("inputs", (frame, ()), lambda image=image: self._preprocess(image, {})) for frame, image in zip(keyframes, pixels)]  # fmt: skip
         answers = []
         for object_id in self.plan.objects:
-            masks = [self._masks(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
-            if not any(masks):
+            shown = [self._shown(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
+            if not any(shown):
                 answer = Answer(window.start, window.end, keyframes, NOT_VISIBLE_TEXT, object_id=object_id)
                 self.reporter.answer_begins(window, object_id)
                 self.reporter.token(answer.text)
@@ -330,18 +396,24 @@ class _Answerer:
                 answers.append(answer)
                 continue
             config, resample = self.builder.image_config, self.request.prompt.mask_resample
-            inputs = [with_regions(frame, m, config, mask_resample=resample) for frame, m in zip(bare, masks)]
-            visible = [sorted(m) for m in masks]
-            answers.append(self._generate(window, keyframes, inputs, [DESCRIBE_SLOT], times, visible, object_id))
+            inputs = [
+                self.memo.get(
+                    "inputs",
+                    ("describe", frame, on),
+                    lambda base=base, frame=frame, on=on: with_regions(base, self._masks(frame, on), config, mask_resample=resample),
+                )
+                for base, frame, on in zip(bare, keyframes, shown)
+            ]
+            answers.append(self._generate(window, keyframes, inputs, [DESCRIBE_SLOT], times, shown, object_id))
         return answers
 
-    def _masks(self, frame: int, slot_objects: dict[int, int]) -> dict[int, np.ndarray]:
-        """Masks of the objects visible on ``frame``, by prompt slot."""
-        return {
-            slot: self.tracks.mask(object_id, frame)
-            for slot, object_id in slot_objects.items()
-            if self.tracks.observation(object_id, frame).visible
-        }
+    def _shown(self, frame: int, slot_objects: dict[int, int]) -> tuple[tuple[int, int], ...]:
+        """``(slot, object)`` of the objects visible on ``frame``, slots ascending: what its mask map holds."""
+        return tuple(sorted((s, o) for s, o in slot_objects.items() if self.tracks.observation(o, frame).visible))
+
+    def _masks(self, frame: int, shown: tuple[tuple[int, int], ...]) -> dict[int, np.ndarray]:
+        """Masks of the ``shown`` objects on ``frame``, by prompt slot."""
+        return {slot: self.tracks.mask(object_id, frame) for slot, object_id in shown}
 
     def _preprocess(self, image: np.ndarray, masks: dict[int, np.ndarray]) -> GARImageInputs:
         return preprocess_image(
@@ -359,17 +431,20 @@ class _Answerer:
         inputs: list[GARImageInputs],
         slots: list[int],
         times: list[float],
-        visible: list[list[int]],
+        shown: list[tuple[tuple[int, int], ...]],
         object_id: int | None,
     ) -> Answer:
         encoding = time.perf_counter()
-        layouts = self.builder.layout(times, visible, slots)
+        layouts = self.builder.layout(times, [[slot for slot, _ in on] for on in shown], slots)
         tokens = self.builder.tokens(slots, layouts, self.plan.prompt_question)
+        replayed = [layout.replayed for layout in layouts]
+        scaling = self.request.prompt.replay_scaling
+        encoded = (self.request.question is None, tuple(keyframes), tuple(shown), tuple(replayed), scaling)
+        prefix_length = _prefix_length(tokens)
         with torch.inference_mode():
-            features, crops = encode_with_replays(
-                self.model, inputs, [layout.replayed for layout in layouts], self.request.prompt.replay_scaling
-            )
+            features, crops = self.memo.get("encodings", encoded, lambda: encode_with_replays(self.model, inputs, replayed, scaling))
             embeds = self.model.embed_inputs(torch.tensor([tokens.input_ids]), features, crops)
+            prefix_cache = self.memo.get("prefix", (encoded, tuple(tokens.input_ids[:prefix_length])), self.model.new_cache)
             synchronize(self.model.device)
             generating = time.perf_counter()
             self.timings["encode"] += generating - encoding
@@ -380,6 +455,8 @@ class _Answerer:
                 embeds,
                 self.request.generation,
                 lambda _id, delta: self.reporter.token(delta),
+                prefix_length=prefix_length,
+                prefix_cache=prefix_cache,
             )
         synchronize(self.model.device)
         self.timings["generate"] += time.perf_counter() - generating

@@ -1,0 +1,82 @@
+"""``VideoSession``: tracked once, GAR loaded once, follow-ups reuse encodings and the prompt
+prefix's KV cache, and answer exactly as a fresh ``garvid ask`` does (fp32, tiny models)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from garvid.options import GenerationOptions
+from garvid.qa.reporting import Reporter
+from garvid.qa.request import VideoRequest
+from garvid.qa.session import VideoSession
+from garvid.qa.video_answering import answer_video
+from garvid.regions.input import RegionInput
+
+FIRST, FOLLOW_UP, OTHER = "what does object 2 do to object 1?", "where is object 1 relative to object 2?", "what is object 1?"
+
+
+@pytest.fixture(scope="module")
+def request_(tmp_path_factory) -> VideoRequest:
+    folder = tmp_path_factory.mktemp("session")
+    video = folder / "clip.mp4"
+    source = "testsrc=size=96x64:rate=10:duration=1.5"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)], check=True)
+    labels = np.zeros((64, 96), dtype=np.uint8)
+    labels[5:25, 5:25] = 1
+    labels[30:60, 50:90] = 2
+    mask = folder / "mask.png"
+    Image.fromarray(labels).save(mask)
+    return VideoRequest(
+        video=video,
+        regions=RegionInput(masks=(mask,)),
+        frames=3,
+        model="tiny-random",
+        tracker="tiny-random",
+        device="cpu",
+        dtype="fp32",
+        generation=GenerationOptions(max_new_tokens=6),
+        cache_dir=folder / "cache",
+    )
+
+
+class Interrupting(Reporter):
+    """Raises KeyboardInterrupt at the first streamed token once armed (Ctrl-C mid-answer)."""
+
+    armed = False
+
+    def token(self, text: str) -> None:
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_follow_ups_reuse_everything_and_answer_as_a_fresh_ask(request_, monkeypatch):
+    reporter = Interrupting()
+    with VideoSession(request_, reporter) as session:
+        assert session.object_ids == [1, 2]
+        first = session.ask(FIRST)
+        calls: list[int] = []
+        encode = type(session.model).encode_images
+        monkeypatch.setattr(type(session.model), "encode_images", lambda self, *a: calls.append(1) or encode(self, *a))
+        follow_up = session.ask(FOLLOW_UP)
+        assert calls == []  # same objects, same keyframes: nothing re-encoded
+        assert follow_up.keyframes == first.keyframes and follow_up.tracker["tracked_objects"] == []
+        reporter.armed = True
+        with pytest.raises(KeyboardInterrupt):
+            session.ask(FOLLOW_UP)
+        again = session.ask(FOLLOW_UP)  # the session survives a cancelled answer, its prefix cache intact
+        other = session.ask(OTHER)  # another subset of the objects: encoded anew
+        assert calls == [1]
+    fresh = answer_video(replace(request_, question=FOLLOW_UP))
+    assert fresh.tracker["cached"] is True  # the session's tracks, through the per-object cache
+    assert fresh.keyframes == follow_up.keyframes
+    assert follow_up.answers[0].token_ids and follow_up.answers[0].token_ids == fresh.answers[0].token_ids
+    assert again.answers[0].token_ids == fresh.answers[0].token_ids
+    assert other.answers[0].token_ids == answer_video(replace(request_, question=OTHER)).answers[0].token_ids
