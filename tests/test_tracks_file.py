@@ -138,3 +138,28 @@ def test_batch_manifest_items_take_tracks_instead_of_masks(clip, tmp_path, capsy
     [line] = capsys.readouterr().out.splitlines()
     item = json.loads(line)
     assert item["id"] == "given" and item["tracker"]["file"] == str(path) and item["tracker"]["tracked_objects"] == []
+
+
+def test_batch_answers_questions_about_one_clip_together_sharing_encodings(clip, tmp_path, capsys, monkeypatch, no_sam2):
+    from garvid.gar.model import GARModel
+
+    first = tmp_path / "a"
+    first.mkdir()
+    (first / "tracks.json").write_text(json.dumps(_tracks_json(clip)))
+    (tmp_path / "b.json").write_text(json.dumps(_tracks_json(clip, frames=range(0, 20, 3))))
+    rows = [
+        {"video": str(clip), "tracks": "a/tracks.json", "id": "a1", "question": "what does object 1 do?"},
+        {"video": str(clip), "tracks": "b.json", "id": "b1", "question": "what does object 1 do?"},
+        {"video": str(clip), "tracks": "a/tracks.json", "id": "a2", "question": "where is object 1 at the end?"},
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    calls: list[int] = []
+    encode = GARModel.encode_images
+    monkeypatch.setattr(GARModel, "encode_images", lambda self, *a: calls.append(1) or encode(self, *a))
+    batch_tiny = [a for a in TINY if a not in ("--format", "json")]
+    assert run(["batch", str(manifest), *batch_tiny]) == 0
+    items = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [item["id"] for item in items] == ["a1", "a2", "b1"]  # a clip's questions one after the other
+    assert len(calls) == 2  # a2 reused a1's keyframe encodings; b1 (other tracks) encoded its own
+    assert items[0]["keyframes"] == items[1]["keyframes"] != items[2]["keyframes"]

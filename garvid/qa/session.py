@@ -101,10 +101,7 @@ class VideoSession:
         """The session's tracks of the job's objects when they serve its frames; tracked again otherwise."""
         if job.given is None and job.need.served_by(set(self.tracks.frames)):
             return self.tracks.select(job.prompts.object_ids, job.need.in_range(self.tracks.frames)), []
-        tracks, tracked = job_tracks(request, self.video, job, None, self.reporter, timings)
-        if tracked:
-            self.memo = AnswerMemo()  # masks may differ on newly tracked frames: nothing old is reused
-        return tracks, tracked
+        return job_tracks(request, self.video, job, None, self.reporter, timings)
 
     def close(self) -> None:
         self._stack.close()

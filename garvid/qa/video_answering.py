@@ -118,11 +118,13 @@ def answer_video(
     *,
     tracker: Sam2Tracker | None = None,
     model: GARModel | None = None,
+    memo: AnswerMemo | None = None,
 ) -> VideoAnswer:
     """Run a request end to end (see the module docstring).
 
     A ``tracker`` or ``model`` already loaded is used instead of loading the request's
     (batch runs load each once); the request still names them for the cache and report.
+    A ``memo`` shared by requests about the same video reuses what they have in common.
     """
     reporter = reporter or Reporter()
     timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
@@ -131,7 +133,8 @@ def answer_video(
         model_source = str(model.checkpoint_dir) if model is not None else request.model or default_preset("models")
         job = VideoJob.open(request, video, reporter, model_source)
         tracks, tracked_objects = job_tracks(request, video, job, tracker, reporter, timings)
-        return answer_job(request, video, job, tracks, tracked_objects, model, AnswerMemo(), reporter, timings, started)
+        memo = memo if memo is not None else AnswerMemo()
+        return answer_job(request, video, job, tracks, tracked_objects, model, memo, reporter, timings, started)
 
 
 def answer_job(
@@ -318,9 +321,10 @@ class AnswerMemo:
     with their mask maps, encoded by the vision tower with their region replays, and the
     key/value cache of the prompt prefix before the question.
 
-    Everything is keyed by what decides it (frames, the objects in each mask map, the
-    prompt's tokens), so a hit is exactly what would be computed again. A memo belongs to
-    one video and one set of tracks; :func:`answer_video` uses a fresh one, a
+    Everything is keyed by what decides it (frames, the objects in each mask map and their
+    masks' RLE, the prompt's tokens), so a hit is exactly what would be computed again. A
+    memo belongs to one video and one set of prompt options: :func:`answer_video` uses a
+    fresh one unless given one (batch items about one clip share one), a
     :class:`garvid.qa.session.VideoSession` keeps one across questions.
     """
 
@@ -377,7 +381,9 @@ class _Answerer:
         slots = sorted(self.plan.slot_objects)
         shown = [self._shown(frame, self.plan.slot_objects) for frame in keyframes]
         inputs = [
-            self.memo.get("inputs", (frame, on), lambda image=image, frame=frame, on=on: self._preprocess(image, self._masks(frame, on)))
+            self.memo.get(
+                "inputs", self._key(frame, on), lambda image=image, frame=frame, on=on: self._preprocess(image, self._masks(frame, on))
+            )
             for image, frame, on in zip(pixels, keyframes, shown)
         ]
         answer = self._generate(window, keyframes, inputs, slots, times, shown, None)
@@ -399,7 +405,7 @@ class _Answerer:
             inputs = [
                 self.memo.get(
                     "inputs",
-                    ("describe", frame, on),
+                    ("describe", *self._key(frame, on)),
                     lambda base=base, frame=frame, on=on: with_regions(base, self._masks(frame, on), config, mask_resample=resample),
                 )
                 for base, frame, on in zip(bare, keyframes, shown)
@@ -410,6 +416,10 @@ class _Answerer:
     def _shown(self, frame: int, slot_objects: dict[int, int]) -> tuple[tuple[int, int], ...]:
         """``(slot, object)`` of the objects visible on ``frame``, slots ascending: what its mask map holds."""
         return tuple(sorted((s, o) for s, o in slot_objects.items() if self.tracks.observation(o, frame).visible))
+
+    def _key(self, frame: int, shown: tuple[tuple[int, int], ...]) -> tuple:
+        """What decides a keyframe's mask map: the frame, its (slot, object) pairs and their masks' RLE."""
+        return frame, shown, tuple(self.tracks.observation(o, frame).rle["counts"] for _, o in shown)
 
     def _masks(self, frame: int, shown: tuple[tuple[int, int], ...]) -> dict[int, np.ndarray]:
         """Masks of the ``shown`` objects on ``frame``, by prompt slot."""
@@ -439,7 +449,7 @@ class _Answerer:
         tokens = self.builder.tokens(slots, layouts, self.plan.prompt_question)
         replayed = [layout.replayed for layout in layouts]
         scaling = self.request.prompt.replay_scaling
-        encoded = (self.request.question is None, tuple(keyframes), tuple(shown), tuple(replayed), scaling)
+        encoded = (self.request.question is None, tuple(self._key(f, on) for f, on in zip(keyframes, shown)), tuple(replayed), scaling)
         prefix_length = _prefix_length(tokens)
         with torch.inference_mode():
             features, crops = self.memo.get("encodings", encoded, lambda: encode_with_replays(self.model, inputs, replayed, scaling))
