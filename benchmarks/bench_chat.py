@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "chat.json"
 FIRST = "what does object 2 do to object 1?"
-FOLLOW_UP = "where is object 1 at the end?"
+FOLLOW_UP = "where are object 1 and object 2 at the end?"  # the same objects: the prefix is shared
 
 
 def clip_and_tracks(root: Path, seconds: float) -> tuple[Path, Path]:

@@ -182,7 +182,9 @@ def chat(
     )
     request = video_request(video, regions, None, multiple_choice=False, **options)
     interactive = sys.stdin.isatty()
-    from garvid.qa.session import VideoSession  # torch and transformers load here, not for --help
+    from garvid.qa.session import (
+        VideoSession,  # torch and transformers load here, not for --help
+    )
 
     with VideoSession(request, _ShellReporter(stream=interactive and fmt == "text", windowed=request.window is not None)) as session:
         loop = Chat(session, fmt, sys.stdout)

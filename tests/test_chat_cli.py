@@ -5,33 +5,21 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from garvid_cli import chat as chat_cli
 from garvid_cli.ask import _ShellReporter
 from garvid_cli.main import run
-from PIL import Image
 
 TINY = ["--model", "tiny-random", "--tracker", "tiny-random", "--device", "cpu", "--max-new-tokens", "3", "--frames", "2"]
 QUESTIONS = ["what does object 2 do to object 1?", "where is object 1?", "what does object 9 do?", "what is #2?"]
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("chat")
-    video = folder / "clip.mp4"
-    source = "testsrc=size=96x64:rate=10:duration=1"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)], check=True)
-    labels = np.zeros((64, 96), dtype=np.uint8)
-    labels[5:25, 5:25] = 1
-    labels[30:60, 50:90] = 2
-    mask = folder / "mask.png"
-    Image.fromarray(labels).save(mask)
-    return video, mask
+@pytest.fixture
+def clip(two_object_clip) -> tuple[Path, Path]:
+    return two_object_clip
 
 
 def _args(clip, tmp_path, *extra) -> list[str]:

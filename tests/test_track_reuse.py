@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from garvid_cli.main import run
-from PIL import Image
 
 from garvid.media.source import VideoInfo
 from garvid.media.video_file import Video
@@ -155,18 +154,9 @@ def test_an_object_tracked_alone_gets_the_masks_it_gets_with_others(square_clip)
 TINY = ["--model", "tiny-random", "--tracker", "tiny-random", "--device", "cpu", "--max-new-tokens", "2", "--format", "json"]
 
 
-@pytest.fixture(scope="module")
-def cups(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("cups")
-    video = folder / "clip.mp4"
-    source = "testsrc=size=96x64:rate=10:duration=2"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)], check=True)
-    labels = np.zeros((64, 96), dtype=np.uint8)
-    labels[5:25, 5:25] = 1
-    labels[30:60, 50:90] = 2
-    mask = folder / "mask.png"
-    Image.fromarray(labels).save(mask)
-    return video, mask
+@pytest.fixture
+def cups(two_object_clip) -> tuple[Path, Path]:
+    return two_object_clip
 
 
 def _ask(cups, cache: Path, question: str, *extra: str, capsys) -> dict:

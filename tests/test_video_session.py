@@ -3,13 +3,9 @@ prefix's KV cache, and answer exactly as a fresh ``garvid ask`` does (fp32, tiny
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import replace
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from garvid.options import GenerationOptions
 from garvid.qa.reporting import Reporter
@@ -21,17 +17,9 @@ from garvid.regions.input import RegionInput
 FIRST, FOLLOW_UP, OTHER = "what does object 2 do to object 1?", "where is object 1 relative to object 2?", "what is object 1?"
 
 
-@pytest.fixture(scope="module")
-def request_(tmp_path_factory) -> VideoRequest:
-    folder = tmp_path_factory.mktemp("session")
-    video = folder / "clip.mp4"
-    source = "testsrc=size=96x64:rate=10:duration=1.5"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)], check=True)
-    labels = np.zeros((64, 96), dtype=np.uint8)
-    labels[5:25, 5:25] = 1
-    labels[30:60, 50:90] = 2
-    mask = folder / "mask.png"
-    Image.fromarray(labels).save(mask)
+@pytest.fixture
+def request_(two_object_clip, tmp_path) -> VideoRequest:
+    video, mask = two_object_clip
     return VideoRequest(
         video=video,
         regions=RegionInput(masks=(mask,)),
@@ -41,7 +29,7 @@ def request_(tmp_path_factory) -> VideoRequest:
         device="cpu",
         dtype="fp32",
         generation=GenerationOptions(max_new_tokens=6),
-        cache_dir=folder / "cache",
+        cache_dir=tmp_path / "cache",
     )
 
 

@@ -14,7 +14,7 @@ import gc
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
 import numpy as np
 import torch
@@ -28,14 +28,30 @@ from garvid.media.open import open_video
 from garvid.media.source import FrameSource, VideoInfo
 from garvid.presets import default_preset, random_weights_warning
 from garvid.qa.answers import NOT_VISIBLE_TEXT, Answer, VideoAnswer
-from garvid.qa.keyframes import Window, fit_keyframes, frame_span, select_keyframes, split_windows
-from garvid.qa.planning import GarFiles, QuestionPlan, TemporalPromptBuilder, plan_request
+from garvid.qa.keyframes import (
+    Window,
+    fit_keyframes,
+    frame_span,
+    select_keyframes,
+    split_windows,
+)
+from garvid.qa.planning import (
+    GarFiles,
+    QuestionPlan,
+    TemporalPromptBuilder,
+    plan_request,
+)
 from garvid.qa.protocol import Protocol, load_protocol
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
 from garvid.regions.prompts import RegionPrompts
 from garvid.tracking import Sam2Tracker, Tracks, auto_stride
-from garvid.tracking.cache import TrackCache, TrackCacheKey, content_digest, regions_digest
+from garvid.tracking.cache import (
+    TrackCache,
+    TrackCacheKey,
+    content_digest,
+    regions_digest,
+)
 from garvid.tracking.given import given_prompts, read_tracks_file
 from garvid.tracking.request import parse_stride
 from garvid.tracking.reuse import TrackingNeed, reuse_or_track
@@ -330,7 +346,7 @@ class AnswerMemo:
 
     #: Entries kept per kind: a chat moves between a few keyframe sets at most; a prefix
     #: cache of GAR-8B is about 0.85 GB, so only the latest one is kept.
-    LIMITS = {"frames": 256, "inputs": 256, "encodings": 4, "prefix": 1}
+    LIMITS: ClassVar[dict[str, int]] = {"frames": 256, "inputs": 256, "encodings": 4, "prefix": 1}
 
     def __init__(self) -> None:
         self._stores: dict[str, OrderedDict] = {kind: OrderedDict() for kind in self.LIMITS}
@@ -390,7 +406,8 @@ class _Answerer:
         return [answer]
 
     def _describe(self, window: Window, keyframes: list[int], pixels: list[np.ndarray], times: list[float]) -> list[Answer]:
-        bare = [self.memo.get("inputs", (frame, ()), lambda image=image: self._preprocess(image, {})) for frame, image in zip(keyframes, pixels)]  # fmt: skip
+        bare = [self.memo.get("inputs", self._key(frame, ()), lambda image=image: self._preprocess(image, {})) for frame, image in zip(keyframes, pixels)]  # fmt: skip
+        config, resample = self.builder.image_config, self.request.prompt.mask_resample
         answers = []
         for object_id in self.plan.objects:
             shown = [self._shown(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
@@ -401,7 +418,6 @@ class _Answerer:
                 self.reporter.answer_ends(answer)
                 answers.append(answer)
                 continue
-            config, resample = self.builder.image_config, self.request.prompt.mask_resample
             inputs = [
                 self.memo.get(
                     "inputs",
