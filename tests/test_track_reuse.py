@@ -179,6 +179,6 @@ def test_second_ask_with_other_objects_frames_or_window_tracks_nothing(cups, tmp
         again = _ask(cups, cache, question, *extra, capsys=capsys)
         assert again["tracker"]["cached"] is True and again["tracker"]["tracked_objects"] == [], (question, extra)
     denser = _ask(cups, cache, "what does object 1 do?", "--frames", "4", "--stride", "1", capsys=capsys)
-    assert denser["tracker"]["tracked_objects"] == [1] and denser["tracker"]["tracked_frames"] == 20
+    assert denser["tracker"]["tracked_objects"] == [1] and denser["tracker"]["tracked_frames"] == 15
     sparser = _ask(cups, cache, "what does object 1 do?", "--frames", "4", capsys=capsys)
-    assert sparser["tracker"]["cached"] is True and sparser["tracker"]["tracked_frames"] == 20  # the dense grid serves
+    assert sparser["tracker"]["cached"] is True and sparser["tracker"]["tracked_frames"] == 15  # the dense grid serves
