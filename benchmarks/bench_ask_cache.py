@@ -1,12 +1,17 @@
-"""``garvid ask`` twice on the same clip and objects: cold (tracks) versus cached (reuses tracks).
+"""``garvid ask`` twice on the same clip: cold (tracks) versus a second ask that finds the tracks.
 
-Each repeat runs the cold and the cached case side by side, with the tiny-random GAR and
-a random tracker (``tiny-random``: hiera-tiny at 256 px, the test model; or
-``sam2.1-tiny-random``: hiera-tiny at its real 1024 px, the real tracking cost): once as the CLI in a fresh process (what a user waits for, interpreter and
-imports included) and once in-process through :func:`garvid.qa.video_answering.answer_video`
-(models loaded inside the timed call, as the CLI does). The cold case starts from an
-empty cache folder; the cached case reuses the entry the cold case wrote. Medians and
-the cold/cached ratio are printed and written as JSON.
+The second ask is the same question, a question about another subset of the objects,
+fewer ``--frames``, or ``--window`` answers inside the tracked span: each must run no SAM2
+(its JSON says ``"tracked_objects": []``). Each repeat runs the cold case and every second
+ask, with the tiny-random GAR and a random tracker (``tiny-random``: hiera-tiny at 256 px,
+the test model; or ``sam2.1-tiny-random``: hiera-tiny at its real 1024 px, the real
+tracking cost): as the CLI in a fresh process (what a user waits for, interpreter and
+imports included) and, for the same question, in-process through
+:func:`garvid.qa.video_answering.answer_video` (models loaded inside the timed call, as
+the CLI does). The cold case starts from an empty cache folder. Medians and cold/second
+ratios are printed and written as JSON, with where a cached CLI run's seconds go (start-up
+= interpreter and imports, then the stages its JSON reports) and whether it imported
+sam2 or hydra (it must not).
 
     .venv/bin/python benchmarks/bench_ask_cache.py                 # cups.mp4, 8 keyframes, 3 repeats
     .venv/bin/python benchmarks/bench_ask_cache.py --repeats 5 --frames 16
@@ -16,6 +21,7 @@ the cold/cached ratio are printed and written as JSON.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import shutil
 import subprocess
@@ -29,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from garvid.files import write_json
+from garvid.media.open import open_video
 from garvid.options import GenerationOptions
 from garvid.qa.request import VideoRequest
 from garvid.qa.video_answering import answer_video
@@ -38,15 +45,17 @@ REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "ask_cache.json"
 QUESTION = "what does object 2 do to object 1?"
+OTHER_QUESTION = "where is object 1 at the end?"
 
 
-def cli_seconds(args: list[str]) -> float:
+def cli_run(args: list[str], python: tuple[str, ...] = ()) -> tuple[float, dict, str]:
+    """Wall seconds, the JSON answer and stderr of one ``garvid`` process."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "garvid_cli", *args], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *python, "-m", "garvid_cli", *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"garvid failed: {done.stderr.strip()}")
-    return elapsed
+    return elapsed, json.loads(done.stdout), done.stderr
 
 
 def library_seconds(request: VideoRequest, expect_cached: bool) -> float:
@@ -69,19 +78,44 @@ def main() -> None:
         "--tracker", default="tiny-random", help="tracker preset: tiny-random (256 px) or sam2.1-tiny-random (1024 px, the real cost)"
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument("--cli-only", action="store_true", help="skip the in-process runs (a cold run each: slow at 1024 px)")
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="garvid-bench-"))
     tiny = ["--model", "tiny-random", "--tracker", options.tracker, "--device", "cpu"]
-    settings = ["--frames", str(options.frames), "--max-new-tokens", str(options.max_new_tokens), "--format", "json"]
-    times: dict[str, list[float]] = {"cli_cold": [], "cli_cached": [], "library_cold": [], "library_cached": []}
+    settings = ["--max-new-tokens", str(options.max_new_tokens), "--format", "json"]
+    fewer = str(max(1, options.frames // 2))
+    with open_video(options.clip) as video:
+        half = video.info.duration / 2
+    second_asks = {
+        "same question": (QUESTION, ["--frames", str(options.frames)]),
+        "other objects": (OTHER_QUESTION, ["--frames", str(options.frames)]),
+        "fewer --frames": (QUESTION, ["--frames", fewer]),
+        "--window": (QUESTION, ["--frames", fewer, "--window", f"{half:.3f}"]),
+    }
+    times: dict[str, list[float]] = {"cli_cold": [], "library_cold": [], "library_cached": []}
+    times.update({f"cli_{name}": [] for name in second_asks})
+    breakdown: dict[str, float] = {}
     # one untimed run builds the tiny checkpoints and warms the file cache
-    cli_seconds(["ask", str(options.clip), QUESTION, "--mask", str(options.mask), *tiny, *settings, "--no-cache"])
+    cli_run(["ask", str(options.clip), QUESTION, "--mask", str(options.mask), *tiny, *settings, "--frames", "2", "--no-cache"])
     for repeat in range(options.repeats):
-        cache = work / f"cli-{repeat}"
-        args = ["ask", str(options.clip), QUESTION, "--mask", str(options.mask), *tiny, *settings, "--cache-dir", str(cache)]
-        times["cli_cold"].append(cli_seconds(args))
-        times["cli_cached"].append(cli_seconds(args))
+        cache = ["--cache-dir", str(work / f"cli-{repeat}")]
+        base = ["ask", str(options.clip), "--mask", str(options.mask), *tiny, *settings, *cache]
+        seconds, _, _ = cli_run([*base, QUESTION, "--frames", str(options.frames)])
+        times["cli_cold"].append(seconds)
+        for name, (question, extra) in second_asks.items():
+            seconds, again, _ = cli_run([*base, question, *extra])
+            if again["tracker"]["tracked_objects"]:
+                raise SystemExit(f"{name}: the second ask tracked {again['tracker']['tracked_objects']}")
+            times[f"cli_{name}"].append(seconds)
+            if name == "same question":
+                breakdown = {"wall": seconds, "start-up (interpreter, imports)": seconds - again["timings"]["total"]}
+                breakdown.update({stage: again["timings"][stage] for stage in ("decode", "track", "load", "encode", "generate")})
+                breakdown["planning and the rest"] = again["timings"]["total"] - sum(
+                    again["timings"][stage] for stage in ("decode", "track", "load", "encode", "generate")
+                )
+        if options.cli_only:
+            continue
         request = VideoRequest(
             video=options.clip,
             regions=RegionInput(masks=(options.mask,)),
@@ -95,19 +129,36 @@ def main() -> None:
         )
         times["library_cold"].append(library_seconds(request, expect_cached=False))
         times["library_cached"].append(library_seconds(request, expect_cached=True))
+    # which heavy modules a cached run imports
+    _, _, imports = cli_run(
+        ["ask", str(options.clip), QUESTION, "--mask", str(options.mask), *tiny, *settings, "--frames", str(options.frames),
+         "--cache-dir", str(work / "cli-0")],
+        python=("-X", "importtime"),
+    )  # fmt: skip
+    imported = {line.rsplit("|", 1)[-1].strip() for line in imports.splitlines() if line.startswith("import time:")}
+    heavy = {name: any(m == name or m.startswith(f"{name}.") for m in imported) for name in ("sam2", "hydra", "torch", "transformers")}
     shutil.rmtree(work, ignore_errors=True)
 
-    medians = {name: median(values) for name, values in times.items()}
-    title = f"garvid ask, cold vs cached tracks ({options.clip.name}, {options.frames} keyframes, tiny GAR, {options.tracker} tracker)"
+    medians = {name: median(values) for name, values in times.items() if values}
+    title = f"garvid ask, cold vs second ask ({options.clip.name}, {options.frames} keyframes, tiny GAR, {options.tracker} tracker)"
     table = Table(title=title)
-    for column in ("path", "cold s (median)", "cached s (median)", "cold / cached"):
-        table.add_column(column, justify="right" if column != "path" else "left")
+    for column in ("path", "second ask", "cold s (median)", "second s (median)", "cold / second"):
+        table.add_column(column, justify="left" if column in ("path", "second ask") else "right")
     ratios = {}
-    for path in ("cli", "library"):
-        cold, cached = medians[f"{path}_cold"], medians[f"{path}_cached"]
-        ratios[path] = cold / cached
-        table.add_row(path, f"{cold:.2f}", f"{cached:.2f}", f"{ratios[path]:.1f}x")
-    Console().print(table)
+    for name in second_asks:
+        ratios[f"cli {name}"] = medians["cli_cold"] / medians[f"cli_{name}"]
+        table.add_row("cli", name, f"{medians['cli_cold']:.2f}", f"{medians[f'cli_{name}']:.2f}", f"{ratios[f'cli {name}']:.1f}x")
+    if not options.cli_only:
+        ratios["library same question"] = medians["library_cold"] / medians["library_cached"]
+        table.add_row(
+            "library", "same question", f"{medians['library_cold']:.2f}", f"{medians['library_cached']:.2f}", f"{ratios['library same question']:.1f}x"
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        "a cached CLI run: " + ", ".join(f"{name} {value:.2f} s" for name, value in breakdown.items())
+        + f"; imported sam2: {heavy['sam2']}, hydra: {heavy['hydra']}"
+    )
     write_json(
         {
             "clip": str(options.clip),
@@ -115,9 +166,12 @@ def main() -> None:
             "frames": options.frames,
             "max_new_tokens": options.max_new_tokens,
             "repeats": options.repeats,
+            "second_asks": {name: {"question": q, "options": extra} for name, (q, extra) in second_asks.items()},
             "seconds": times,
             "medians": medians,
-            "cold_over_cached": ratios,
+            "cold_over_second": ratios,
+            "cached_run_breakdown": breakdown,
+            "cached_run_imports": heavy,
             "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
         },
         options.json,

@@ -44,6 +44,7 @@ from garvid_cli.options import (
     Temperature,
     TopP,
     Tracker,
+    TracksFile,
     WindowSeconds,
     borrow_parameters,
     generation_options,
@@ -158,6 +159,7 @@ def ask(
     output: Output = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
+    tracks: TracksFile = None,
 ) -> None:
     regions = region_input(mask, box, point, object_name, detector, object_threshold, mask_frame, resize_masks)
     request = video_request(
@@ -187,6 +189,7 @@ def ask(
         replay_scaling=replay_scaling,
         cache_dir=cache_dir,
         no_cache=no_cache,
+        tracks=tracks,
     )
     _run(request, output_format, output)
 
@@ -219,6 +222,7 @@ def video_request(
     replay_scaling: str,
     cache_dir: Path | None,
     no_cache: bool,
+    tracks: Path | None = None,
 ) -> VideoRequest:
     """The library request for ``ask``'s options (``describe`` and ``batch`` share them)."""
     return VideoRequest(
@@ -242,6 +246,7 @@ def video_request(
         prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling, multiple_choice=multiple_choice),
         cache_dir=cache_dir,
         use_cache=not no_cache,
+        tracks=tracks,
     )
 
 

@@ -24,8 +24,8 @@ from garvid.regions.input import RegionInput
 
 EXAMPLES = (
     "Inputs: a folder of videos, each with its first-frame mask (clip.mp4 + clip.png, or masks/clip.png; -r for "
-    "subfolders; none needed with --object), a manifest (.csv or .jsonl with video, mask and optional question, "
-    "mask_frame, start, end, id, objects), "
+    "subfolders; none needed with --object), a manifest (.csv or .jsonl with video, mask or tracks (a garvid track "
+    "JSON, used instead of tracking) and optional question, mask_frame, start, end, id, objects), "
     "or - for JSONL tasks (or bare video paths) on stdin.\n\n"
     "Examples:\n\n"
     '  garvid batch clips/ -r --question "what does object 1 do?" -o answers/\n\n'

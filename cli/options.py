@@ -187,6 +187,14 @@ Output = Annotated[
     Optional[Path],
     typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.", rich_help_panel=OUTPUT),
 ]
+TracksFile = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--tracks",
+        help="Use this tracks JSON (garvid track's output, or the same schema) instead of tracking; it gives the objects, so no --mask.",
+        rich_help_panel=OBJECTS,
+    ),
+]
 
 DEFAULT_TRACKER = default_preset("trackers")
 DEFAULT_GENERATION = GenerationOptions()

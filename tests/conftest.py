@@ -102,3 +102,20 @@ def ffmpeg_frames() -> Callable[[Path], np.ndarray]:
         return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
 
     return decode
+
+
+@pytest.fixture(scope="session")
+def two_object_clip(tmp_path_factory) -> tuple[Path, Path]:
+    """A 1.5 s 96x64 test pattern at 10 fps and a label mask (PNG) with objects 1 and 2."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("two-objects")
+    video = folder / "clip.mp4"
+    source = "testsrc=size=96x64:rate=10:duration=1.5"
+    _run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)])
+    labels = np.zeros((64, 96), dtype=np.uint8)
+    labels[5:25, 5:25] = 1
+    labels[30:60, 50:90] = 2
+    mask = folder / "mask.png"
+    Image.fromarray(labels).save(mask)
+    return video, mask

@@ -58,11 +58,15 @@ def test_json_then_cached_second_run(clip, tmp_path, capsys):
     assert len(data["keyframes"]) == 3 and data["tracker"]["cached"] is False
     assert data["video"] == {"path": str(clip[0]), "fps": 10.0, "num_frames": 20, "duration": 2.0, "width": 160, "height": 96}
     assert data["model"]["name"] == "tiny-random" and data["protocol"] == {"name": "temporal", "version": 1}
-    [entry] = list((cache / "tracks").glob("*.json"))
+    entries = sorted((cache / "tracks-v2").glob("*.json"))  # one entry per tracked object
+    assert sorted(json.loads(e.read_text())["key"]["object"] for e in entries) == [1, 2]
+    entry = entries[0]
+    entry_object = json.loads(entry.read_text())["key"]["object"]
 
     assert run(ask(clip, "--format", "json", "-o", str(second), cache=cache)) == 0
     again = json.loads(second.read_text())
-    assert again["tracker"]["cached"] is True and again["answer"] == data["answer"]
+    assert again["tracker"]["cached"] is True and again["tracker"]["tracked_objects"] == []
+    assert again["answer"] == data["answer"]
     assert again["objects"] == data["objects"] and again["keyframes"] == data["keyframes"]
 
     entry.write_text(entry.read_text()[:200])  # a truncated entry is rebuilt, not trusted
@@ -70,15 +74,16 @@ def test_json_then_cached_second_run(clip, tmp_path, capsys):
     assert run(ask(clip, "-o", str(second), cache=cache)) == 0
     assert "unusable" in capsys.readouterr().err
     rebuilt = json.loads(second.read_text())
-    assert rebuilt["tracker"]["cached"] is False and rebuilt["objects"] == data["objects"]
-    assert json.loads(entry.read_text())["format"] == 1
+    assert rebuilt["tracker"]["cached"] is False and rebuilt["tracker"]["tracked_objects"] == [entry_object]
+    assert rebuilt["objects"] == data["objects"]
+    assert json.loads(entry.read_text())["format"] == 2
 
 
 def test_no_cache_writes_no_cache(clip, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GARVID_CACHE", str(tmp_path / "user-cache"))
     assert run(ask(clip, "--format", "json")) == 0
     assert json.loads(capsys.readouterr().out)["tracker"]["cached"] is False
-    assert not (tmp_path / "user-cache" / "tracks").exists()
+    assert not list((tmp_path / "user-cache").glob("tracks*"))
 
 
 def test_text_streams_to_stdout_with_window_times(clip, capsys):

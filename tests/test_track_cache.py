@@ -35,8 +35,8 @@ def inputs(tmp_path: Path) -> tuple[Path, RegionInput]:
     return video, RegionInput(masks=(mask,))
 
 
-def _key(video: Path, regions: RegionInput, frames=(0, 5), tracker="tiny-random") -> TrackCacheKey:
-    return TrackCacheKey(file_digest(video), regions_digest(regions, [1]), tracker, tuple(frames), 0)
+def _key(video: Path, regions: RegionInput, tracker="tiny-random", prompt_frame=0, object_id=1) -> TrackCacheKey:
+    return TrackCacheKey(file_digest(video), regions_digest(regions, [object_id]), tracker, prompt_frame, object_id)
 
 
 def test_store_then_load_gives_the_same_tracks(tmp_path, inputs):
@@ -51,9 +51,9 @@ def test_other_inputs_miss(tmp_path, inputs):
     video, regions = inputs
     cache = TrackCache(tmp_path / "cache")
     cache.store(_key(video, regions), _tracks())
-    assert cache.load(_key(video, regions, frames=(0, 4))) is None
+    assert cache.load(_key(video, regions, prompt_frame=5)) is None
     assert cache.load(_key(video, regions, tracker="sam2.1-tiny")) is None
-    assert cache.load(TrackCacheKey(_key(video, regions).video, regions_digest(regions, [1, 2]), "tiny-random", (0, 5), 0)) is None
+    assert cache.load(_key(video, regions, object_id=2)) is None
     before = regions_digest(regions, [1])
     Image.fromarray(np.eye(24, 32, k=1, dtype=np.uint8)).save(regions.masks[0])  # an edited mask
     assert regions_digest(regions, [1]) != before
@@ -101,8 +101,8 @@ def _corrupt(path: Path, how: str) -> None:
         entry["key"]["tracker"] = "someone-else"
     elif how == "field":
         entry["tracks"]["objects"][0]["frames"][0]["bbox"] = [1, 2]
-    elif how == "frames":
-        entry["tracks"] = _tracks(frames=(0, 6)).to_json()
+    elif how == "object":
+        entry["tracks"]["objects"][0]["id"] = 2
     elif how in ("rle-garbage", "rle-short", "rle-long", "area"):
         first = entry["tracks"]["objects"][0]["frames"][0]
         counts = first["mask"]["counts"]
@@ -115,7 +115,7 @@ def _corrupt(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "how", ["truncated", "nested", "not-an-object", "format", "key", "field", "frames", "rle-garbage", "rle-short", "rle-long", "area"]
+    "how", ["truncated", "nested", "not-an-object", "format", "key", "field", "object", "rle-garbage", "rle-short", "rle-long", "area"]
 )
 def test_bad_entries_are_reported_removed_and_missed(tmp_path, inputs, how):
     problems: list[str] = []
@@ -161,3 +161,28 @@ def test_file_digest_is_the_sha256_of_the_bytes(tmp_path):
 def test_missing_file_digest_is_a_clear_error(tmp_path):
     with pytest.raises(GarvidError, match=r"cannot read .*absent\.mp4"):
         file_digest(tmp_path / "absent.mp4")
+
+
+def test_an_entry_holds_one_object_and_keeps_any_frames(tmp_path, inputs):
+    cache = TrackCache(tmp_path / "cache")
+    with pytest.raises(ValueError, match="object 2 alone"):
+        cache.store(_key(*inputs, object_id=2), _tracks())
+    dense = _tracks(frames=(0, 1, 2, 3, 4, 5))
+    cache.store(_key(*inputs), dense)
+    assert cache.load(_key(*inputs)).frames == [0, 1, 2, 3, 4, 5]
+
+
+def test_older_format_entries_are_dropped_on_first_use(tmp_path, inputs):
+    root = tmp_path / "cache"
+    old = root / "tracks"  # format 1: one entry per request, keyed by the tracked objects and frames
+    old.mkdir(parents=True)
+    (old / "0123.json").write_text(json.dumps({"format": 1, "key": {}, "tracks": _tracks().to_json()}))
+    future = root / "tracks-v99"
+    future.mkdir()
+    (future / "x.json").write_text("{}")
+    cache = TrackCache(root)
+    assert cache.load(_key(*inputs)) is None
+    assert not old.exists() and not future.exists()
+    path = cache.store(_key(*inputs), _tracks())
+    assert path.parent == root / "tracks-v2" and json.loads(path.read_text())["format"] == 2
+    assert cache.load(_key(*inputs)) is not None

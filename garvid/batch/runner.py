@@ -40,6 +40,7 @@ def item_request(template: VideoRequest, task: BatchTask, describe: bool) -> Vid
             frame=task.mask_frame,
             objects=task.objects or tuple(template.regions.objects),
         ),
+        tracks=task.tracks,
         question=question,
         start=task.start if task.start is not None else template.start,
         end=task.end if task.end is not None else template.end,
@@ -159,24 +160,42 @@ def _track_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporte
 def _answer_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck) -> None:
     from garvid.devices import memory_errors
     from garvid.gar.loading import load_gar
-    from garvid.qa.video_answering import answer_video
+    from garvid.qa.video_answering import AnswerMemo, answer_video
 
     if not items:
         return
     model = load_gar(
         template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
     )
+    items = grouped_by_clip(items)
+    memo, clip = AnswerMemo(), None
     for done, (task, request) in enumerate(items):
         if should_stop() or sink.summary.pipe_closed:
             break
         reporter.progress("answering", done, len(items))
+        if _clip(task) != clip:
+            memo, clip = AnswerMemo(), _clip(task)  # what one clip's questions share, dropped when the clip changes
         try:
-            result = answer_video(request, model=model)
+            result = answer_video(request, model=model, memo=memo)
         except (GarvidError, *memory_errors()) as error:
             sink.failed(task, "answer", _reason(error))
             continue
         sink.done(task, request, result)
     reporter.progress("answering", len(items), len(items))
+
+
+def _clip(task: BatchTask) -> tuple:
+    return task.video, task.mask, task.mask_frame, task.tracks
+
+
+def grouped_by_clip(items: list[tuple[BatchTask, VideoRequest]]) -> list[tuple[BatchTask, VideoRequest]]:
+    """``items`` with those about the same clip and objects next to each other (first appearance order kept),
+    so several questions about one clip are answered one after the other, sharing their keyframes'
+    encodings and prompt prefix."""
+    first: dict[tuple, int] = {}
+    for index, (task, _) in enumerate(items):
+        first.setdefault(_clip(task), index)
+    return sorted(items, key=lambda item: first[_clip(item[0])])
 
 
 def _reason(error: BaseException) -> str:

@@ -23,7 +23,7 @@ from garvid.paths import user_path
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 #: Longest name in an id (bytes): file systems hold 255, less the suffix and a temporary file's marks.
 MAX_ID_PART = 200
-MANIFEST_FIELDS = ("video", "mask", "question", "mask_frame", "start", "end", "id", "objects")
+MANIFEST_FIELDS = ("video", "mask", "tracks", "question", "mask_frame", "start", "end", "id", "objects")
 #: Where a CSV row's cells beyond its header go (reported as an unknown field).
 EXTRA_CELLS = "(cells beyond the header)"
 
@@ -34,12 +34,13 @@ class BatchTask:
 
     id: str
     video: Path
-    mask: Path | None  # None: the objects are all given by name
+    mask: Path | None  # None when ``tracks`` gives the objects, or they are all given by name
     question: str | None = None
     mask_frame: int = 0
     start: float | None = None
     end: float | None = None
     objects: tuple[str, ...] = ()  # the item's own --object phrases (they replace the run's)
+    tracks: Path | None = None  # a tracks JSON used instead of tracking (``--tracks``)
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,9 @@ class _RowReader:
             if task_id in self.seen:
                 raise ValueError(f"id {task_id!r} is used twice (give the row an 'id' of its own)")
             objects = _phrases(row.get("objects"))
-            mask = self.path(row["mask"]) if row.get("mask") else paired_mask(video)
-            if mask is None and not (objects or self.masks_optional):
+            tracks = self.path(row["tracks"]) if row.get("tracks") else None
+            mask = self.path(row["mask"]) if row.get("mask") else (None if tracks else paired_mask(video))
+            if mask is None and tracks is None and not (objects or self.masks_optional):
                 return _missing_mask(task_id, video)
             task = BatchTask(
                 id=task_id,
@@ -156,6 +158,7 @@ class _RowReader:
                 start=_seconds(row.get("start")),
                 end=_seconds(row.get("end")),
                 objects=objects,
+                tracks=tracks,
             )
         except (TypeError, ValueError) as error:
             return TaskProblem(task_id, str(video), f"{self.source} {where}: {error}")

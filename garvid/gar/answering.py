@@ -81,8 +81,12 @@ def generate_answer(
     inputs_embeds: torch.Tensor,
     options: GenerationOptions,
     on_token: TokenCallback | None = None,
+    **prefix,
 ) -> tuple[str, list[int]]:
-    """Decode an answer from prompt embeddings: its text (special tokens dropped) and token ids."""
+    """Decode an answer from prompt embeddings: its text (special tokens dropped) and token ids.
+
+    ``prefix`` passes :meth:`GARModel.generate`'s ``prefix_length`` and ``prefix_cache``.
+    """
     stream = TextStream(tokenizer, on_token) if on_token is not None else None
     answer_ids = model.generate(
         inputs_embeds,
@@ -93,6 +97,7 @@ def generate_answer(
         seed=options.seed,
         eos_token_ids=(EOT_TOKEN_ID,),
         on_token=stream,
+        **prefix,
     )
     answer = answer_text(tokenizer, _decode(tokenizer, answer_ids))
     if stream is not None:

@@ -133,6 +133,10 @@ class GARModel(nn.Module):
         hidden = self.mllm.model.language_model(inputs_embeds=inputs_embeds).last_hidden_state
         return self.mllm.lm_head(hidden)
 
+    def new_cache(self) -> DynamicCache:
+        """An empty key/value cache for :meth:`generate`'s ``prefix_cache``."""
+        return DynamicCache(config=self.config.mllm.text_config)
+
     @torch.inference_mode()
     def generate(
         self,
@@ -145,25 +149,58 @@ class GARModel(nn.Module):
         seed: int = 0,
         eos_token_ids: Sequence[int] = (128009,),
         on_token: Callable[[int], None] | None = None,
+        prefix_length: int = 0,
+        prefix_cache: DynamicCache | None = None,
     ) -> list[int]:
-        """New token ids (stop token excluded): greedy by default, or seeded sampling."""
+        """New token ids (stop token excluded): greedy by default, or seeded sampling.
+
+        With ``prefix_length`` the prompt is read in two passes, its first
+        ``prefix_length`` tokens and then the rest. ``prefix_cache`` is a cache (from
+        :meth:`new_cache`) that is either empty, and then receives the prefix, or already
+        holds exactly that prefix of an earlier call with the same leading embeddings,
+        which is then not read again. The two passes run alike whether the prefix is
+        reused or not, so reuse changes no answer; the cache is cut back to the prefix
+        afterwards, also when generation is interrupted.
+        """
         language_model = self.mllm.model.language_model
-        cache = DynamicCache(config=self.config.mllm.text_config)
+        cache = prefix_cache if prefix_cache is not None else self.new_cache()
+        held = cache.get_seq_length()
+        if held not in (0, prefix_length) or not 0 <= prefix_length < inputs_embeds.shape[1]:
+            raise ValueError(f"a prefix cache of {held} tokens does not fit a {prefix_length}-token prefix")
         generator = torch.Generator(device=self.device).manual_seed(seed) if do_sample else None
         stops = set(int(i) for i in eos_token_ids)
-        hidden = language_model(inputs_embeds=inputs_embeds, use_cache=True, **{_CACHE_ARGUMENT: cache}).last_hidden_state
+
+        def step(embeds: torch.Tensor) -> torch.Tensor:
+            return language_model(inputs_embeds=embeds, use_cache=True, **{_CACHE_ARGUMENT: cache}).last_hidden_state
+
         tokens: list[int] = []
-        for _ in range(max_new_tokens):
-            logits = self.mllm.lm_head(hidden[:, -1]).float()
-            token = _pick(logits[0], generator, temperature, top_p) if do_sample else int(logits[0].argmax())
-            if token in stops:
-                break
-            tokens.append(token)
-            if on_token is not None:
-                on_token(token)
-            step = self.input_embeddings(torch.tensor([[token]], device=self.device))
-            hidden = language_model(inputs_embeds=step, use_cache=True, **{_CACHE_ARGUMENT: cache}).last_hidden_state
+        prefix_read = bool(held) or not prefix_length
+        try:
+            if not prefix_read:
+                step(inputs_embeds[:, :prefix_length])
+                prefix_read = True
+            hidden = step(inputs_embeds[:, prefix_length:])
+            for _ in range(max_new_tokens):
+                logits = self.mllm.lm_head(hidden[:, -1]).float()
+                token = _pick(logits[0], generator, temperature, top_p) if do_sample else int(logits[0].argmax())
+                if token in stops:
+                    break
+                tokens.append(token)
+                if on_token is not None:
+                    on_token(token)
+                hidden = step(self.input_embeddings(torch.tensor([[token]], device=self.device)))
+        finally:
+            if prefix_cache is not None:  # an interrupted prefix pass may have filled some layers only
+                _truncate(cache, prefix_length if prefix_read else 0)
         return tokens
+
+
+def _truncate(cache: DynamicCache, keep: int) -> None:
+    """Cut every layer of ``cache`` back to its first ``keep`` tokens."""
+    for layer in cache.layers:
+        extra = layer.get_seq_length() - keep
+        if extra > 0:
+            layer.crop(-extra)  # a negative count removes that many tokens from the end
 
 
 def _pick(logits: torch.Tensor, generator: torch.Generator, temperature: float, top_p: float) -> int:

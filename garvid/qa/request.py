@@ -38,7 +38,8 @@ class VideoRequest:
     prompt: PromptOptions = PromptOptions()
     cache_dir: Path | None = None  # None = garvid's user cache
     use_cache: bool = True
+    tracks: Path | None = None  # a tracks JSON (``garvid track``'s schema) used instead of tracking; replaces regions
 
     def input_paths(self) -> tuple[Path | str | None, ...]:
         """What the request reads from disk (names that are not paths are presets or hub ids)."""
-        return (self.video, *self.regions.masks, self.protocol, self.model, self.tracker)
+        return (self.video, *self.regions.masks, self.tracks, self.protocol, self.model, self.tracker)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from garvid.gar.encoding import encode_with_replays
 from garvid.gar.processor import GARImageInputs, preprocess_image, with_regions
 from garvid.gar.prompt import DESCRIBE_SLOT
 from garvid.media.open import open_video
-from garvid.media.source import FrameSource
+from garvid.media.source import FrameSource, VideoInfo
 from garvid.presets import default_preset, random_weights_warning
 from garvid.qa.answers import NOT_VISIBLE_TEXT, Answer, VideoAnswer
 from garvid.qa.keyframes import (
@@ -38,21 +39,33 @@ from garvid.qa.keyframes import (
     select_keyframes,
     split_windows,
 )
-from garvid.qa.planning import GarFiles, QuestionPlan, TemporalPromptBuilder, plan_request
+from garvid.qa.planning import (
+    GarFiles,
+    QuestionPlan,
+    TemporalPromptBuilder,
+    plan_request,
+)
 from garvid.qa.protocol import Protocol, load_protocol
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
 from garvid.regions.prompts import RegionPrompts
-from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
-from garvid.tracking.cache import TrackCache, TrackCacheKey, content_digest, regions_digest
+from garvid.tracking import Sam2Tracker, Tracks, auto_stride
+from garvid.tracking.cache import (
+    TrackCache,
+    TrackCacheKey,
+    content_digest,
+    regions_digest,
+)
+from garvid.tracking.given import given_prompts, read_tracks_file
 from garvid.tracking.request import parse_stride
+from garvid.tracking.reuse import TrackingNeed, reuse_or_track
 
 if TYPE_CHECKING:
     from garvid.gar.model import GARModel
 
 
 @dataclass
-class _Job:
+class VideoJob:
     """A request checked against its video and planned: everything decided before the models run."""
 
     protocol: Protocol
@@ -65,19 +78,27 @@ class _Job:
     builder: TemporalPromptBuilder
     frames: int  # keyframes per window
     tracker_name: str
-    tracked: list[int]  # the frames to track
+    need: TrackingNeed  # the frames to track (or to find tracked)
+    given: Tracks | None  # the request's --tracks file: the tracks, no tracking
 
     @classmethod
-    def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, model_source: str) -> _Job:
-        """Check the request (fails before any model loads) and plan keyframes and tracking."""
+    def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, files: GarFiles | str) -> VideoJob:
+        """Check the request (fails before any model loads) and plan keyframes and tracking.
+
+        ``files`` are the GAR checkpoint's small files, or its name or path to read them
+        from once the request itself is checked.
+        """
         from garvid.gar.loading import resolve_dtype
 
         check_attention(request.attn, request.device)
         protocol = load_protocol(request.protocol)
         resolve_dtype(request.dtype, resolve_device(request.device))  # every option is checked before work starts
         info = video.info
-        prompts = request.regions.resolve(info)
-        check_detector(request.regions)
+        timestamps = video.timestamps()
+        given = _given_tracks(request, info, timestamps)
+        prompts = given_prompts(given) if given is not None else request.regions.resolve(info)
+        if given is None:
+            check_detector(request.regions)
         plan = plan_request(request, prompts, protocol)
         if request.question is not None and "<Prompt" not in plan.prompt_question:
             reporter.warn(
@@ -85,20 +106,14 @@ class _Job:
                 + ", ".join(str(o) for o in plan.objects)
             )
         stride = parse_stride(request.stride)
-        timestamps = video.timestamps()
         span = frame_span(timestamps, info.duration, request.start, request.end)
         windows = split_windows(span, timestamps, request.window)
-        files = GarFiles.read(model_source)
+        if isinstance(files, str):
+            files = GarFiles.read(files)
         builder = TemporalPromptBuilder(files, protocol, request.prompt, (info.width, info.height))
         frames = _fit_frames(request, protocol, builder, plan, span, windows, reporter)
-        tracked = _frames_to_track(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
-        planned = len(windows)
-        windows = join_frameless_windows(windows, tracked)
-        if len(windows) < planned:
-            reporter.warn(
-                f"{planned - len(windows)} of {planned} windows hold no tracked frame: each was joined to the window "
-                "before it (use a smaller --stride or a longer --window for one answer per window)"
-            )
+        need = _tracking_need(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
+        windows = _windows_with_frames(windows, need.in_range(given.frames) if given is not None else need.grid, reporter)
         return cls(
             protocol=protocol,
             prompts=prompts.only(plan.objects),
@@ -110,12 +125,13 @@ class _Job:
             builder=builder,
             frames=frames,
             tracker_name=request.tracker or default_preset("trackers"),
-            tracked=tracked,
+            need=need,
+            given=given,
         )
 
 
 def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tracker: Sam2Tracker | None = None) -> bool:
-    """Plan ``request`` and make sure its tracks are in the cache; True when they already were.
+    """Plan ``request`` and make sure its tracks are in the cache; True when nothing had to be tracked.
 
     The first stage of a batch: every item is tracked with one tracker, which is then
     freed, and :func:`answer_video` finds the tracks in the cache.
@@ -124,8 +140,8 @@ def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tr
         raise ValueError("tracking ahead needs the tracking cache (use_cache=True)")
     reporter = reporter or Reporter()
     with open_video(request.video, fps=request.fps) as video:
-        job = _Job.open(request, video, reporter, request.model or default_preset("models"))
-        return _tracks(request, video, job.prompts, tracker or job.tracker_name, job.tracked, reporter, {})[1]
+        job = VideoJob.open(request, video, reporter, request.model or default_preset("models"))
+        return not job_tracks(request, video, job, tracker, reporter, {})[1]
 
 
 def answer_video(
@@ -134,57 +150,77 @@ def answer_video(
     *,
     tracker: Sam2Tracker | None = None,
     model: GARModel | None = None,
+    memo: AnswerMemo | None = None,
 ) -> VideoAnswer:
     """Run a request end to end (see the module docstring).
 
     A ``tracker`` or ``model`` already loaded is used instead of loading the request's
     (batch runs load each once); the request still names them for the cache and report.
+    A ``memo`` shared by requests about the same video reuses what they have in common.
     """
     reporter = reporter or Reporter()
     timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
     started = time.perf_counter()
     with open_video(request.video, fps=request.fps) as video:
-        info = video.info
         model_source = str(model.checkpoint_dir) if model is not None else request.model or default_preset("models")
-        job = _Job.open(request, video, reporter, model_source)
-        plan, span, files = job.plan, job.span, job.files
-        tracks, cached = _tracks(request, video, job.prompts, tracker or job.tracker_name, job.tracked, reporter, timings)
+        job = VideoJob.open(request, video, reporter, model_source)
+        tracks, tracked_objects = job_tracks(request, video, job, tracker, reporter, timings)
+        memo = memo if memo is not None else AnswerMemo()
+        return answer_job(request, video, job, tracks, tracked_objects, model, memo, reporter, timings, started)
 
-        object_ids = plan.objects
-        visible = {o: [f for f in tracks.frames if span.holds(f) and tracks.observation(o, f).visible] for o in object_ids}
-        never = [o for o in object_ids if not visible[o]]
-        if never and request.question is not None:
-            raise RegionError(
-                f"object {never[0]} is never visible between {span.start:.2f} s and {span.end:.2f} s "
-                "(the tracker lost it): check its mask and --mask-frame, or ask about another span"
-            )
-        for object_id in never:
-            reporter.warn(f"object {object_id} is never visible between {span.start:.2f} s and {span.end:.2f} s")
 
-        from garvid.gar.loading import load_gar
+def answer_job(
+    request: VideoRequest,
+    video: FrameSource,
+    job: VideoJob,
+    tracks: Tracks,
+    tracked_objects: list[int],
+    model: GARModel | None,
+    memo: AnswerMemo,
+    reporter: Reporter,
+    timings: dict[str, float],
+    started: float,
+    *,
+    warn_weights: bool = True,
+) -> VideoAnswer:
+    """Answer a planned job over its tracks (loading GAR unless ``model`` is given), reusing ``memo``."""
+    plan, span, files = job.plan, job.span, job.files
+    object_ids = plan.objects
+    visible = {o: [f for f in tracks.frames if span.holds(f) and tracks.observation(o, f).visible] for o in object_ids}
+    never = [o for o in object_ids if not visible[o]]
+    if never and request.question is not None:
+        raise RegionError(
+            f"object {never[0]} is never visible between {span.start:.2f} s and {span.end:.2f} s "
+            "(the tracker lost it): check its mask and --mask-frame, or ask about another span"
+        )
+    for object_id in never:
+        reporter.warn(f"object {object_id} is never visible between {span.start:.2f} s and {span.end:.2f} s")
 
-        detector = detector_name(request.regions.detector) if request.regions.objects else None
-        warnings = [random_weights_warning(tracks.tracker, "trackers"), random_weights_warning(files.name)]
-        for warning in [*warnings, detector and random_weights_warning(detector, "detectors")]:
-            if warning:
-                reporter.warn(warning)
-        if model is None:
-            loading = time.perf_counter()
-            model = load_gar(files.name, dtype=request.dtype, device=request.device, attn_implementation=request.attn)
-            timings["load"] = time.perf_counter() - loading
-        answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings)
-        seen = sorted({f for frames_of in visible.values() for f in frames_of})
-        answers: list[Answer] = []
-        for done, window in enumerate(job.windows):
-            reporter.progress("answering", done, len(job.windows))
-            keyframes = select_keyframes(tracks.frames, window, job.frames, request.strategy, seen)
-            answers.extend(answerer.window(window, keyframes))
-        reporter.progress("answering", len(job.windows), len(job.windows))
+    from garvid.gar.loading import load_gar
+
+    detector = detector_name(request.regions.detector) if request.regions.objects and job.given is None else None
+    warnings = [random_weights_warning(tracks.tracker, "trackers"), random_weights_warning(files.name)]
+    for warning in [*warnings, detector and random_weights_warning(detector, "detectors")]:
+        if warning and warn_weights:
+            reporter.warn(warning)
+    if model is None:
+        loading = time.perf_counter()
+        model = load_gar(files.name, dtype=request.dtype, device=request.device, attn_implementation=request.attn)
+        timings["load"] = time.perf_counter() - loading
+    answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings, memo)
+    seen = sorted({f for frames_of in visible.values() for f in frames_of})
+    answers: list[Answer] = []
+    windows = _windows_with_frames(job.windows, tracks.frames, reporter)  # reused tracks may sit off the planned grid
+    for done, window in enumerate(windows):
+        reporter.progress("answering", done, len(windows))
+        keyframes = select_keyframes(tracks.frames, window, job.frames, request.strategy, seen)
+        answers.extend(answerer.window(window, keyframes))
+    reporter.progress("answering", len(windows), len(windows))
 
     timings["total"] = time.perf_counter() - started
     used = sorted({f for a in answers for f in a.keyframes})
     return VideoAnswer(
-        video=info.to_json(),
+        video=video.info.to_json(),
         question=request.question,
         prompt_question=plan.prompt_question,
         answers=answers,
@@ -193,10 +229,29 @@ def answer_video(
         keyframes=[{"frame": f, "time": float(job.timestamps[f])} for f in used],
         frames_per_window=max(len(answer.keyframes) for answer in answers),
         model={"name": str(model.name), "path": str(model.checkpoint_dir), "dtype": str(model.dtype).removeprefix("torch."), "device": str(model.device)},
-        tracker={"name": tracks.tracker, "stride": tracks.stride, "device": tracks.device, "tracked_frames": len(tracks.frames), "cached": cached},
+        tracker={
+            "name": tracks.tracker,
+            "stride": tracks.stride,
+            "device": tracks.device,
+            "tracked_frames": len(tracks.frames),
+            "cached": not tracked_objects,
+            "tracked_objects": tracked_objects,
+            **({"file": str(request.tracks)} if request.tracks is not None else {}),
+        },
         protocol=job.protocol.to_json(),
         timings=timings,
     )
+
+
+def _windows_with_frames(windows: list[Window], tracked: list[int], reporter: Reporter) -> list[Window]:
+    """``windows``, each one holding no ``tracked`` frame joined to the window before it (warned)."""
+    joined = join_frameless_windows(windows, sorted(tracked))
+    if len(joined) < len(windows):
+        reporter.warn(
+            f"{len(windows) - len(joined)} of {len(windows)} windows hold no tracked frame: each was joined to the window "
+            "before it (use a smaller --stride or a longer --window for one answer per window)"
+        )
+    return joined
 
 
 def _fit_frames(
@@ -233,59 +288,74 @@ def _fit_frames(
     return frames
 
 
-def _frames_to_track(
+def _tracking_need(
     request: VideoRequest, stride: int | None, prompt_frame: int, span: Window, keyframes: int, num_frames: int
-) -> list[int]:
+) -> TrackingNeed:
     """The tracked grid: the span (extended to reach the prompt frame) every ``stride`` frames."""
     if stride is None:
         stride = auto_stride(span.stop - span.first, keyframes, resolve_device(request.device).type)
-    first, stop = min(span.first, prompt_frame), max(span.stop, prompt_frame + 1)
-    return tracked_frames(num_frames, prompt_frame, stride, first, stop)
+    return TrackingNeed(min(span.first, prompt_frame), max(span.stop, prompt_frame + 1), stride, prompt_frame, num_frames)
 
 
-def _tracks(
+def _given_tracks(request: VideoRequest, info: VideoInfo, timestamps: np.ndarray) -> Tracks | None:
+    """The request's ``--tracks`` file read and checked against the video, or None."""
+    if request.tracks is None:
+        return None
+    regions = request.regions
+    if regions.masks or regions.boxes or regions.points:
+        raise GarvidError("--tracks gives the objects and their masks: drop --mask, --box and --point")
+    return read_tracks_file(request.tracks, info, list(timestamps))
+
+
+def job_tracks(
     request: VideoRequest,
     video: FrameSource,
-    prompts: RegionPrompts,
-    tracker: str | Sam2Tracker,
-    frames: list[int],
+    job: VideoJob,
+    loaded: Sam2Tracker | None,
     reporter: Reporter,
     timings: dict[str, float],
-) -> tuple[Tracks, bool]:
-    """Tracks of every object on ``frames``: from the cache, or tracked (and then cached).
+) -> tuple[Tracks, list[int]]:
+    """Tracks of the job's objects for its need, and the objects SAM2 tracked for it.
 
-    ``tracker`` is a tracker preset or path (loaded only on a cache miss, freed after) or
-    a loaded tracker.
+    A ``--tracks`` file is used as it is. With the cache, each object's cached tracks are
+    reused when they serve the need and only the others are tracked (then cached); see
+    :mod:`garvid.tracking.reuse`. A ``loaded`` tracker is used, else the request's is
+    loaded only when something must be tracked, and freed after.
     """
+    started = time.perf_counter()
+    prompts, need = job.prompts, job.need
+    if job.given is not None:
+        return job.given.select(prompts.object_ids, need.in_range(job.given.frames)), []
+    tracker: str | Sam2Tracker = loaded or job.tracker_name
+
+    def track(object_ids: list[int], frames: list[int]) -> Tracks:
+        wanted, _ = detect_objects(video, prompts.only(object_ids), request.regions, request.device)  # freed before SAM2 loads
+        model = Sam2Tracker.from_preset(tracker, device=request.device) if isinstance(tracker, str) else tracker
+        tracks = model.track(video, wanted, frames, progress=lambda done, total: reporter.progress("tracking", done, total))
+        if isinstance(tracker, str):
+            del model  # free SAM2 before GAR loads: peak memory is the larger model, not the sum
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        return tracks
+
+    if not request.use_cache:
+        tracks = track(prompts.object_ids, need.grid)
+        timings["track"] = time.perf_counter() - started
+        return tracks, prompts.object_ids
     from garvid.paths import cache_root
 
-    started = time.perf_counter()
-    cache = key = None
-    if request.use_cache:
-        cache = TrackCache(request.cache_dir or cache_root(), on_problem=reporter.warn)
-        key = TrackCacheKey(
-            video=content_digest(request.video),
-            regions=regions_digest(request.regions, prompts.object_ids),
-            tracker=tracker if isinstance(tracker, str) else tracker.name,
-            frames=tuple(frames),
-            prompt_frame=prompts.frame,
-        )
-        tracks = cache.load(key)
-        if tracks is not None:
-            timings["track"] = time.perf_counter() - started
-            return tracks, True
-    prompts, _ = detect_objects(video, prompts, request.regions, request.device)  # freed before SAM2 loads
-    model = Sam2Tracker.from_preset(tracker, device=request.device) if isinstance(tracker, str) else tracker
-    tracks = model.track(video, prompts, frames, progress=lambda done, total: reporter.progress("tracking", done, total))
-    if isinstance(tracker, str):
-        del model  # free SAM2 before GAR loads: peak memory is the larger model, not the sum
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    if cache is not None and key is not None:
-        cache.store(key, tracks)
+    cache = TrackCache(request.cache_dir or cache_root(), on_problem=reporter.warn)
+    name = tracker if isinstance(tracker, str) else tracker.name
+    video_digest = content_digest(request.video)
+    keys = {
+        o: TrackCacheKey(video_digest, regions_digest(request.regions, [o]), name, prompts.frame, o) for o in prompts.object_ids
+    }
+    reuse = reuse_or_track(need, prompts.object_ids, {o: cache.load(key) for o, key in keys.items()}, track)
+    for object_id, entry in reuse.updated.items():
+        cache.store(keys[object_id], entry)
     timings["track"] = time.perf_counter() - started
-    return tracks, False
+    return reuse.tracks, reuse.tracked
 
 
 def _object_summaries(tracks: Tracks, keyframes: list[int]) -> list[dict[str, Any]]:
@@ -307,10 +377,51 @@ def _object_summaries(tracks: Tracks, keyframes: list[int]) -> list[dict[str, An
     return summaries
 
 
-class _Answerer:
-    """Answers one window at a time with a loaded GAR."""
+class AnswerMemo:
+    """What questions about one clip share, computed once: keyframes decoded, preprocessed
+    with their mask maps, encoded by the vision tower with their region replays, and the
+    key/value cache of the prompt prefix before the question.
 
-    def __init__(self, request, video, tracks, model, builder, plan, reporter, timings):
+    Everything is keyed by what decides it (frames, the objects in each mask map and their
+    masks' RLE, the prompt's tokens), so a hit is exactly what would be computed again. A
+    memo belongs to one video and one set of prompt options: :func:`answer_video` uses a
+    fresh one unless given one (batch items about one clip share one), a
+    :class:`garvid.qa.session.VideoSession` keeps one across questions.
+    """
+
+    #: Entries kept per kind: a chat moves between a few keyframe sets at most; a prefix
+    #: cache of GAR-8B is about 0.85 GB, so only the latest one is kept.
+    LIMITS: ClassVar[dict[str, int]] = {"frames": 256, "inputs": 256, "encodings": 4, "prefix": 1}
+
+    def __init__(self) -> None:
+        self._stores: dict[str, OrderedDict] = {kind: OrderedDict() for kind in self.LIMITS}
+
+    def get(self, kind: str, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The value stored under ``key``, or ``compute()`` stored there (least recently used dropped)."""
+        store = self._stores[kind]
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+        value = store[key] = compute()
+        while len(store) > self.LIMITS[kind]:
+            store.popitem(last=False)
+        return value
+
+
+def _prefix_length(tokens) -> int:
+    """Where the question starts: just after the prompt's last image or crop token.
+
+    Everything before it depends only on the keyframes and the objects asked about, so
+    questions about the same objects share it (and its key/value cache).
+    """
+    spans = [*tokens.image_spans, *(span for runs in tokens.crop_spans.values() for span in runs)]
+    return max(end for _, end in spans)
+
+
+class _Answerer:
+    """Answers one window at a time with a loaded GAR, reusing what ``memo`` holds."""
+
+    def __init__(self, request, video, tracks, model, builder, plan, reporter, timings, memo):
         self.request: VideoRequest = request
         self.video: FrameSource = video
         self.tracks: Tracks = tracks
@@ -319,45 +430,61 @@ class _Answerer:
         self.plan: QuestionPlan = plan
         self.reporter: Reporter = reporter
         self.timings: dict[str, float] = timings
+        self.memo: AnswerMemo = memo
 
     def window(self, window: Window, keyframes: list[int]) -> list[Answer]:
         decoding = time.perf_counter()
-        pixels = self.video.frames(keyframes)
+        pixels = [self.memo.get("frames", frame, lambda frame=frame: self.video.frames([frame])[0]) for frame in keyframes]
         self.timings["decode"] += time.perf_counter() - decoding
         times = [self.tracks.times[self.tracks.frames.index(f)] for f in keyframes]
         if self.request.question is None:
             return self._describe(window, keyframes, pixels, times)
         slots = sorted(self.plan.slot_objects)
-        masks = [self._masks(frame, self.plan.slot_objects) for frame in keyframes]
-        inputs = [self._preprocess(image, frame_masks) for image, frame_masks in zip(pixels, masks)]
-        answer = self._generate(window, keyframes, inputs, slots, times, [sorted(m) for m in masks], None)
+        shown = [self._shown(frame, self.plan.slot_objects) for frame in keyframes]
+        inputs = [
+            self.memo.get(
+                "inputs", self._key(frame, on), lambda image=image, frame=frame, on=on: self._preprocess(image, self._masks(frame, on))
+            )
+            for image, frame, on in zip(pixels, keyframes, shown)
+        ]
+        answer = self._generate(window, keyframes, inputs, slots, times, shown, None)
         return [answer]
 
-    def _describe(self, window: Window, keyframes: list[int], pixels: np.ndarray, times: list[float]) -> list[Answer]:
-        bare = [self._preprocess(image, {}) for image in pixels]
+    def _describe(self, window: Window, keyframes: list[int], pixels: list[np.ndarray], times: list[float]) -> list[Answer]:
+        bare = [self.memo.get("inputs", self._key(frame, ()), lambda image=image: self._preprocess(image, {})) for frame, image in zip(keyframes, pixels)]  # fmt: skip
+        config, resample = self.builder.image_config, self.request.prompt.mask_resample
         answers = []
         for object_id in self.plan.objects:
-            masks = [self._masks(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
-            if not any(masks):
+            shown = [self._shown(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
+            if not any(shown):
                 answer = Answer(window.start, window.end, keyframes, NOT_VISIBLE_TEXT, object_id=object_id)
                 self.reporter.answer_begins(window, object_id)
                 self.reporter.token(answer.text)
                 self.reporter.answer_ends(answer)
                 answers.append(answer)
                 continue
-            config, resample = self.builder.image_config, self.request.prompt.mask_resample
-            inputs = [with_regions(frame, m, config, mask_resample=resample) for frame, m in zip(bare, masks)]
-            visible = [sorted(m) for m in masks]
-            answers.append(self._generate(window, keyframes, inputs, [DESCRIBE_SLOT], times, visible, object_id))
+            inputs = [
+                self.memo.get(
+                    "inputs",
+                    ("describe", *self._key(frame, on)),
+                    lambda base=base, frame=frame, on=on: with_regions(base, self._masks(frame, on), config, mask_resample=resample),
+                )
+                for base, frame, on in zip(bare, keyframes, shown)
+            ]
+            answers.append(self._generate(window, keyframes, inputs, [DESCRIBE_SLOT], times, shown, object_id))
         return answers
 
-    def _masks(self, frame: int, slot_objects: dict[int, int]) -> dict[int, np.ndarray]:
-        """Masks of the objects visible on ``frame``, by prompt slot."""
-        return {
-            slot: self.tracks.mask(object_id, frame)
-            for slot, object_id in slot_objects.items()
-            if self.tracks.observation(object_id, frame).visible
-        }
+    def _shown(self, frame: int, slot_objects: dict[int, int]) -> tuple[tuple[int, int], ...]:
+        """``(slot, object)`` of the objects visible on ``frame``, slots ascending: what its mask map holds."""
+        return tuple(sorted((s, o) for s, o in slot_objects.items() if self.tracks.observation(o, frame).visible))
+
+    def _key(self, frame: int, shown: tuple[tuple[int, int], ...]) -> tuple:
+        """What decides a keyframe's mask map: the frame, its (slot, object) pairs and their masks' RLE."""
+        return frame, shown, tuple(self.tracks.observation(o, frame).rle["counts"] for _, o in shown)
+
+    def _masks(self, frame: int, shown: tuple[tuple[int, int], ...]) -> dict[int, np.ndarray]:
+        """Masks of the ``shown`` objects on ``frame``, by prompt slot."""
+        return {slot: self.tracks.mask(object_id, frame) for slot, object_id in shown}
 
     def _preprocess(self, image: np.ndarray, masks: dict[int, np.ndarray]) -> GARImageInputs:
         return preprocess_image(
@@ -375,17 +502,20 @@ class _Answerer:
         inputs: list[GARImageInputs],
         slots: list[int],
         times: list[float],
-        visible: list[list[int]],
+        shown: list[tuple[tuple[int, int], ...]],
         object_id: int | None,
     ) -> Answer:
         encoding = time.perf_counter()
-        layouts = self.builder.layout(times, visible, slots)
+        layouts = self.builder.layout(times, [[slot for slot, _ in on] for on in shown], slots)
         tokens = self.builder.tokens(slots, layouts, self.plan.prompt_question)
+        replayed = [layout.replayed for layout in layouts]
+        scaling = self.request.prompt.replay_scaling
+        encoded = (self.request.question is None, tuple(self._key(f, on) for f, on in zip(keyframes, shown)), tuple(replayed), scaling)
+        prefix_length = _prefix_length(tokens)
         with torch.inference_mode():
-            features, crops = encode_with_replays(
-                self.model, inputs, [layout.replayed for layout in layouts], self.request.prompt.replay_scaling
-            )
+            features, crops = self.memo.get("encodings", encoded, lambda: encode_with_replays(self.model, inputs, replayed, scaling))
             embeds = self.model.embed_inputs(torch.tensor([tokens.input_ids]), features, crops)
+            prefix_cache = self.memo.get("prefix", (encoded, tuple(tokens.input_ids[:prefix_length])), self.model.new_cache)
             synchronize(self.model.device)
             generating = time.perf_counter()
             self.timings["encode"] += generating - encoding
@@ -396,6 +526,8 @@ class _Answerer:
                 embeds,
                 self.request.generation,
                 lambda _id, delta: self.reporter.token(delta),
+                prefix_length=prefix_length,
+                prefix_cache=prefix_cache,
             )
         synchronize(self.model.device)
         self.timings["generate"] += time.perf_counter() - generating

@@ -1,11 +1,14 @@
-"""A cache of tracking results, so another question about the same clip skips tracking.
+"""A cache of tracking results, per object, so later questions about a clip skip tracking.
 
-An entry is keyed by what decides the tracks: the video's content, the region prompts'
-content (mask file bytes, boxes, points, prompt frame; for --object the detector,
-phrases and threshold), the tracker, and the exact frames
-tracked (which encode stride and span). Entries are JSON (never pickles), written
-atomically, and checked on reading: a corrupt, foreign or inconsistent entry is
-reported, deleted and tracked again, never trusted. A cache that cannot be written is
+SAM2 tracks every object on its own (see :mod:`garvid.tracking.reuse`), so an entry holds
+one object's observations, keyed by what decides them: the video's content, the region
+prompts' content (mask file bytes, boxes, points, prompt frame; for --object the detector,
+phrases and threshold) and the object, and the tracker. The frames are not in the key: an
+entry keeps every frame tracked for that object so far (grids of several requests
+merged), and a request takes the frames it needs from it. Entries are JSON (never
+pickles), written atomically, and checked on reading: a corrupt, foreign or inconsistent
+entry is reported, deleted and tracked again, never trusted. Entries of an older format
+live in another folder, which is removed on first use. A cache that cannot be written is
 reported and otherwise ignored: it never breaks a run.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,8 +28,9 @@ from garvid.paths import cache_root
 from garvid.regions.input import RegionInput
 from garvid.tracking.tracks import Tracks
 
-#: Bumped whenever the entry layout or the meaning of a key changes.
-CACHE_FORMAT = 1
+#: Bumped whenever the entry layout or the meaning of a key changes; entries live under
+#: ``tracks-v<format>/`` (format 1 used ``tracks/``), and other formats' folders are removed.
+CACHE_FORMAT = 2
 
 
 def file_digest(path: Path) -> str:
@@ -51,10 +56,9 @@ def _json_digest(data: Any) -> str:
 
 
 def regions_digest(regions: RegionInput, object_ids: Sequence[int]) -> str:
-    """Digest of the region prompts and of ``object_ids``, the objects actually tracked.
+    """Digest of the region prompts and of ``object_ids``, the objects an entry is about.
 
-    Only the objects a question asks about are tracked, so they are part of the key. Mask
-    files count by content: renaming one keeps the digest, editing it changes it.
+    Mask files count by content: renaming one keeps the digest, editing it changes it.
     """
     key = {
         "objects": sorted(object_ids),
@@ -71,21 +75,21 @@ def regions_digest(regions: RegionInput, object_ids: Sequence[int]) -> str:
 
 @dataclass(frozen=True)
 class TrackCacheKey:
-    """Everything that decides the tracks of one request."""
+    """Everything that decides one object's tracks (on whichever frames are tracked)."""
 
-    video: str  # file_digest of the video
-    regions: str  # regions_digest of the prompts and the tracked objects
+    video: str  # content_digest of the video
+    regions: str  # regions_digest of the prompts and this object
     tracker: str  # preset name, or a checkpoint path as the user gave it
-    frames: tuple[int, ...]  # the tracked frame indices (so stride and span are in the key)
     prompt_frame: int
+    object_id: int
 
     def to_json(self) -> dict[str, Any]:
         return {
             "video": self.video,
             "regions": self.regions,
             "tracker": self.tracker,
-            "frames": list(self.frames),
             "prompt_frame": self.prompt_frame,
+            "object": self.object_id,
         }
 
     def digest(self) -> str:
@@ -93,21 +97,27 @@ class TrackCacheKey:
 
 
 class TrackCache:
-    """Tracks on disk under ``root/tracks/<key digest>.json``."""
+    """One object's tracks per file, under ``root/tracks-v<format>/<key digest>.json``."""
 
     def __init__(self, root: Path, on_problem: Callable[[str], None] | None = None):
         self.root = Path(root)
         self.on_problem = on_problem or (lambda message: None)
+        self._swept = False
 
     @classmethod
     def default(cls, on_problem: Callable[[str], None] | None = None) -> TrackCache:
         return cls(cache_root(), on_problem)
 
+    @property
+    def folder(self) -> Path:
+        return self.root / f"tracks-v{CACHE_FORMAT}"
+
     def path(self, key: TrackCacheKey) -> Path:
-        return self.root / "tracks" / f"{key.digest()}.json"
+        return self.folder / f"{key.digest()}.json"
 
     def load(self, key: TrackCacheKey) -> Tracks | None:
-        """The cached tracks for ``key``; None when absent or unusable (then the entry is removed)."""
+        """The cached tracks of ``key``'s object; None when absent or unusable (then the entry is removed)."""
+        self._sweep_old_formats()
         path = self.path(key)
         if not path.is_file():
             return None
@@ -129,16 +139,19 @@ class TrackCache:
         if entry.get("key") != key.to_json():
             raise ValueError("it was stored for another key")
         tracks = Tracks.from_json(entry.get("tracks"))
-        if tuple(tracks.frames) != key.frames or tracks.prompt_frame != key.prompt_frame:
-            raise ValueError("its frames do not match its key")
+        if tracks.object_ids != [key.object_id] or tracks.prompt_frame != key.prompt_frame:
+            raise ValueError("its object or prompt frame does not match its key")
         return tracks
 
     def store(self, key: TrackCacheKey, tracks: Tracks) -> Path | None:
-        """Save ``tracks`` for ``key`` and return the entry's path.
+        """Save one object's ``tracks`` for ``key`` (replacing the entry) and return its path.
 
         When the cache cannot be written this is reported through ``on_problem`` and None
         is returned: a cache never breaks a run.
         """
+        if tracks.object_ids != [key.object_id]:
+            raise ValueError(f"an entry holds object {key.object_id} alone, not {tracks.object_ids}")
+        self._sweep_old_formats()
         path = self.path(key)
         entry = {"format": CACHE_FORMAT, "key": key.to_json(), "tracks": tracks.to_json()}
         try:
@@ -148,3 +161,13 @@ class TrackCache:
             self.on_problem(f"cannot write the tracking cache in {self.root} ({error.strerror or error}); continuing without it")
             return None
         return path
+
+    def _sweep_old_formats(self) -> None:
+        """Remove the folders of other cache formats (once per cache object): their entries can never hit."""
+        if self._swept:
+            return
+        self._swept = True
+        old = [self.root / "tracks", *self.root.glob("tracks-v*")]
+        for folder in old:
+            if folder.is_dir() and folder != self.folder:
+                shutil.rmtree(folder, ignore_errors=True)

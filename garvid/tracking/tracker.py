@@ -7,7 +7,6 @@ torch and sam2 are imported only when a tracker is built, so importing this modu
 from __future__ import annotations
 
 import gc
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from garvid.media.source import FrameSource
 from garvid.regions.prompts import RegionPrompts
-from garvid.tracking.tracks import ObjectObservation, Tracks
+from garvid.tracking.tracks import ObjectObservation, Tracks, common_gap
 
 if TYPE_CHECKING:
     import torch
@@ -100,15 +99,10 @@ class Sam2Tracker:
                 object_id: [per_index[i][k] for i in range(total)] for k, object_id in enumerate(object_ids)
             },
             tracker=self.name,
-            stride=stride if stride is not None else _common_gap(session.frames),
+            stride=stride if stride is not None else common_gap(session.frames),
             device=str(self.device),
             prompt_frame=prompts.frame,
         )
-
-
-def _common_gap(frames: list[int]) -> int:
-    gaps = Counter(b - a for a, b in zip(frames, frames[1:]))
-    return gaps.most_common(1)[0][0] if gaps else 1
 
 
 class LazyTracker:

@@ -6,8 +6,9 @@ back with validation, so a tracks file can serve as a cache for later stages.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -65,6 +66,10 @@ class Tracks:
     def mask(self, object_id: int, frame: int) -> np.ndarray:
         """The ``(H, W)`` boolean mask of ``object_id`` on tracked frame ``frame``."""
         return decode_rle(self.observation(object_id, frame).rle)
+
+    def select(self, object_ids: Sequence[int], frames: Sequence[int]) -> Tracks:
+        """``object_ids`` on ``frames`` (ascending tracked frames) only."""
+        return combine([self], frames, object_ids)
 
     def to_json(self) -> dict[str, Any]:
         """The ``garvid track`` JSON: video, tracker settings and per-object frames."""
@@ -212,6 +217,41 @@ class _TracksReader:
         if not (0 <= x1 <= x2 < video.width and 0 <= y1 <= y2 < video.height):
             raise self.fail(where, f"{value} lies outside the {video.width}x{video.height} frame")
         return x1, y1, x2, y2
+
+
+def combine(parts: Sequence[Tracks], frames: Sequence[int], object_ids: Sequence[int] | None = None) -> Tracks:
+    """One :class:`Tracks` of ``object_ids`` (default: every object of ``parts``) on ``frames``.
+
+    Each object comes from the first part that has it, and must be tracked there on every
+    one of ``frames``; settings (tracker, device, prompt frame) come from the first part.
+    """
+    frames = list(frames)
+    wanted = list(object_ids) if object_ids is not None else [o for part in parts for o in part.object_ids]
+    observations: dict[int, list[ObjectObservation]] = {}
+    for object_id in wanted:
+        part = next(p for p in parts if object_id in p.observations)
+        observations[object_id] = [part.observation(object_id, frame) for frame in frames]
+    first = parts[0]
+    times = dict(zip(first.frames, first.times))
+    for part in parts[1:]:
+        times.update(zip(part.frames, part.times))
+    return Tracks(
+        video=first.video,
+        object_ids=sorted(observations),
+        frames=frames,
+        times=[times[f] for f in frames],
+        observations={o: observations[o] for o in sorted(observations)},
+        tracker=first.tracker,
+        stride=common_gap(frames),
+        device=first.device,
+        prompt_frame=first.prompt_frame,
+    )
+
+
+def common_gap(frames: Sequence[int]) -> int:
+    """The most common gap between consecutive ``frames`` (1 for a single frame)."""
+    gaps = Counter(b - a for a, b in zip(frames, frames[1:]))
+    return gaps.most_common(1)[0][0] if gaps else 1
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

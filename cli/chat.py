@@ -1,0 +1,207 @@
+"""``garvid chat``: many questions about one clip, with the models loaded and the objects tracked once."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional, TextIO
+
+import typer
+from garvid_cli.app import app
+from garvid_cli.ask import _ShellReporter, video_request
+from garvid_cli.console import stderr, warn
+from garvid_cli.options import OUTPUT, borrow_parameters
+
+from garvid.errors import GarvidError
+from garvid.files import write_text
+from garvid.output.formats import answer_prefix
+from garvid.qa.keyframes import STRATEGIES
+from garvid.regions.input import RegionInput
+
+if TYPE_CHECKING:
+    from garvid.qa.answers import VideoAnswer
+    from garvid.qa.session import VideoSession
+
+CHAT_FORMATS = ("text", "jsonl")
+HELP = (
+    "Ask question after question about one clip: GAR loads once and the objects are tracked once; "
+    "keyframes, their encodings and the prompt before the question are reused, so a follow-up costs "
+    "its own tokens plus the answer.\n\n"
+    "Each question is answered on its own (GAR was trained on single turns): earlier questions and "
+    "answers are not part of the next prompt.\n\n"
+    "In a terminal: type a question; /objects, /frames, /save FILE (the answers so far as JSON lines), "
+    "/quit (or Ctrl-D); Ctrl-C cancels the current answer. With stdin not a terminal: one question per "
+    "line in, one answer per line out, in order (--format jsonl: the ask JSON of each, with its question).\n\n"
+    "Examples:\n\n"
+    "  garvid chat clip.mp4 --mask first_frame.png\n\n"
+    "  garvid chat clip.mp4 -m first_frame.png --format jsonl < questions.txt > answers.jsonl"
+)
+
+
+def answer_line(result: VideoAnswer) -> str:
+    """One answer as one line of text (windows and objects prefixed, newlines folded)."""
+    parts = [answer_prefix(a.start, a.end, a.object_id, result.windowed) + a.text for a in result.answers]
+    return " ".join(" ".join(part.split()) for part in parts)
+
+
+class Chat:
+    """The question loop over an open session; ``transcript`` holds every answer's JSON."""
+
+    def __init__(self, session: VideoSession, fmt: str, out: TextIO):
+        self.session, self.fmt, self.out = session, fmt, out
+        self.transcript: list[dict] = []
+        self.failed = 0
+
+    def ask(self, question: str) -> VideoAnswer | None:
+        """Answer one question; a bad question is reported on stderr and answered with nothing."""
+        try:
+            result = self.session.ask(question)
+        except GarvidError as error:
+            warn(f"{error}")
+            self.failed += 1
+            return None
+        self.transcript.append(result.to_json())
+        return result
+
+    def piped(self, lines: TextIO) -> None:
+        """One answer line per question line, in order (an empty answer for a failed question)."""
+        for line in lines:
+            question = line.strip()
+            if not question:
+                continue
+            result = self.ask(question)
+            if self.fmt == "jsonl":
+                record = result.to_json() if result is not None else {"question": question, "error": "see stderr"}
+                self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                self.out.write((answer_line(result) if result is not None else "") + "\n")
+            self.out.flush()
+
+    def interactive(self, read: Callable[[str], str]) -> None:
+        """Read, answer (streamed by the session's reporter), repeat; Ctrl-C cancels one answer."""
+        while True:
+            try:
+                line = read("? ").strip()
+            except EOFError:
+                self.out.write("\n")
+                return
+            except KeyboardInterrupt:
+                self.out.write("\n")
+                continue
+            if not line:
+                continue
+            if line.startswith("/"):
+                if self.command(line):
+                    return
+                continue
+            try:
+                result = self.ask(line)
+            except KeyboardInterrupt:
+                self.out.write("\n")
+                warn("answer cancelled")
+                continue
+            if result is not None and self.fmt == "jsonl":
+                self.out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+
+    def command(self, line: str) -> bool:
+        """Run a /command; True to end the session."""
+        name, _, argument = line.partition(" ")
+        session = self.session
+        if name in ("/quit", "/exit", "/q"):
+            return True
+        if name == "/objects":
+            for object_id in session.object_ids:
+                seen = [f for f in session.tracks.frames if session.tracks.observation(object_id, f).visible]
+                self.out.write(f"object {object_id}: visible on {len(seen)} of {len(session.tracks.frames)} tracked frames\n")
+        elif name == "/frames":
+            tracks = session.tracks
+            self.out.write(f"tracked frames ({len(tracks.frames)}, stride {tracks.stride}): {tracks.frames}\n")
+            if self.transcript:
+                self.out.write(f"last answer's keyframes: {[k['frame'] for k in self.transcript[-1]['keyframes']]}\n")
+        elif name == "/save":
+            if not argument.strip():
+                warn("/save needs a file name")
+                return False
+            path = Path(argument.strip()).expanduser()
+            try:
+                write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.transcript), path)
+            except OSError as error:
+                warn(f"cannot write {path}: {error.strerror or error}")
+                return False
+            stderr.print(f"wrote {len(self.transcript)} answers to {path}", highlight=False)
+        else:
+            warn(f"unknown command {name}: use /objects, /frames, /save FILE or /quit")
+        return False
+
+
+def _line_reader() -> Callable[[str], str]:
+    """``input`` with line editing and a history file (readline), where readline exists."""
+    try:
+        import readline
+    except ImportError:
+        return input
+    from garvid.paths import cache_root
+
+    history = cache_root() / "chat_history"
+    try:
+        readline.read_history_file(history)
+    except OSError:
+        pass
+
+    def read(prompt: str) -> str:
+        line = input(prompt)
+        try:
+            history.parent.mkdir(parents=True, exist_ok=True)
+            readline.write_history_file(history)
+        except OSError:
+            pass
+        return line
+
+    return read
+
+
+def chat(
+    video: Path = typer.Argument(..., metavar="VIDEO", help="Video file (anything ffmpeg/decord reads) or folder of frames."),
+    chat_format: Optional[str] = typer.Option(
+        None, "--format", "-f", help="text (default) or jsonl: the ask JSON per question, with its question.", rich_help_panel=OUTPUT
+    ),
+    **options,
+) -> None:
+    fmt = chat_format or "text"
+    if fmt not in CHAT_FORMATS:
+        raise GarvidError(f"--format must be one of {', '.join(CHAT_FORMATS)}, not {fmt!r}")
+    if options["keyframes"] not in STRATEGIES:
+        raise GarvidError(f"--keyframes must be {' or '.join(STRATEGIES)}, not {options['keyframes']!r}")
+    regions = RegionInput(
+        masks=options.pop("mask"),
+        boxes=options.pop("box"),
+        points=options.pop("point"),
+        frame=options.pop("mask_frame"),
+        resize_masks=options.pop("resize_masks"),
+    )
+    request = video_request(video, regions, None, multiple_choice=False, **options)
+    interactive = sys.stdin.isatty()
+    from garvid.qa.session import (
+        VideoSession,  # torch and transformers load here, not for --help
+    )
+
+    with VideoSession(request, _ShellReporter(stream=interactive and fmt == "text", windowed=request.window is not None)) as session:
+        loop = Chat(session, fmt, sys.stdout)
+        if interactive:
+            stderr.print(f"objects {session.object_ids}; /objects, /frames, /save FILE, /quit", highlight=False)
+            loop.interactive(_line_reader())
+        else:
+            loop.piped(sys.stdin)
+    if loop.failed and not interactive:
+        raise typer.Exit(1)
+
+
+def _register() -> None:
+    from garvid_cli.ask import ask
+
+    borrow_parameters(chat, ask, exclude=("question", "multiple_choice", "output_format", "output"))
+    app.command(help=HELP)(chat)
+
+
+_register()
