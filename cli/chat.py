@@ -11,13 +11,12 @@ import typer
 from garvid_cli.app import app
 from garvid_cli.ask import _ShellReporter, video_request
 from garvid_cli.console import stderr, warn
-from garvid_cli.options import OUTPUT, borrow_parameters
+from garvid_cli.options import OUTPUT, borrow_parameters, region_input
 
 from garvid.errors import GarvidError
 from garvid.files import write_text
 from garvid.output.formats import answer_prefix
 from garvid.qa.keyframes import STRATEGIES
-from garvid.regions.input import RegionInput
 
 if TYPE_CHECKING:
     from garvid.qa.answers import VideoAnswer
@@ -173,12 +172,15 @@ def chat(
         raise GarvidError(f"--format must be one of {', '.join(CHAT_FORMATS)}, not {fmt!r}")
     if options["keyframes"] not in STRATEGIES:
         raise GarvidError(f"--keyframes must be {' or '.join(STRATEGIES)}, not {options['keyframes']!r}")
-    regions = RegionInput(
-        masks=options.pop("mask"),
-        boxes=options.pop("box"),
-        points=options.pop("point"),
-        frame=options.pop("mask_frame"),
-        resize_masks=options.pop("resize_masks"),
+    regions = region_input(
+        options.pop("mask"),
+        options.pop("box"),
+        options.pop("point"),
+        options.pop("object_name"),
+        options.pop("detector"),
+        options.pop("object_threshold"),
+        options.pop("mask_frame"),
+        options.pop("resize_masks"),
     )
     request = video_request(video, regions, None, multiple_choice=False, **options)
     interactive = sys.stdin.isatty()

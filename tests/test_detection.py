@@ -3,6 +3,7 @@ key, and every --object user error (one line, exit 2, no output file)."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -207,3 +208,12 @@ def test_the_second_instance_of_a_phrase_stays_second_when_asked_about_alone() -
         alone, [detection] = detect_objects(video, prompts.only([2]), regions, "cpu")
     assert both.boxes[1] != both.boxes[2]
     assert alone.boxes == {2: both.boxes[2]} and detection.object_id == 2
+
+
+def test_chat_takes_objects_by_name_too(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from garvid_cli.main import run
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("what is object 1?\n"))
+    code = run(["chat", str(SAMPLE), "--object", "  ", "--model", "tiny-random", "--tracker", "tiny-random", "--device", "cpu"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("garvid: error:")]
+    assert code == 2 and len(errors) == 1 and "empty --object phrase" in errors[0]
