@@ -413,3 +413,16 @@ def test_a_second_run_on_one_results_file_is_refused(videorefer, tmp_path, capsy
     with exclusive_lock(tmp_path / "r.jsonl.lock", "busy"):  # as if another garvid eval were running
         assert run(["eval", "videorefer-q", str(annotations), "--video-root", str(root), *TINY, "-o", str(results)]) == 2
     assert "another garvid eval is writing to" in capsys.readouterr().err and not results.exists()
+
+
+def test_a_results_file_is_resumed_only_by_the_same_setup(tmp_path, capsys):
+    """Another model or answer length would mix two setups' answers in one accuracy."""
+    annotations = _gar_bench(tmp_path)
+    results = tmp_path / "vqa.jsonl"
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "--limit", "1", "-o", str(results)]) == 0
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert records[0]["model"] == "tiny-random" and records[0]["max_new_tokens"] == "4"
+    capsys.readouterr()
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "--max-new-tokens", "5", "-o", str(results)]) == 2
+    assert "made with max_new_tokens 4, not 5" in capsys.readouterr().err
+    assert [json.loads(line) for line in results.read_text().splitlines()] == records  # left as it was

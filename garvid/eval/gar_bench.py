@@ -133,7 +133,8 @@ def run_gar_bench(
 
     keyed = ((item_id(item, position), item) for position, item in enumerate(items))
     mode = mode_name(reference_compat)
-    refuse_mixed(log, mode=mode)
+    setup = {"mode": mode, "model": model_name, "max_new_tokens": str(generation.max_new_tokens)}  # in every record
+    refuse_mixed(log, **setup)
     pending = [(key, item) for key, item in keyed if not log.done(key)]
     if not pending:
         return
@@ -142,7 +143,7 @@ def run_gar_bench(
     for key, item in pending:
         if should_stop():
             break
-        record: dict[str, Any] = {"id": key, "type": str(item["type"]), "answer": str(item["answer"]).strip().upper(), "mode": mode}
+        record: dict[str, Any] = {"id": key, "type": str(item["type"]), "answer": str(item["answer"]).strip().upper(), **setup}
         try:
             options = item_options(item, "choices")
             if not isinstance(item["mask_rles"], list):

@@ -264,10 +264,13 @@ def run_videorefer(
         raise GarvidError(f"--eval-protocol must be {' or '.join(EVAL_PROTOCOLS)}, not {protocol!r}")
     if mask_mode not in ("multi", "single"):
         raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
-    refuse_mixed(log, protocol=protocol, mask_mode=mask_mode)
     from garvid.devices import memory_errors
     from garvid.gar.loading import load_gar
     from garvid.presets import default_preset
+
+    # what decides an answer, in every record: a results file is resumed only by the same setup
+    setup = {"model": template.model or default_preset("models"), "max_new_tokens": str(template.generation.max_new_tokens)}
+    refuse_mixed(log, protocol=protocol, mask_mode=mask_mode, **setup)
     from garvid.qa.video_answering import answer_video
     from garvid.tracking.tracker import LazyTracker
 
@@ -288,6 +291,6 @@ def run_videorefer(
     for item in pending:
         if should_stop():
             break
-        record = evaluate_item(item, video_root, template, mask_mode, answer, protocol)
+        record = {**evaluate_item(item, video_root, template, mask_mode, answer, protocol), **setup}
         log.add(record)
         on_item(record)
