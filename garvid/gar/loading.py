@@ -21,6 +21,7 @@ from garvid.devices import check_attention, resolve_device
 from garvid.errors import CheckpointError
 from garvid.gar.config import GARConfig
 from garvid.gar.model import GARModel
+from garvid.hub import fetch_from_hub
 from garvid.options import DEFAULT_ATTENTION
 from garvid.paths import user_path
 from garvid.presets import get_preset, preset_names
@@ -49,20 +50,14 @@ def download_command(repo: str) -> str:
 
 def _hub_snapshot(repo: str) -> Path:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    try:
-        return Path(snapshot_download(repo, allow_patterns=_HUB_FILES, local_files_only=True))
-    except LocalEntryNotFoundError:
-        pass
-    try:
-        return Path(snapshot_download(repo, allow_patterns=_HUB_FILES))
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    path, reason = fetch_from_hub(snapshot_download, repo, allow_patterns=_HUB_FILES)
+    if path is None:
         raise CheckpointError(
             f"GAR checkpoint {repo} is not in the Hugging Face cache and could not be downloaded ({reason}); "
             f"get it with `{download_command(repo)}` (about 20 GB for GAR-8B) or pass a local folder with --model"
-        ) from None
+        )
+    return path
 
 
 def resolve_checkpoint(name_or_path: str) -> tuple[str, Path]:
