@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import torch
 
 from garvid.errors import GarvidError
@@ -47,3 +49,11 @@ def check_attention(name: str, device: str) -> None:
 def memory_errors() -> tuple[type[BaseException], ...]:
     """Errors that sink one item but not the run: out of memory, host or GPU."""
     return (MemoryError, torch.OutOfMemoryError)
+
+
+def release_memory() -> None:
+    """Give the memory of models just dropped back (the CUDA cache too), so the next model
+    loads into it: peak memory is the larger model, not the sum."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

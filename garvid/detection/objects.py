@@ -5,7 +5,6 @@ box prompts (SAM2's prompt encoder turns them into masks, as for ``--box``)."""
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, replace
 
 from garvid.detection.checkpoints import check_detector, resolve_detector
@@ -32,10 +31,9 @@ def detect_objects(
     """``prompts`` with every phrase in ``prompts.objects`` replaced by its instance's mask or box."""
     if not prompts.objects:
         return prompts, []
-    import torch
 
     from garvid.detection.models import Detector
-    from garvid.devices import resolve_device
+    from garvid.devices import release_memory, resolve_device
 
     check_detector(regions)
     target = resolve_device(device)
@@ -54,9 +52,7 @@ def detect_objects(
             chosen.update({object_id: found[rank] for object_id, rank in ranks.items()})
     finally:
         del detector
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_memory()
     height, width = image.shape[:2]
     masks, boxes, detections = dict(prompts.masks), dict(prompts.boxes), []
     for object_id, instance in sorted(chosen.items()):

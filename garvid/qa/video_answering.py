@@ -10,7 +10,6 @@ and generate. Models are loaded one after the other, so peak memory is the large
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import torch
 
 from garvid.detection.checkpoints import check_detector, detector_name
 from garvid.detection.objects import detect_objects
-from garvid.devices import check_attention, resolve_device
+from garvid.devices import check_attention, release_memory, resolve_device
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.answering import generate_answer, synchronize
 from garvid.gar.encoding import encode_with_replays
@@ -334,9 +333,7 @@ def job_tracks(
         tracks = model.track(video, wanted, frames, progress=lambda done, total: reporter.progress("tracking", done, total))
         if isinstance(tracker, str):
             del model  # free SAM2 before GAR loads: peak memory is the larger model, not the sum
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            release_memory()
         return tracks
 
     if not request.use_cache:

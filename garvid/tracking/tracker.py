@@ -6,7 +6,6 @@ torch and sam2 are imported only when a tracker is built, so importing this modu
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -119,9 +118,7 @@ class LazyTracker:
 
     def free(self) -> None:
         """Drop the network and give its memory back (CUDA included)."""
-        import torch
+        from garvid.devices import release_memory  # torch: imported only by a run that tracked
 
         self._tracker = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_memory()
