@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
 import numpy as np
@@ -270,7 +271,12 @@ def _fit_frames(
     wanted = min(wanted, max(window.stop - window.first for window in windows))  # no window has more to pick from
     slots = [DESCRIBE_SLOT] if request.question is None else sorted(plan.slot_objects)
     budget = min(protocol.context_tokens, builder.files.context - request.generation.max_new_tokens)
-    one = builder.worst_case_length(1, slots, plan.prompt_question, span.end)
+
+    @cache
+    def length(keyframes: int) -> int:  # each size is tokenized once, however often the fit asks
+        return builder.worst_case_length(keyframes, slots, plan.prompt_question, span.end)
+
+    one = length(1)
     if one > budget:
         without_question = builder.worst_case_length(1, slots, "", span.end)
         if without_question <= budget:
@@ -278,7 +284,7 @@ def _fit_frames(
                 f"the question is too long: {one - without_question} tokens, and at most "
                 f"{budget - without_question} fit beside one keyframe"
             )
-    frames = fit_keyframes(lambda k: builder.worst_case_length(k, slots, plan.prompt_question, span.end), wanted, budget)
+    frames = fit_keyframes(length, wanted, budget)
     if frames < wanted:
         reporter.warn(
             f"{wanted} keyframes would not fit the {budget}-token prompt budget "
