@@ -68,3 +68,8 @@ def test_follow_ups_reuse_everything_and_answer_as_a_fresh_ask(request_, monkeyp
     assert follow_up.answers[0].token_ids and follow_up.answers[0].token_ids == fresh.answers[0].token_ids
     assert again.answers[0].token_ids == fresh.answers[0].token_ids
     assert other.answers[0].token_ids == answer_video(replace(request_, question=OTHER)).answers[0].token_ids
+
+
+def test_the_session_loads_gar_with_the_requested_attention_kernel(request_):
+    with VideoSession(replace(request_, attn="eager")) as session:
+        assert session.model.mllm.model.language_model.config._attn_implementation == "eager"

@@ -26,7 +26,7 @@ from garvid.presets import default_preset
 from garvid.qa.answers import VideoAnswer
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
-from garvid.qa.video_answering import AnswerMemo, VideoJob, answer_job, job_tracks
+from garvid.qa.video_answering import AnswerMemo, VideoJob, answer_job, job_tracks, load_request_model
 from garvid.tracking.tracks import Tracks
 
 if TYPE_CHECKING:
@@ -63,11 +63,7 @@ class VideoSession:
             self.files = job.files
             self.tracks, self.tracked_objects = job_tracks(self.request, self.video, job, tracker, self.reporter, self.timings)
             if model is None:
-                from garvid.gar.loading import load_gar
-
-                loading = time.perf_counter()
-                model = load_gar(self.files.name, dtype=request.dtype, device=request.device)
-                self.timings["load"] = time.perf_counter() - loading
+                model = load_request_model(self.request, self.files, self.timings)
         except BaseException:
             self._stack.close()
             raise

@@ -196,17 +196,13 @@ def answer_job(
     for object_id in never:
         reporter.warn(f"object {object_id} is never visible between {span.start:.2f} s and {span.end:.2f} s")
 
-    from garvid.gar.loading import load_gar
-
     detector = detector_name(request.regions.detector) if request.regions.objects and job.given is None else None
     warnings = [random_weights_warning(tracks.tracker, "trackers"), random_weights_warning(files.name)]
     for warning in [*warnings, detector and random_weights_warning(detector, "detectors")]:
         if warning and warn_weights:
             reporter.warn(warning)
     if model is None:
-        loading = time.perf_counter()
-        model = load_gar(files.name, dtype=request.dtype, device=request.device, attn_implementation=request.attn)
-        timings["load"] = time.perf_counter() - loading
+        model = load_request_model(request, files, timings)
     answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings, memo)
     seen = sorted({f for frames_of in visible.values() for f in frames_of})
     answers: list[Answer] = []
@@ -241,6 +237,16 @@ def answer_job(
         protocol=job.protocol.to_json(),
         timings=timings,
     )
+
+
+def load_request_model(request: VideoRequest, files: GarFiles, timings: dict[str, float]) -> GARModel:
+    """GAR as the request asks for it (dtype, device, attention kernel), its loading time in ``timings``."""
+    from garvid.gar.loading import load_gar
+
+    loading = time.perf_counter()
+    model = load_gar(files.name, dtype=request.dtype, device=request.device, attn_implementation=request.attn)
+    timings["load"] = time.perf_counter() - loading
+    return model
 
 
 def _windows_with_frames(windows: list[Window], tracked: list[int], reporter: Reporter) -> list[Window]:
