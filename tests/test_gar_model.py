@@ -171,3 +171,32 @@ def test_one_vision_call_per_image_split_only_beyond_the_limit(model_8b: GARMode
     split = model_8b.encode_images(pixels, masks)
     assert calls == [17, 3]
     torch.testing.assert_close(split[:17], whole)
+
+
+def _prompts(model: GARModel, lengths: tuple[int, ...]) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(3)
+    return [model.input_embeddings(torch.randint(0, 128000, (1, length), generator=generator)) for length in lengths]
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_batched_greedy_generation_equals_each_prompt_alone(attn: str) -> None:
+    model = random_gar(gar_config("gar-8b"), seed=0)
+    model.config.mllm.text_config._attn_implementation = attn
+    prompts = _prompts(model, (7, 31, 12, 3))
+    alone = [model.generate(p, max_new_tokens=10, eos_token_ids=()) for p in prompts]
+    assert len({tuple(tokens) for tokens in alone}) == len(prompts)  # the prompts lead to different answers
+    stop = alone[2][4]  # the third prompt finishes early, the others run to the limit (or stop too)
+    alone = [model.generate(p, max_new_tokens=10, eos_token_ids=(stop,)) for p in prompts]
+    assert len(alone[2]) == 4 and max(len(tokens) for tokens in alone) == 10
+    assert model.generate_batch(prompts, max_new_tokens=10, eos_token_ids=(stop,)) == alone
+    kept = model.generate_batch(prompts, max_new_tokens=10, eos_token_ids=(stop,), drop_finished=False)
+    assert kept == alone
+    assert model.generate_batch(prompts[:1], max_new_tokens=10, eos_token_ids=(stop,)) == alone[:1]
+
+
+def test_batched_sampling_draws_each_prompt_from_its_own_seed(model_8b: GARModel) -> None:
+    prompts = _prompts(model_8b, (5, 9, 2))
+    alone = [model_8b.generate(p, max_new_tokens=6, do_sample=True, seed=s, eos_token_ids=()) for p, s in zip(prompts, (4, 5, 6))]
+    assert model_8b.generate_batch(prompts, max_new_tokens=6, do_sample=True, seeds=(4, 5, 6), eos_token_ids=()) == alone
+    swapped = model_8b.generate_batch(prompts[::-1], max_new_tokens=6, do_sample=True, seeds=(6, 5, 4), eos_token_ids=())
+    assert swapped == alone[::-1]

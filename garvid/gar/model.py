@@ -162,37 +162,137 @@ class GARModel(nn.Module):
         reused or not, so reuse changes no answer; the cache is cut back to the prefix
         afterwards, also when generation is interrupted.
         """
-        language_model = self.mllm.model.language_model
         cache = prefix_cache if prefix_cache is not None else self.new_cache()
         held = cache.get_seq_length()
         if held not in (0, prefix_length) or not 0 <= prefix_length < inputs_embeds.shape[1]:
             raise ValueError(f"a prefix cache of {held} tokens does not fit a {prefix_length}-token prefix")
-        generator = torch.Generator(device=self.device).manual_seed(seed) if do_sample else None
-        stops = set(int(i) for i in eos_token_ids)
-
-        def step(embeds: torch.Tensor) -> torch.Tensor:
-            return language_model(inputs_embeds=embeds, use_cache=True, **{_CACHE_ARGUMENT: cache}).last_hidden_state
-
-        tokens: list[int] = []
         prefix_read = bool(held) or not prefix_length
         try:
             if not prefix_read:
-                step(inputs_embeds[:, :prefix_length])
+                self._read(inputs_embeds[:, :prefix_length], cache)
                 prefix_read = True
-            hidden = step(inputs_embeds[:, prefix_length:])
-            for _ in range(max_new_tokens):
-                logits = self.mllm.lm_head(hidden[:, -1]).float()
-                token = _pick(logits[0], generator, temperature, top_p) if do_sample else int(logits[0].argmax())
-                if token in stops:
-                    break
-                tokens.append(token)
-                if on_token is not None:
-                    on_token(token)
-                hidden = step(self.input_embeddings(torch.tensor([[token]], device=self.device)))
+            hidden = self._read(inputs_embeds[:, prefix_length:], cache)[:, -1]
+            sampling = _Sampling(temperature, top_p, [seed], self.device) if do_sample else None
+            streams = (lambda _row, token: on_token(token)) if on_token is not None else None
+            return self._decode(hidden, cache, None, max_new_tokens, sampling, eos_token_ids, streams)[0]
         finally:
             if prefix_cache is not None:  # an interrupted prefix pass may have filled some layers only
                 _truncate(cache, prefix_length if prefix_read else 0)
-        return tokens
+
+    @torch.inference_mode()
+    def generate_batch(
+        self,
+        prompts: Sequence[torch.Tensor],
+        *,
+        max_new_tokens: int = 1024,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seeds: Sequence[int] | None = None,
+        eos_token_ids: Sequence[int] = (128009,),
+        drop_finished: bool = True,
+    ) -> list[list[int]]:
+        """:meth:`generate` for several prompts ``(1, L_i, d)`` at once: the new token ids of each.
+
+        The prompts are left-padded to the longest and read in one pass (padding masked
+        out, positions counted from each prompt's first real token), then decoded together,
+        one token per live prompt per step. A prompt that stops is dropped from the batch
+        (its rows leave the key/value cache), so it costs no more work; ``drop_finished=False``
+        keeps decoding it and ignores its tokens (the benchmark's comparison). Greedy answers
+        are those of :meth:`generate` for each prompt alone, up to floating-point reduction
+        order; sampling draws each prompt's tokens from its own generator (``seeds[i]``), so
+        they too do not depend on the batch.
+        """
+        if not prompts:
+            return []
+        lengths = [int(p.shape[1]) for p in prompts]
+        if any(p.dim() != 3 or p.shape[0] != 1 for p in prompts):
+            raise ValueError("every prompt must be embeddings of shape (1, L, d)")
+        width, dim = max(lengths), prompts[0].shape[-1]
+        embeds = prompts[0].new_zeros(len(prompts), width, dim, device=self.device)
+        mask = torch.zeros(len(prompts), width, dtype=torch.long, device=self.device)
+        for row, (prompt, length) in enumerate(zip(prompts, lengths)):
+            embeds[row, width - length :] = prompt[0].to(self.device)
+            mask[row, width - length :] = 1
+        cache = self.new_cache()
+        hidden = self._read(embeds, cache, mask)[:, -1]
+        seeds = list(seeds) if seeds is not None else [0] * len(prompts)
+        sampling = _Sampling(temperature, top_p, seeds, self.device) if do_sample else None
+        return self._decode(hidden, cache, mask, max_new_tokens, sampling, eos_token_ids, None, drop_finished)
+
+    def _read(self, embeds: torch.Tensor, cache: DynamicCache, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the language model over ``embeds`` after what ``cache`` holds (which grows by them).
+
+        ``mask`` is the ``(B, cached + new)`` padding mask (1 = a real token) of a left-padded
+        batch; positions then count real tokens only. Without it every token is real.
+        """
+        extra = {}
+        if mask is not None:
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -embeds.shape[1] :]
+            extra = {"attention_mask": mask, "position_ids": positions}
+        language_model = self.mllm.model.language_model
+        return language_model(inputs_embeds=embeds, use_cache=True, **{_CACHE_ARGUMENT: cache}, **extra).last_hidden_state
+
+    def _decode(
+        self,
+        hidden: torch.Tensor,
+        cache: DynamicCache,
+        mask: torch.Tensor | None,
+        max_new_tokens: int,
+        sampling: _Sampling | None,
+        eos_token_ids: Sequence[int],
+        on_token: Callable[[int, int], None] | None,
+        drop_finished: bool = True,
+    ) -> list[list[int]]:
+        """The decoding loop shared by :meth:`generate` and :meth:`generate_batch`.
+
+        ``hidden`` ``(B, d)`` is the last prompt position's state of each row, ``cache``
+        holds the prompts, ``mask`` their padding (None: one unpadded row). Returns the new
+        tokens of each row, stop token excluded; ``on_token(row, token)`` sees each as it comes.
+        """
+        stops = set(int(i) for i in eos_token_ids)
+        outputs: list[list[int]] = [[] for _ in range(hidden.shape[0])]
+        live = list(range(hidden.shape[0]))  # the prompt of each batch row
+        running = [True] * len(live)  # rows kept for drop_finished=False stay, not running
+        for _ in range(max_new_tokens):
+            logits = self.mllm.lm_head(hidden).float()
+            picks = sampling.pick(logits, live) if sampling is not None else logits.argmax(-1).tolist()
+            for index, (row, token) in enumerate(zip(live, picks)):
+                if not running[index]:
+                    continue
+                if token in stops:
+                    running[index] = False
+                    continue
+                outputs[row].append(token)
+                if on_token is not None:
+                    on_token(row, token)
+                running[index] = len(outputs[row]) < max_new_tokens
+            if not any(running):
+                break
+            if drop_finished and not all(running):
+                keep = [index for index, going in enumerate(running) if going]
+                selected = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(selected)
+                mask = mask[selected] if mask is not None else None
+                live, picks, running = [live[i] for i in keep], [picks[i] for i in keep], [True] * len(keep)
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            step = self.input_embeddings(torch.tensor(picks, device=self.device).unsqueeze(1))
+            hidden = self._read(step, cache, mask)[:, -1]
+        return outputs
+
+
+class _Sampling:
+    """Seeded temperature / top-p sampling with one generator per prompt, so a prompt's
+    draws do not depend on the others in its batch."""
+
+    def __init__(self, temperature: float, top_p: float, seeds: Sequence[int], device: torch.device):
+        self.temperature, self.top_p = temperature, top_p
+        self.generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+
+    def pick(self, logits: torch.Tensor, rows: Sequence[int]) -> list[int]:
+        """One token per row of ``logits``; ``rows[i]`` is the prompt of row ``i``."""
+        return [_pick(logits[index], self.generators[row], self.temperature, self.top_p) for index, row in enumerate(rows)]
 
 
 def _truncate(cache: DynamicCache, keep: int) -> None:
