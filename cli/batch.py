@@ -12,13 +12,14 @@ import typer
 from garvid_cli.app import app
 from garvid_cli.ask import video_request
 from garvid_cli.console import EXIT_INTERRUPTED, BarsReporter, StopOnInterrupt, stderr, warn
-from garvid_cli.options import ENGINE, ITEMS, OUTPUT, borrow_parameters
+from garvid_cli.options import ENGINE, ITEMS, OUTPUT, BatchSize, borrow_parameters
 from rich.table import Table
 
 from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary, check_output_dir
 from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 from garvid.detection.checkpoints import check_detector, detector_name
 from garvid.errors import GarvidError
+from garvid.options import parse_batch_size
 from garvid.presets import default_preset, random_weights_warning
 from garvid.regions.input import RegionInput
 
@@ -59,9 +60,10 @@ def read_tasks(source: str, recursive: bool, masks_optional: bool = False) -> tu
 def _summary_table(summary: BatchSummary) -> Table:
     closed = f"stdout's reader closed it: {summary.done} answer(s) delivered" if summary.pipe_closed else None
     table = Table(title="garvid batch", caption=closed)
-    for column in ("done", "skipped", "failed", "time"):
+    for column in ("done", "skipped", "failed", "time", "items/min"):
         table.add_column(column, justify="right")
-    table.add_row(str(summary.done), str(summary.skipped), str(summary.failed), f"{summary.seconds:.1f} s")
+    rate = f"{summary.done * 60 / summary.seconds:.1f}" if summary.done and summary.seconds > 0 else "-"
+    table.add_row(str(summary.done), str(summary.skipped), str(summary.failed), f"{summary.seconds:.1f} s", rate)
     return table
 
 
@@ -89,6 +91,7 @@ def batch(
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Also show Ray's own log and progress lines.", rich_help_panel=ENGINE
     ),
+    batch_size: BatchSize = "1",
     **options,
 ) -> None:
     if describe and question:
@@ -101,6 +104,7 @@ def batch(
         raise GarvidError("-o names no folder (it is empty): give a folder, or - for JSON lines on stdout")
     if engine != "ray" and (ray_address or verbose):
         raise GarvidError(f"{'--ray-address' if ray_address else '--verbose'} is for --engine ray")
+    batch_size = parse_batch_size(batch_size)
     out_dir = None if output_dir == "-" else Path(output_dir)
     if out_dir is None and output_format in ("srt", "vtt"):
         raise GarvidError(f"--format {output_format} writes one file per item: give an output folder with -o")
@@ -132,9 +136,9 @@ def batch(
             if engine == "ray":
                 from garvid.batch.ray_engine import run_ray
 
-                summary = run_ray(plan, sink, reporter=reporter, should_stop=stop)
+                summary = run_ray(plan, sink, reporter=reporter, should_stop=stop, batch_size=batch_size)
             else:
-                summary = run_local(plan, sink, reporter, should_stop=stop)
+                summary = run_local(plan, sink, reporter, should_stop=stop, batch_size=batch_size)
     for failure in summary.failures:
         warn(f"{failure['id']}: {failure['error']}")
     stderr.print(_summary_table(summary))

@@ -108,6 +108,14 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N
 Dtype = Annotated[
     str, typer.Option("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.", rich_help_panel=MODELS)
 ]
+BatchSize = Annotated[
+    str,
+    typer.Option(
+        "--batch-size",
+        help="Prompts GAR answers per forward pass: a number, or auto (from the GPU's free memory; 1 on a CPU).",
+        rich_help_panel=MODELS,
+    ),
+]
 Stride = Annotated[
     str,
     typer.Option(

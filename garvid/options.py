@@ -45,3 +45,17 @@ class PromptOptions:
             raise GarvidError(f"mask resampling must be nearest or bicubic, not {self.mask_resample!r}")
         if self.replay_scaling not in ("reference", "single"):
             raise GarvidError(f"replay scaling must be reference or single, not {self.replay_scaling!r}")
+
+
+BatchSize = int | Literal["auto"]
+"""Prompts answered together: a count, or ``auto`` (sized to the device's free memory)."""
+
+
+def parse_batch_size(value: str | int) -> BatchSize:
+    """``--batch-size``: a whole number of at least 1, or ``auto``."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise GarvidError(f"--batch-size must be a whole number of at least 1, or auto; not {str(value)!r}")
+    return int(text)

@@ -27,10 +27,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from garvid.batch.runner import BatchPlan, StopCheck, _with_cache
+from garvid.batch.runner import BatchPlan, StopCheck, _with_cache, answer_requests, first_line, grouped_by_clip
 from garvid.batch.sink import BatchSink, BatchSummary
 from garvid.devices import memory_errors
 from garvid.errors import GarvidError
+from garvid.options import BatchSize
 from garvid.presets import default_preset
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
@@ -38,6 +39,9 @@ from garvid.tracking.tracker import LazyTracker
 
 #: Seconds to wait for a cluster to answer before giving up on it.
 CONNECT_TIMEOUT = 5.0
+#: Items an answering actor takes at a time with ``--batch-size auto`` (it batches them as
+#: its device allows): Ray hands blocks of a size fixed before the actors start.
+AUTO_BLOCK = 32
 
 
 def ray_address(address: str | None) -> str:
@@ -137,8 +141,8 @@ def ray_session(address: str | None = None, *, verbose: bool = False) -> Iterato
             ray.shutdown()
 
 
-def _stage_classes(template: VideoRequest) -> tuple[type, type]:
-    """The two actor classes, with the run's models baked in.
+def _stage_classes(template: VideoRequest, batch_size: BatchSize) -> tuple[type, type]:
+    """The two actor classes, with the run's models and batch size baked in.
 
     They take no constructor arguments: Ray keeps those in its object store, from where
     it cannot restart an actor once they are released.
@@ -165,7 +169,7 @@ def _stage_classes(template: VideoRequest) -> tuple[type, type]:
             return {**batch, "error": np.array(errors, dtype=object)}
 
     class AnswerStage:
-        """Answers tracked items with one GAR."""
+        """Answers tracked items with one GAR, ``batch_size`` prompts per forward pass."""
 
         def __init__(self):
             from garvid.gar.loading import load_gar
@@ -173,18 +177,16 @@ def _stage_classes(template: VideoRequest) -> tuple[type, type]:
             self.model = load_gar(model_name, dtype=template.dtype, device=template.device, attn_implementation=template.attn)
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-            from garvid.qa.video_answering import answer_video
-
-            results, errors = [], []
-            for request, error in zip(batch["request"], batch["error"]):
-                result = None
-                if not error:
-                    try:
-                        result = answer_video(request, model=self.model)
-                    except (GarvidError, *memory_errors()) as failure:
-                        error = f"answer: {failure}"
-                results.append(result)
-                errors.append(error)
+            errors = [str(error) for error in batch["error"]]
+            results: list[Any] = [None] * len(errors)
+            ready = [index for index, error in enumerate(errors) if not error]
+            requests = [batch["request"][index] for index in ready]
+            for outcome in answer_requests(requests, self.model, batch_size, Reporter(), lambda: False):
+                index = ready[outcome.key]
+                if outcome.error is not None:
+                    errors[index] = f"answer: {first_line(outcome.error)}"
+                else:
+                    results[index] = outcome.result
             return {"index": batch["index"], "error": np.array(errors, dtype=object), "result": np.array(results, dtype=object)}
 
     return TrackStage, AnswerStage
@@ -199,31 +201,44 @@ def run_ray(
     should_stop: StopCheck = lambda: False,
     concurrency: int = 1,
     verbose: bool = False,
+    batch_size: BatchSize = 1,
 ) -> BatchSummary:
-    """Run the plan's pending items on Ray (in the caller's :func:`ray_session`, else one for ``address``)."""
+    """Run the plan's pending items on Ray (in the caller's :func:`ray_session`, else one for ``address``),
+    each answering actor taking ``batch_size`` items at a time (``auto``: blocks of
+    :data:`AUTO_BLOCK` items, batched as the actor's device allows)."""
     import ray
 
     reporter = reporter or Reporter()
     with ray_session(address, verbose=verbose):
         with tempfile.TemporaryDirectory(prefix="garvid-batch-") as scratch:
-            tasks = [task for task, _ in plan.pending]
-            requests = [_with_cache(request, Path(scratch)) for _, request in plan.pending]
+            pending = grouped_by_clip(plan.pending)  # one clip's questions reach an actor together
+            tasks = [task for task, _ in pending]
+            requests = [_with_cache(request, Path(scratch)) for _, request in pending]
             if tasks:
-                _stream(ray, tasks, requests, plan.template, sink, reporter, should_stop, concurrency)
+                _stream(ray, tasks, requests, plan.template, sink, reporter, should_stop, concurrency, batch_size)
     summary = sink.finish()
     summary.interrupted = should_stop()
     return summary
 
 
 def _stream(
-    ray, tasks, requests, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck, concurrency: int
+    ray,
+    tasks,
+    requests,
+    template: VideoRequest,
+    sink: BatchSink,
+    reporter: Reporter,
+    should_stop: StopCheck,
+    concurrency: int,
+    batch_size: BatchSize,
 ) -> None:
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    track_stage, answer_stage = _stage_classes(template)
+    track_stage, answer_stage = _stage_classes(template, batch_size)
     pool = ray.data.ActorPoolStrategy(size=concurrency)
     dataset = ray.data.from_items([{"index": i, "request": request} for i, request in enumerate(requests)])
     tracked = dataset.map_batches(track_stage, batch_size=1, compute=pool, num_gpus=gpus)
-    answered = tracked.map_batches(answer_stage, batch_size=1, compute=pool, num_gpus=gpus)
+    block = batch_size if isinstance(batch_size, int) else AUTO_BLOCK
+    answered = tracked.map_batches(answer_stage, batch_size=block, compute=pool, num_gpus=gpus)
     total, done = len(tasks), 0
     reporter.progress("items", done, total)
     for row in answered.iter_rows():

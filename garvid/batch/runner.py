@@ -2,9 +2,10 @@
 
 Stage 1 tracks every pending item with one SAM2 (loaded on the first cache miss) and
 leaves the tracks in the tracking cache; the tracker is freed; stage 2 loads GAR once and
-answers every item, finding its tracks in the cache. Peak memory is the larger model,
-not the sum. A failing item (bad video or mask, out of memory) is recorded and the run
-goes on; ``should_stop`` (Ctrl-C in the CLI) ends the run after the current item.
+answers every item, finding its tracks in the cache, ``--batch-size`` prompts per forward
+pass (:mod:`garvid.qa.batching`). Peak memory is the larger model, not the sum. A failing
+item (bad video or mask, out of memory) is recorded and the run goes on; ``should_stop``
+(Ctrl-C in the CLI) ends the run after the current batch.
 """
 
 from __future__ import annotations
@@ -12,15 +13,21 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from garvid.batch.sink import BatchSink, BatchSummary
 from garvid.batch.tasks import BatchTask, TaskProblem
 from garvid.errors import CheckpointError, GarvidError
 from garvid.files import RunInputs
+from garvid.options import BatchSize
 from garvid.presets import default_preset
+from garvid.qa.batching import BatchedAnswering, Outcome
+from garvid.qa.generation import Steps
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
+
+if TYPE_CHECKING:
+    from garvid.gar.model import GARModel
 
 StopCheck = Callable[[], bool]
 
@@ -116,14 +123,16 @@ def run_local(
     sink: BatchSink,
     reporter: Reporter | None = None,
     should_stop: StopCheck = lambda: False,
+    batch_size: BatchSize = 1,
 ) -> BatchSummary:
-    """Track every pending item, then answer every tracked one (see the module docstring)."""
+    """Track every pending item, then answer every tracked one, ``batch_size`` prompts at a time
+    (see the module docstring)."""
     reporter = reporter or Reporter()
     with tempfile.TemporaryDirectory(prefix="garvid-batch-") as scratch:
         items = [(task, _with_cache(request, Path(scratch))) for task, request in plan.pending]
         tracked = _track_all(items, plan.template, sink, reporter, should_stop)
         if not should_stop() and not sink.summary.pipe_closed:
-            _answer_all(tracked, plan.template, sink, reporter, should_stop)
+            _answer_all(tracked, plan.template, sink, reporter, should_stop, batch_size)
     summary = sink.finish()
     summary.interrupted = should_stop()
     return summary
@@ -151,16 +160,16 @@ def _track_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporte
         except CheckpointError:
             raise  # no tracker weights: no item can be tracked
         except (GarvidError, *memory_errors()) as error:
-            sink.failed(task, "track", _reason(error))
+            sink.failed(task, "track", first_line(error))
     reporter.progress("tracking", len(items), len(items))
     tracker.free()
     return tracked
 
 
-def _answer_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck) -> None:
-    from garvid.devices import memory_errors
+def _answer_all(
+    items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck, batch_size: BatchSize
+) -> None:
     from garvid.gar.loading import load_gar
-    from garvid.qa.video_answering import AnswerMemo, answer_video
 
     if not items:
         return
@@ -168,24 +177,50 @@ def _answer_all(items, template: VideoRequest, sink: BatchSink, reporter: Report
         template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
     )
     items = grouped_by_clip(items)
-    memo, clip = AnswerMemo(), None
-    for done, (task, request) in enumerate(items):
-        if should_stop() or sink.summary.pipe_closed:
-            break
+    reporter.progress("answering", 0, len(items))
+    answered = answer_requests(
+        [request for _, request in items], model, batch_size, reporter, lambda: should_stop() or sink.summary.pipe_closed
+    )
+    for done, outcome in enumerate(answered, start=1):
+        task, request = items[outcome.key]
+        if outcome.error is not None:
+            sink.failed(task, "answer", first_line(outcome.error))
+        else:
+            sink.done(task, request, outcome.result)
         reporter.progress("answering", done, len(items))
-        if _clip(task) != clip:
-            memo, clip = AnswerMemo(), _clip(task)  # what one clip's questions share, dropped when the clip changes
-        try:
-            result = answer_video(request, model=model, memo=memo)
-        except (GarvidError, *memory_errors()) as error:
-            sink.failed(task, "answer", _reason(error))
-            continue
-        sink.done(task, request, result)
     reporter.progress("answering", len(items), len(items))
 
 
-def _clip(task: BatchTask) -> tuple:
-    return task.video, task.mask, task.mask_frame, task.tracks
+def answer_requests(
+    requests: list[VideoRequest], model: GARModel, batch_size: BatchSize, reporter: Reporter, should_stop: StopCheck
+) -> Iterator[Outcome[int]]:
+    """Answer ``requests`` with one loaded GAR, ``batch_size`` prompts at a time: each request's
+    outcome (keyed by its index) as it finishes. Neighbouring requests about one clip share an
+    :class:`~garvid.qa.generation.AnswerMemo` (keyframes, encodings, prompt prefix)."""
+    from garvid.devices import memory_errors
+    from garvid.qa.generation import AnswerMemo
+    from garvid.qa.video_answering import video_steps
+
+    memo, clip = AnswerMemo(), None
+
+    def start(request: VideoRequest) -> Callable[[], Steps]:
+        nonlocal memo, clip
+        if _clip(request) != clip:
+            memo, clip = AnswerMemo(), _clip(request)  # what one clip's questions share, dropped when the clip changes
+        shared = memo
+        return lambda: video_steps(request, model=model, memo=shared)
+
+    answering = BatchedAnswering(
+        batch_size,
+        (GarvidError, *memory_errors()),
+        on_smaller=lambda size, reason: reporter.warn(f"{reason}: answering {size} at a time from now on"),
+    )
+    yield from answering.run(((index, start(request)) for index, request in enumerate(requests)), should_stop)
+
+
+def _clip(request: VideoRequest) -> tuple:
+    """What requests that share an answer memo must have in common: the video and its objects."""
+    return request.video, request.fps, repr(request.regions), request.tracks  # a RegionInput may hold lists
 
 
 def grouped_by_clip(items: list[tuple[BatchTask, VideoRequest]]) -> list[tuple[BatchTask, VideoRequest]]:
@@ -193,11 +228,12 @@ def grouped_by_clip(items: list[tuple[BatchTask, VideoRequest]]) -> list[tuple[B
     so several questions about one clip are answered one after the other, sharing their keyframes'
     encodings and prompt prefix."""
     first: dict[tuple, int] = {}
-    for index, (task, _) in enumerate(items):
-        first.setdefault(_clip(task), index)
-    return sorted(items, key=lambda item: first[_clip(item[0])])
+    for index, (_, request) in enumerate(items):
+        first.setdefault(_clip(request), index)
+    return sorted(items, key=lambda item: first[_clip(item[1])])
 
 
-def _reason(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """An error's first line, for a one-line failure record."""
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__

@@ -75,6 +75,11 @@ def answer_text(tokenizer, text: str) -> str:
     return (clean_up_tokenization(text) if wants_clean_up(tokenizer) else text).strip()
 
 
+def decode_answer(tokenizer, token_ids: list[int]) -> str:
+    """Generated ids as the answer's text (special tokens dropped, the checkpoint's clean-up, stripped)."""
+    return answer_text(tokenizer, _decode(tokenizer, token_ids))
+
+
 def generate_answer(
     model,
     tokenizer,
@@ -99,7 +104,7 @@ def generate_answer(
         on_token=stream,
         **prefix,
     )
-    answer = answer_text(tokenizer, _decode(tokenizer, answer_ids))
+    answer = decode_answer(tokenizer, answer_ids)
     if stream is not None:
         stream.finish(answer)
     return answer, [int(i) for i in answer_ids]

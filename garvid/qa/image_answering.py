@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from garvid.errors import GarvidError, RegionError
-from garvid.gar.answering import TokenCallback, generate_answer, synchronize
-from garvid.gar.encoding import encode_with_replays
+from garvid.gar.answering import TokenCallback
 from garvid.gar.processor import ImageConfig, NormBox, preprocess_image, to_rgb
 from garvid.gar.prompt import (
     DESCRIBE_INSTRUCTION,
@@ -32,6 +30,7 @@ from garvid.gar.prompt import (
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
 from garvid.options import DEFAULT_ATTENTION, GenerationOptions, PromptOptions
 from garvid.presets import default_preset
+from garvid.qa.generation import PromptJob, Steps, drive
 from garvid.regions.input import RegionInput
 from garvid.regions.masks import mask_bbox
 
@@ -141,7 +140,12 @@ class RegionLayout:
     boxes: dict[int, NormBox] | None = None  # replay box of each replayed slot; None: its own mask's box
 
 
-def answer_layout(
+def answer_layout(frame: Image.Image, layout: RegionLayout, model, **options: Any) -> ImageAnswer:
+    """Ask ``model`` about an RGB ``frame`` shown through ``layout``: :func:`layout_steps` run alone."""
+    return drive(layout_steps(frame, layout, model, **options))
+
+
+def layout_steps(
     frame: Image.Image,
     layout: RegionLayout,
     model,
@@ -153,8 +157,9 @@ def answer_layout(
     generation: GenerationOptions = GenerationOptions(),
     prompt: PromptOptions = PromptOptions(),
     on_token: TokenCallback | None = None,
-) -> ImageAnswer:
-    """Ask ``model`` about an RGB ``frame`` shown through ``layout`` (``question`` is only recorded).
+) -> Steps[ImageAnswer]:
+    """Ask ``model`` about an RGB ``frame`` shown through ``layout`` (``question`` is only recorded),
+    as steps (see :mod:`garvid.qa.generation`).
 
     Every slot whose crop tokens are in the text is replayed, from ``layout.boxes`` when given.
     Tokenizer, tile limits and chat template default to the model's checkpoint files.
@@ -171,39 +176,37 @@ def answer_layout(
         tokenizer, chat_template, layout.text, image_config.tokens_per_tile * inputs.num_tiles, double_bos=prompt.double_bos
     )
     preprocessed = time.perf_counter()
-
-    with torch.inference_mode():
-        device, dtype = model.device, model.dtype
-        features, crops = encode_with_replays(model, [inputs], [sorted(tokens.crop_spans)], prompt.replay_scaling)
-        input_ids = torch.tensor([tokens.input_ids], dtype=torch.long)
-        embeds = model.embed_inputs(input_ids, features, crops)
-        synchronize(device)
-        encoded = time.perf_counter()
-        answer, answer_ids = generate_answer(model, tokenizer, embeds, generation, on_token)
-    synchronize(device)
-    generated = time.perf_counter()
-
+    generated = yield PromptJob(
+        model=model,
+        tokenizer=tokenizer,
+        input_ids=tokens.input_ids,
+        frames=[inputs],
+        replayed_slots=[sorted(tokens.crop_spans)],
+        scaling=prompt.replay_scaling,
+        generation=generation,
+        on_token=on_token,
+    )
     regions = [
         RegionSummary(id=layout.slot_objects[slot], slot=slot, bbox=mask_bbox(mask), area=int(np.count_nonzero(mask)))
         for slot, mask in sorted(layout.masks.items())
     ]
     return ImageAnswer(
-        answer=answer,
-        answer_token_ids=answer_ids,
+        answer=generated.text,
+        answer_token_ids=generated.token_ids,
         question=question,
         prompt_question=layout.prompt_question,
         regions=regions,
         model={
             "name": str(model.name),
             "path": str(checkpoint_dir),
-            "dtype": str(dtype).removeprefix("torch."),
-            "device": str(device),
+            "dtype": str(model.dtype).removeprefix("torch."),
+            "device": str(model.device),
         },
         timings={
             "preprocess": preprocessed - started,
-            "encode": encoded - preprocessed,
-            "generate": generated - encoded,
-            "total": generated - started,
+            "encode": generated.encode_seconds,
+            "generate": generated.generate_seconds,
+            "total": preprocessed - started + generated.encode_seconds + generated.generate_seconds,
         },
     )
 

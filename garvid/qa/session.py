@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 from garvid.media.open import open_video
 from garvid.presets import default_preset
 from garvid.qa.answers import VideoAnswer
+from garvid.qa.generation import AnswerMemo
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
-from garvid.qa.video_answering import AnswerMemo, VideoJob, answer_job, job_tracks, load_request_model
+from garvid.qa.video_answering import VideoJob, answer_job, job_tracks, load_request_model
 from garvid.tracking.tracks import Tracks
 
 if TYPE_CHECKING:

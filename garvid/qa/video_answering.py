@@ -11,26 +11,23 @@ and generate. Models are loaded one after the other, so peak memory is the large
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from garvid.detection.checkpoints import check_detector, detector_name
 from garvid.detection.objects import detect_objects
 from garvid.devices import check_attention, release_memory, resolve_device
 from garvid.errors import GarvidError, RegionError
-from garvid.gar.answering import generate_answer, synchronize
-from garvid.gar.encoding import encode_with_replays
 from garvid.gar.processor import GARImageInputs, preprocess_image, with_regions
 from garvid.gar.prompt import DESCRIBE_SLOT
 from garvid.media.open import open_video
 from garvid.media.source import FrameSource, VideoInfo
 from garvid.presets import default_preset, random_weights_warning
 from garvid.qa.answers import NOT_VISIBLE_TEXT, Answer, VideoAnswer
+from garvid.qa.generation import AnswerMemo, PromptJob, Steps, drive
 from garvid.qa.keyframes import (
     Window,
     fit_keyframes,
@@ -152,12 +149,24 @@ def answer_video(
     model: GARModel | None = None,
     memo: AnswerMemo | None = None,
 ) -> VideoAnswer:
-    """Run a request end to end (see the module docstring).
+    """Run a request end to end (see the module docstring), each prompt alone.
 
     A ``tracker`` or ``model`` already loaded is used instead of loading the request's
     (batch runs load each once); the request still names them for the cache and report.
     A ``memo`` shared by requests about the same video reuses what they have in common.
     """
+    return drive(video_steps(request, reporter, tracker=tracker, model=model, memo=memo))
+
+
+def video_steps(
+    request: VideoRequest,
+    reporter: Reporter | None = None,
+    *,
+    tracker: Sam2Tracker | None = None,
+    model: GARModel | None = None,
+    memo: AnswerMemo | None = None,
+) -> Steps[VideoAnswer]:
+    """:func:`answer_video` as steps (see :mod:`garvid.qa.generation`): its prompts run by the caller."""
     reporter = reporter or Reporter()
     timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
     started = time.perf_counter()
@@ -166,10 +175,15 @@ def answer_video(
         job = VideoJob.open(request, video, reporter, model_source)
         tracks, tracked_objects = job_tracks(request, video, job, tracker, reporter, timings)
         memo = memo if memo is not None else AnswerMemo()
-        return answer_job(request, video, job, tracks, tracked_objects, model, memo, reporter, timings, started)
+        return (yield from answer_steps(request, video, job, tracks, tracked_objects, model, memo, reporter, timings, started))
 
 
-def answer_job(
+def answer_job(*args: Any, **kwargs: Any) -> VideoAnswer:
+    """:func:`answer_steps` run to its answer, each prompt alone (streamed to the reporter)."""
+    return drive(answer_steps(*args, **kwargs))
+
+
+def answer_steps(
     request: VideoRequest,
     video: FrameSource,
     job: VideoJob,
@@ -182,7 +196,7 @@ def answer_job(
     started: float,
     *,
     warn_weights: bool = True,
-) -> VideoAnswer:
+) -> Steps[VideoAnswer]:
     """Answer a planned job over its tracks (loading GAR unless ``model`` is given), reusing ``memo``."""
     plan, span, files = job.plan, job.span, job.files
     object_ids = plan.objects
@@ -210,7 +224,7 @@ def answer_job(
     for done, window in enumerate(windows):
         reporter.progress("answering", done, len(windows))
         keyframes = select_keyframes(tracks.frames, window, job.frames, request.strategy, seen)
-        answers.extend(answerer.window(window, keyframes))
+        answers.extend((yield from answerer.window(window, keyframes)))
     reporter.progress("answering", len(windows), len(windows))
 
     timings["total"] = time.perf_counter() - started
@@ -386,37 +400,6 @@ def _object_summaries(tracks: Tracks, keyframes: list[int]) -> list[dict[str, An
     return summaries
 
 
-class AnswerMemo:
-    """What questions about one clip share, computed once: keyframes decoded, preprocessed
-    with their mask maps, encoded by the vision tower with their region replays, and the
-    key/value cache of the prompt prefix before the question.
-
-    Everything is keyed by what decides it (frames, the objects in each mask map and their
-    masks' RLE, the prompt's tokens), so a hit is exactly what would be computed again. A
-    memo belongs to one video and one set of prompt options: :func:`answer_video` uses a
-    fresh one unless given one (batch items about one clip share one), a
-    :class:`garvid.qa.session.VideoSession` keeps one across questions.
-    """
-
-    #: Entries kept per kind: a chat moves between a few keyframe sets at most; a prefix
-    #: cache of GAR-8B is about 0.85 GB, so only the latest one is kept.
-    LIMITS: ClassVar[dict[str, int]] = {"frames": 256, "inputs": 256, "encodings": 4, "prefix": 1}
-
-    def __init__(self) -> None:
-        self._stores: dict[str, OrderedDict] = {kind: OrderedDict() for kind in self.LIMITS}
-
-    def get(self, kind: str, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """The value stored under ``key``, or ``compute()`` stored there (least recently used dropped)."""
-        store = self._stores[kind]
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-        value = store[key] = compute()
-        while len(store) > self.LIMITS[kind]:
-            store.popitem(last=False)
-        return value
-
-
 def _prefix_length(tokens) -> int:
     """Where the question starts: just after the prompt's last image or crop token.
 
@@ -441,13 +424,13 @@ class _Answerer:
         self.timings: dict[str, float] = timings
         self.memo: AnswerMemo = memo
 
-    def window(self, window: Window, keyframes: list[int]) -> list[Answer]:
+    def window(self, window: Window, keyframes: list[int]) -> Steps[list[Answer]]:
         decoding = time.perf_counter()
         pixels = [self.memo.get("frames", frame, lambda frame=frame: self.video.frames([frame])[0]) for frame in keyframes]
         self.timings["decode"] += time.perf_counter() - decoding
         times = [self.tracks.times[self.tracks.frames.index(f)] for f in keyframes]
         if self.request.question is None:
-            return self._describe(window, keyframes, pixels, times)
+            return (yield from self._describe(window, keyframes, pixels, times))
         slots = sorted(self.plan.slot_objects)
         shown = [self._shown(frame, self.plan.slot_objects) for frame in keyframes]
         inputs = [
@@ -456,10 +439,10 @@ class _Answerer:
             )
             for image, frame, on in zip(pixels, keyframes, shown)
         ]
-        answer = self._generate(window, keyframes, inputs, slots, times, shown, None)
+        answer = yield from self._generate(window, keyframes, inputs, slots, times, shown, None)
         return [answer]
 
-    def _describe(self, window: Window, keyframes: list[int], pixels: list[np.ndarray], times: list[float]) -> list[Answer]:
+    def _describe(self, window: Window, keyframes: list[int], pixels: list[np.ndarray], times: list[float]) -> Steps[list[Answer]]:
         bare = [self.memo.get("inputs", self._key(frame, ()), lambda image=image: self._preprocess(image, {})) for frame, image in zip(keyframes, pixels)]  # fmt: skip
         config, resample = self.builder.image_config, self.request.prompt.mask_resample
         answers = []
@@ -480,7 +463,7 @@ class _Answerer:
                 )
                 for base, frame, on in zip(bare, keyframes, shown)
             ]
-            answers.append(self._generate(window, keyframes, inputs, [DESCRIBE_SLOT], times, shown, object_id))
+            answers.append((yield from self._generate(window, keyframes, inputs, [DESCRIBE_SLOT], times, shown, object_id)))
         return answers
 
     def _shown(self, frame: int, slot_objects: dict[int, int]) -> tuple[tuple[int, int], ...]:
@@ -513,33 +496,29 @@ class _Answerer:
         times: list[float],
         shown: list[tuple[tuple[int, int], ...]],
         object_id: int | None,
-    ) -> Answer:
-        encoding = time.perf_counter()
+    ) -> Steps[Answer]:
         layouts = self.builder.layout(times, [[slot for slot, _ in on] for on in shown], slots)
         tokens = self.builder.tokens(slots, layouts, self.plan.prompt_question)
         replayed = [layout.replayed for layout in layouts]
         scaling = self.request.prompt.replay_scaling
-        encoded = (self.request.question is None, tuple(self._key(f, on) for f, on in zip(keyframes, shown)), tuple(replayed), scaling)
-        prefix_length = _prefix_length(tokens)
-        with torch.inference_mode():
-            features, crops = self.memo.get("encodings", encoded, lambda: encode_with_replays(self.model, inputs, replayed, scaling))
-            embeds = self.model.embed_inputs(torch.tensor([tokens.input_ids]), features, crops)
-            prefix_cache = self.memo.get("prefix", (encoded, tuple(tokens.input_ids[:prefix_length])), self.model.new_cache)
-            synchronize(self.model.device)
-            generating = time.perf_counter()
-            self.timings["encode"] += generating - encoding
-            self.reporter.answer_begins(window, object_id)
-            text, token_ids = generate_answer(
-                self.model,
-                self.builder.files.tokenizer,
-                embeds,
-                self.request.generation,
-                lambda _id, delta: self.reporter.token(delta),
-                prefix_length=prefix_length,
-                prefix_cache=prefix_cache,
-            )
-        synchronize(self.model.device)
-        self.timings["generate"] += time.perf_counter() - generating
-        answer = Answer(window.start, window.end, keyframes, text, token_ids, object_id, len(tokens.input_ids))
+        self.reporter.answer_begins(window, object_id)
+        generated = yield PromptJob(
+            model=self.model,
+            tokenizer=self.builder.files.tokenizer,
+            input_ids=tokens.input_ids,
+            frames=inputs,
+            replayed_slots=replayed,
+            scaling=scaling,
+            generation=self.request.generation,
+            memo=self.memo,
+            encoding_key=(self.request.question is None, tuple(self._key(f, on) for f, on in zip(keyframes, shown)), tuple(map(tuple, replayed)), scaling),
+            prefix_length=_prefix_length(tokens),
+            on_token=lambda _id, delta: self.reporter.token(delta),
+        )
+        self.timings["encode"] += generated.encode_seconds
+        self.timings["generate"] += generated.generate_seconds
+        if not generated.streamed:
+            self.reporter.token(generated.text)
+        answer = Answer(window.start, window.end, keyframes, generated.text, generated.token_ids, object_id, len(tokens.input_ids))
         self.reporter.answer_ends(answer)
         return answer

@@ -1,0 +1,65 @@
+"""``--batch-size auto``: how many prompts a device answers together.
+
+On CUDA the batch is sized from the memory free once GAR is loaded: each prompt of ``T``
+tokens (prompt plus answer) holds ``T`` tokens of key/value cache in every text layer,
+and while the batch's prompts are read in one pass, each of its tokens also holds one
+layer's activations (the MLP's three intermediate tensors and a few hidden-state copies;
+the eager kernel adds each head's full ``T x T`` score matrix). A fixed reserve is left
+for the vision tower's tile chunks and the allocator. An estimate: a batch that still
+runs out of memory is retried smaller (:class:`garvid.qa.batching.BatchedAnswering`).
+
+On a CPU, ``auto`` is 1: see :data:`CPU_BATCH_SIZE`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Largest batch ``auto`` picks: beyond it the decode step stops being weight-bound on
+#: current GPUs, so a larger batch adds latency and memory for little throughput.
+MAX_AUTO_BATCH_SIZE = 64
+#: Free memory kept back on CUDA: the vision tower's tile chunks (17 tiles of PE-G at
+#: 1024 patches), the LM head's logits, the allocator's fragmentation.
+RESERVED_BYTES = 3 * 2**30
+#: ``auto`` on a CPU. benchmarks/bench_batched_generation.py measures decoding 8 prompts
+#: together about 3x faster per token than one at a time here, but a CPU reads long video
+#: prompts at a fixed rate whatever the batch (prefill is compute-bound and dominates an
+#: answer of a few tokens), and a batch waits for its longest answer before anything is
+#: written; pass ``--batch-size 4`` or ``8`` for long (describe) answers.
+CPU_BATCH_SIZE = 1
+
+
+def kv_bytes_per_token(model) -> int:
+    """Key/value cache bytes one token holds across all text layers of ``model``."""
+    text = model.config.mllm.text_config
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * _element_size(model)
+
+
+def prefill_bytes_per_token(model) -> int:
+    """Activation bytes one prompt token holds while a layer reads the batch (the layer's peak)."""
+    text = model.config.mllm.text_config
+    return (3 * text.intermediate_size + 4 * text.hidden_size) * _element_size(model)
+
+
+def fit_batch_size(free_bytes: int, tokens: int, per_token_bytes: int, per_prompt_bytes: int = 0) -> int:
+    """Prompts of ``tokens`` tokens that fit ``free_bytes`` (less the reserve), at least 1."""
+    per_prompt = tokens * per_token_bytes + per_prompt_bytes
+    return max(1, min(MAX_AUTO_BATCH_SIZE, (free_bytes - RESERVED_BYTES) // max(per_prompt, 1)))
+
+
+def auto_batch_size(model, tokens: int) -> int:
+    """The batch size for prompts of up to ``tokens`` tokens (answer included) on ``model``'s device."""
+    device = model.device
+    if device.type != "cuda":
+        return CPU_BATCH_SIZE
+    free, _ = torch.cuda.mem_get_info(device)
+    text = model.config.mllm.text_config
+    scores = 0
+    if text._attn_implementation == "eager":  # every head's T x T scores in fp32, and their softmax
+        scores = 2 * text.num_attention_heads * tokens * tokens * 4
+    return fit_batch_size(free, tokens, kv_bytes_per_token(model) + prefill_bytes_per_token(model), scores)
+
+
+def _element_size(model) -> int:
+    return torch.empty((), dtype=model.dtype).element_size()
