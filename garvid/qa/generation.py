@@ -87,8 +87,9 @@ class PromptJob:
 
     @property
     def batch_key(self) -> tuple:
-        """Prompts with equal keys can be generated in one batch (the seed is per prompt)."""
-        return id(self.model), id(self.tokenizer), replace(self.generation, seed=0)
+        """Prompts with equal keys can be generated in one batch (the seed is per prompt; each
+        prompt's answer is decoded by its own tokenizer, the one of the model's checkpoint)."""
+        return id(self.model), replace(self.generation, seed=0)
 
     def encode_job(self) -> EncodeJob:
         return EncodeJob(self.frames, self.replayed_slots, self.scaling)
@@ -158,7 +159,7 @@ def run_prompts(jobs: Sequence[PromptJob]) -> list[Generated]:
     one :attr:`PromptJob.batch_key`; each gets an equal share of the time.
     """
     if len({job.batch_key for job in jobs}) != 1:
-        raise ValueError("the prompts of one batch must share their model, tokenizer and decoding options")
+        raise ValueError("the prompts of one batch must share their model and decoding options")
     model, options = jobs[0].model, jobs[0].generation
     started = time.perf_counter()
     with torch.inference_mode():
