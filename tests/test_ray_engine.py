@@ -68,7 +68,9 @@ def test_local_ray_despite_a_stale_cluster_file_gives_the_local_answers_and_garv
     assert run(["batch", str(folder), "--question", QUESTION, "-o", str(local), *TINY]) == 1
     capsys.readouterr()
     # as in a terminal, where garvid draws its progress bars (TTY_COMPATIBLE: rich's switch)
+    # the answering actor takes the items two at a time and answers them in one batch: the same answers
     args = [sys.executable, "-m", "garvid_cli", "batch", str(folder), "-q", QUESTION, "-o", str(remote), "--engine", "ray", *TINY]
+    args += ["--batch-size", "2"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, env={**os.environ, "TTY_COMPATIBLE": "1"})
     err = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", done.stderr)
     assert done.returncode == 1, err
