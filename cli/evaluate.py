@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -10,13 +11,13 @@ import typer
 from garvid_cli.app import app
 from garvid_cli.ask import video_request
 from garvid_cli.console import EXIT_INTERRUPTED, StopOnInterrupt, WarningReporter, stderr, warn
-from garvid_cli.options import ITEMS, OUTPUT, borrow_parameters, generation_options
+from garvid_cli.options import ITEMS, OUTPUT, BatchSize, borrow_parameters, generation_options
 from rich.table import Table
 
 from garvid.errors import GarvidError
 from garvid.eval.results import ANSWER_TOKENS, AVERAGE, ResultLog
 from garvid.files import check_outputs, exclusive_lock
-from garvid.options import PromptOptions
+from garvid.options import PromptOptions, parse_batch_size
 from garvid.presets import default_preset, random_weights_warning
 from garvid.qa.protocol import DEFAULT_PROTOCOL
 from garvid.regions.input import RegionInput
@@ -53,8 +54,11 @@ def _results_log(results: Path, inputs: list) -> Iterator[ResultLog]:
         yield ResultLog(results)
 
 
-def _finish(log, benchmark, title: str, settings: dict, this_run: str, items: int, interrupted: bool) -> None:
-    """Print the table and how each of its columns was made, say what is missing or failed, and
+def _finish(
+    log, benchmark, title: str, settings: dict, this_run: str, items: int, interrupted: bool, answered: int, seconds: float
+) -> None:
+    """Print the table and how each of its columns was made, say what is missing or failed and
+    how fast this run answered (``answered`` items in ``seconds``, model loading included), and
     write the summary beside the results."""
     from garvid.eval.results import accuracy_table
     from garvid.files import write_json
@@ -70,8 +74,13 @@ def _finish(log, benchmark, title: str, settings: dict, this_run: str, items: in
         warn(f"{errors} item(s) could not be asked and count as wrong: see their 'error' in {log.path}")
     if len(records) < items:
         warn(f"{items - len(records)} of {items} items are not answered yet: run the same command again to resume")
+    rate = answered * 60 / seconds if answered and seconds > 0 else None
+    shown = f"{rate:.1f} items/min" if rate is not None else "- items/min"
+    stderr.print(f"this run: {answered} item(s) answered in {seconds:.1f} s ({shown})", highlight=False)
     summary_path = _summary_path(log.path)
     summary = {"benchmark": title, **settings, "items": items, "answered": len(records), "errors": errors}
+    # this run alone (items resumed from the results file not counted), model loading included
+    summary.update(answered_this_run=answered, seconds=round(seconds, 2), items_per_minute=None if rate is None else round(rate, 2))
     write_json({**summary, "results": str(log.path), "accuracy": table, "published": benchmark.PUBLISHED, "setup": setup}, summary_path)
     stderr.print(f"wrote {log.path} and {summary_path}", highlight=False)
     if interrupted:
@@ -101,10 +110,12 @@ def videorefer_q(
     ),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions.", rich_help_panel=ITEMS),
     output: Path = typer.Option(Path("videorefer_q.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable).", rich_help_panel=OUTPUT),
+    batch_size: BatchSize = "1",
     **options,
 ) -> None:
     from garvid.eval import videorefer
 
+    batch_size = parse_batch_size(batch_size)
     if not video_root.is_dir():
         raise GarvidError(f"--video-root {video_root} is not a folder")
     mask_mode = mask_mode or videorefer.DEFAULT_MASK_MODES.get(eval_protocol, "")
@@ -113,9 +124,12 @@ def videorefer_q(
     videos = [video_root / str(item["video"]) for item in items]
     inputs = [annotations, *videos, template.protocol, template.model, template.tracker]
     with _results_log(output, inputs) as log, StopOnInterrupt() as stop:
-        videorefer.run_videorefer(
-            items, video_root, template, mask_mode, log, protocol=eval_protocol, reporter=WarningReporter(), on_item=_progress, should_stop=stop
-        )
+        started = time.perf_counter()
+        answered = videorefer.run_videorefer(
+            items, video_root, template, mask_mode, log, protocol=eval_protocol, reporter=WarningReporter(), on_item=_progress,
+            should_stop=stop, batch_size=batch_size,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
         settings = {
             "model": template.model or default_preset("models"),
             "protocol": template.protocol or DEFAULT_PROTOCOL,
@@ -123,10 +137,11 @@ def videorefer_q(
             "mask_mode": mask_mode,
             "max_new_tokens": template.generation.max_new_tokens,
             "attn": template.attn,
+            "batch_size": batch_size,
         }
         masks = "single-frame masks (frame_idx, tracked by SAM2)" if mask_mode == "single" else "multi-frame masks (every annotated frame)"
         this_run = f"{eval_protocol} protocol, {masks}, GAR through garvid's {settings['protocol']} prompt"
-        _finish(log, videorefer, "VideoRefer-BenchQ", settings, this_run, len(items), stop())
+        _finish(log, videorefer, "VideoRefer-BenchQ", settings, this_run, len(items), stop(), answered, seconds)
 
 
 def gar_bench_vqa(
@@ -143,17 +158,20 @@ def gar_bench_vqa(
         ),
         rich_help_panel=ITEMS,
     ),
+    batch_size: BatchSize = "1",
     **options,
 ) -> None:
     from garvid.eval import gar_bench
 
+    batch_size = parse_batch_size(batch_size)
     items = gar_bench.load_items(annotations)[:limit]
     model = options["model"] or default_preset("models")
     root = image_root or annotations.parent
     with _results_log(output, [annotations, *(root / str(item["image"]) for item in items), options["model"]]) as log, StopOnInterrupt() as stop:
         if warning := random_weights_warning(model):
             warn(warning)
-        gar_bench.run_gar_bench(
+        started = time.perf_counter()
+        answered = gar_bench.run_gar_bench(
             items,
             root,
             log,
@@ -166,18 +184,22 @@ def gar_bench_vqa(
             ),
             prompt=PromptOptions(mask_resample=options["mask_resample"], replay_scaling=options["replay_scaling"]),
             reference_compat=reference_compat,
+            reporter=WarningReporter(),
             on_item=_progress,
             should_stop=stop,
+            batch_size=batch_size,
         )
+        seconds = time.perf_counter() - started
         settings = {
             "model": model,
             "mode": gar_bench.mode_name(reference_compat),
             "max_new_tokens": options["max_new_tokens"],
             "attn": options["attn"],
+            "batch_size": batch_size,
         }
         scoring = "exact-match scoring" if reference_compat else "garvid's letter reading"
         this_run = f"{settings['mode']} mode, {scoring}"
-        _finish(log, gar_bench, "GAR-Bench-VQA", settings, this_run, len(items), stop())
+        _finish(log, gar_bench, "GAR-Bench-VQA", settings, this_run, len(items), stop(), answered, seconds)
 
 
 def _register() -> None:

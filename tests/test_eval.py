@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -426,3 +428,129 @@ def test_a_results_file_is_resumed_only_by_the_same_setup(tmp_path, capsys):
     assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "--max-new-tokens", "5", "-o", str(results)]) == 2
     assert "made with max_new_tokens 4, not 5" in capsys.readouterr().err
     assert [json.loads(line) for line in results.read_text().splitlines()] == records  # left as it was
+
+
+# --- --batch-size: items answered together, records as one at a time --------------------------
+
+
+@pytest.fixture
+def batches(monkeypatch) -> list[list]:
+    """The prompts of every batch of more than one that BatchedAnswering runs together."""
+    import garvid.qa.batching as batching
+
+    seen: list[list] = []
+    together = batching.run_prompts
+
+    def spy(jobs):
+        seen.append(list(jobs))
+        return together(jobs)
+
+    monkeypatch.setattr(batching, "run_prompts", spy)
+    return seen
+
+
+def _records(path: Path) -> dict[str, dict]:
+    """The records by id, an error's temporary mask folder named alike in every run."""
+    records = {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+    for record in records.values():
+        if record.get("error"):
+            record["error"] = re.sub(r"garvid-eval-[^/]+", "garvid-eval-*", record["error"])
+    return records
+
+
+@pytest.mark.parametrize(("mode", "count"), [("multi", 6), ("single", 3)])
+def test_videorefer_batched_records_equal_one_at_a_time(videorefer, tmp_path, batches, mode, count):
+    """Greedy fp32: answering three items' prompts per forward pass changes no answer, and an item
+    that fails (masks of the wrong size) fails alone, as it would one at a time."""
+    annotations, root = videorefer
+    items = json.loads(annotations.read_text())
+    wrong_size = {frame: {"segmentation": encode_rle(np.ones((45, 80), dtype=bool))} for frame in ("0", "10", "20")}
+    many = [{**items[i % 3], "id": f"q{i}"} for i in range(count)] + [{**items[0], "id": "size", "annotation": [wrong_size]}]
+    questions = tmp_path / "many.json"
+    questions.write_text(json.dumps(many))
+    args = ["eval", "videorefer-q", str(questions), "--video-root", str(root), "--mask-mode", mode, "--fps", "30", *TINY]
+    # single mode: the batched run tracks every item, the one-at-a-time run finds the tracks in the cache
+    args += ["--dtype", "fp32", "--tracker", "tiny-random", "--frames", "2", "--cache-dir", str(tmp_path / "cache")]
+    records = {}
+    for size in ("3", "1"):
+        results = tmp_path / f"batch{size}.jsonl"
+        assert run([*args, "--batch-size", size, "-o", str(results)]) == 0
+        records[size] = _records(results)
+        summary = json.loads(results.with_suffix(".summary.json").read_text())
+        assert summary["batch_size"] == int(size) and summary["answered_this_run"] == count and summary["items_per_minute"] > 0
+    assert records["3"] == records["1"] and len(records["1"]) == count + 1
+    assert [r["id"] for r in records["1"].values() if "error" in r] == ["size"] and "80x45" in records["3"]["size"]["error"]
+    assert batches and max(len(batch) for batch in batches) == 3  # only the --batch-size 3 run batches
+
+
+def _gar_bench_two_sizes(folder: Path) -> Path:
+    """GAR-Bench-VQA items on a 320x180 and a 180x320 image (tile grids 5x3 and 3x5), with one,
+    two or six regions."""
+    annotations = _gar_bench(folder)
+    items = json.loads(annotations.read_text())
+    tall = folder / "images" / "tall.png"
+    Image.open(folder / "images" / "frame0.png").transpose(Image.Transpose.TRANSPOSE).save(tall)
+    labels = np.asarray(Image.open(MEDIA / "cups_first_frame.png").resize((320, 180), Image.NEAREST)).T
+    rles = [encode_rle(labels == value) for value in (1, 2)]
+    for index, item in enumerate(items[:2]):
+        items.append({**item, "id": f"tall_{index}", "image": "images/tall.png", "mask_rles": rles[: len(item["mask_rles"])]})
+    annotations.write_text(json.dumps(items))
+    return annotations
+
+
+@pytest.mark.parametrize("mode", ["--reference-compat", "--corrected"])
+def test_gar_bench_batched_records_equal_one_at_a_time(tmp_path, batches, mode):
+    """Items with other tile grids and region counts share batches; every record is as one at a time."""
+    annotations = _gar_bench_two_sizes(tmp_path)
+    records = {}
+    for size in ("1", "3"):
+        results = tmp_path / f"batch{size}.jsonl"
+        assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "--dtype", "fp32", mode, "--batch-size", size, "-o", str(results)]) == 0
+        records[size] = _records(results)
+    assert records["3"] == records["1"] and len(records["1"]) == 5
+    assert ("error" in records["1"]["vqa_2"]) == (mode == "--corrected")  # six regions: only the reference asks it
+    assert batches and max(len(batch) for batch in batches) > 1
+    assert any(len({job.frames[0].grid for job in batch}) > 1 for batch in batches)  # 5x3 and 3x5 tiles together
+
+
+@pytest.mark.parametrize("command", ["videorefer-q", "gar-bench-vqa"])
+@pytest.mark.parametrize("size", ["0", "-1", "x", "2.5"])
+def test_bad_batch_size_is_one_line_before_any_model_loads(videorefer, tmp_path, capsys, monkeypatch, command, size):
+    import garvid.gar.loading
+
+    monkeypatch.setattr(garvid.gar.loading, "load_gar", lambda *args, **kwargs: pytest.fail("a model was loaded"))
+    annotations, root = videorefer
+    if command == "gar-bench-vqa":
+        annotations, root = _gar_bench(tmp_path), tmp_path
+    results = tmp_path / "r.jsonl"
+    where = "--video-root" if command == "videorefer-q" else "--image-root"
+    assert run(["eval", command, str(annotations), where, str(root), *TINY, f"--batch-size={size}", "-o", str(results)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"garvid: error: --batch-size must be a whole number of at least 1, or auto; not '{size}'"
+    assert not results.exists()
+
+
+def test_mask_folders_live_while_their_items_are_in_flight(videorefer, tmp_path, monkeypatch):
+    """Each item's mask PNGs are in a temporary folder while it is answered: several at once in a
+    batched run, and none left when the run ends, stopped early with items still in flight."""
+    from garvid.eval.videorefer import run_videorefer
+    from garvid.options import GenerationOptions
+
+    annotations, root = videorefer
+    items = [{**item, "id": f"q{i}"} for i, item in enumerate(json.loads(annotations.read_text()) * 3)]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    template = VideoRequest(
+        video=Path(), regions=None, frames=2, fps=30, model="tiny-random", device="cpu", use_cache=False,
+        generation=GenerationOptions(max_new_tokens=4),
+    )  # fmt: skip
+    folders: list[int] = []
+    log = ResultLog(tmp_path / "r.jsonl")
+    answered = run_videorefer(
+        items, root, template, "multi", log, on_item=lambda record: folders.append(len(list(scratch.glob("garvid-eval-*")))),
+        should_stop=lambda: bool(folders), batch_size=3,
+    )  # fmt: skip
+    assert answered == len(log.records) == 3 and len(items) == 9  # one batch, then stopped
+    assert folders[0] == 8  # the other items' folders, while they wait for their answers
+    assert not list(scratch.glob("garvid-eval-*"))

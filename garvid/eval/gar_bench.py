@@ -29,14 +29,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from garvid.devices import memory_errors
 from garvid.errors import GarvidError
 from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row, refuse_mixed
+from garvid.eval.running import answer_items
 from garvid.gar.processor import region_box
 from garvid.gar.prompt import region_question_text, with_multiple_choice_suffix
 from garvid.gar.tokenizer import NUM_PROMPTS
-from garvid.options import DEFAULT_ATTENTION, GenerationOptions, PromptOptions
-from garvid.qa.image_answering import RegionLayout
+from garvid.options import DEFAULT_ATTENTION, BatchSize, GenerationOptions, PromptOptions
+from garvid.qa.generation import Steps
+from garvid.qa.image_answering import RegionLayout, image_steps, layout_steps, load_image
+from garvid.qa.planning import GarFiles
+from garvid.qa.reporting import Reporter
 from garvid.regions.masks import decode_rle
 
 TYPE_ORDER = ("color", "texture/pattern", "mirror", "ordering", "material", "shape", "relation")
@@ -110,6 +115,52 @@ def reference_layout(masks: Sequence[np.ndarray], question: str, order: Sequence
     )
 
 
+def item_steps(
+    item: dict[str, Any],
+    image_root: Path,
+    model,
+    files: GarFiles,
+    *,
+    key: str,
+    generation: GenerationOptions,
+    prompt: PromptOptions,
+    reference_compat: bool,
+) -> Steps[dict[str, Any]]:
+    """Ask one item (``key`` its id), as steps (see :mod:`garvid.qa.generation`): its record for
+    the results file. Bad input and running out of memory are the item's error, in its record.
+
+    ``files`` are ``model``'s checkpoint files, read once for every item: prompts are batched
+    only with prompts of the same tokenizer.
+    """
+    record: dict[str, Any] = {"id": key, "type": str(item["type"]), "answer": str(item["answer"]).strip().upper()}
+    read_once = {"tokenizer": files.tokenizer, "image_config": files.image_config, "chat_template": files.chat_template}
+    try:
+        options = item_options(item, "choices")
+        if not isinstance(item["mask_rles"], list):
+            raise GarvidError(f"the item's 'mask_rles' must be a list of masks, not {type(item['mask_rles']).__name__}")
+        masks = [decode_rle(rle) for rle in item["mask_rles"]]
+        question = choices_question(str(item["question"]), options)
+        image = load_image(image_root / str(item["image"]), exif_orientation=False)  # masks fit the stored pixels
+        if reference_compat:
+            question = with_multiple_choice_suffix(question)
+            record["region_order"] = order = reference_region_order(question)
+            layout = reference_layout(masks, question, order)
+            steps = layout_steps(image, layout, model, question=question, generation=generation, prompt=prompt, **read_once)
+        else:
+            objects = {index + 1: mask for index, mask in enumerate(masks)}
+            choice_prompt = replace(prompt, multiple_choice=True)
+            steps = image_steps(image, objects, question, model, generation=generation, prompt=choice_prompt, **read_once)
+        output = (yield from steps).answer
+    except (GarvidError, *memory_errors()) as error:
+        record.update(prediction=None, correct=False, output=None, error=str(error).splitlines()[0])
+    else:
+        prediction = extract_choice(output, options)
+        # the reference scores by exact match of the whole answer; garvid reads the letter
+        correct = output.lower() == record["answer"].lower() if reference_compat else prediction == record["answer"]
+        record.update(prediction=prediction, correct=correct, output=output)
+    return record
+
+
 def run_gar_bench(
     items: list[dict[str, Any]],
     image_root: Path,
@@ -122,14 +173,18 @@ def run_gar_bench(
     generation: GenerationOptions = GenerationOptions(max_new_tokens=ANSWER_TOKENS),
     prompt: PromptOptions = PromptOptions(),
     reference_compat: bool = True,
+    reporter: Reporter | None = None,
     on_item: Callable[[dict[str, Any]], None] = lambda record: None,
     should_stop: Callable[[], bool] = lambda: False,
-) -> None:
-    """Answer every item not yet in ``log`` with one GAR: as the reference did (``reference_compat``)
-    or as ``garvid image`` would."""
-    from garvid.devices import memory_errors
+    batch_size: BatchSize = 1,
+) -> int:
+    """Answer every item not yet in ``log`` with one GAR, ``batch_size`` prompts per forward pass
+    (:mod:`garvid.qa.batching`): as the reference did (``reference_compat``) or as ``garvid
+    image`` would. The number of items answered (errors not counted).
+
+    Records are logged as items finish, which with batches is not always their order in ``items``.
+    """
     from garvid.gar.loading import load_gar
-    from garvid.qa.image_answering import answer_image, answer_layout, load_image
 
     keyed = ((item_id(item, position), item) for position, item in enumerate(items))
     mode = mode_name(reference_compat)
@@ -137,34 +192,14 @@ def run_gar_bench(
     refuse_mixed(log, **setup)
     pending = [(key, item) for key, item in keyed if not log.done(key)]
     if not pending:
-        return
+        return 0
     model = load_gar(model_name, dtype=dtype, device=device, attn_implementation=attn)
-    choice_prompt = replace(prompt, multiple_choice=True)
-    for key, item in pending:
-        if should_stop():
-            break
-        record: dict[str, Any] = {"id": key, "type": str(item["type"]), "answer": str(item["answer"]).strip().upper(), **setup}
-        try:
-            options = item_options(item, "choices")
-            if not isinstance(item["mask_rles"], list):
-                raise GarvidError(f"the item's 'mask_rles' must be a list of masks, not {type(item['mask_rles']).__name__}")
-            masks = [decode_rle(rle) for rle in item["mask_rles"]]
-            question = choices_question(str(item["question"]), options)
-            image = load_image(image_root / str(item["image"]), exif_orientation=False)  # masks fit the stored pixels
-            if reference_compat:
-                question = with_multiple_choice_suffix(question)
-                record["region_order"] = order = reference_region_order(question)
-                layout = reference_layout(masks, question, order)
-                output = answer_layout(image, layout, model, question=question, generation=generation, prompt=prompt).answer
-            else:
-                objects = {index + 1: mask for index, mask in enumerate(masks)}
-                output = answer_image(image, objects, question, model, generation=generation, prompt=choice_prompt).answer
-        except (GarvidError, *memory_errors()) as error:
-            record.update(prediction=None, correct=False, output=None, error=str(error).splitlines()[0])
-        else:
-            prediction = extract_choice(output, options)
-            # the reference scores by exact match of the whole answer; garvid reads the letter
-            correct = output.lower() == record["answer"].lower() if reference_compat else prediction == record["answer"]
-            record.update(prediction=prediction, correct=correct, output=output)
-        log.add(record)
-        on_item(record)
+    files = GarFiles.read(str(model.checkpoint_dir))
+    options = {"generation": generation, "prompt": prompt, "reference_compat": reference_compat}
+
+    def start(key: str, item: dict[str, Any]) -> Callable[[], Steps[dict[str, Any]]]:
+        return lambda: item_steps(item, image_root, model, files, key=key, **options)
+
+    started = ((key, start(key, item)) for key, item in pending)
+    reporter = reporter or Reporter()
+    return answer_items(started, log, batch_size, setup, reporter=reporter, on_item=on_item, should_stop=should_stop)

@@ -6,8 +6,9 @@ RLE) on some of the frames. The j-th object the question mentions is the annotat
 j-th entry and GAR's ``<Prompt{j}>`` (object j+1 in garvid's numbering), whatever its
 label N. In ``multi`` mask mode the given masks are the tracks (no SAM2); in ``single``
 mode only the masks on ``frame_idx`` are given and SAM2 tracks them, as ``garvid ask``
-does. Every item goes through the same :func:`garvid.qa.video_answering.answer_video` as
-``ask``.
+does. Every item goes through the same code as ``ask``
+(:func:`garvid.qa.video_answering.video_steps`), its prompts answered ``--batch-size`` at a
+time with other items' (:mod:`garvid.qa.batching`).
 
 Two evaluation protocols decide the question text, the default mask mode and how the
 answer's letter is read:
@@ -35,9 +36,13 @@ from typing import Any, Callable, Literal
 import numpy as np
 from PIL import Image
 
+from garvid.devices import memory_errors
 from garvid.errors import GarvidError, RegionError
 from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ResultLog, published_row, refuse_mixed
+from garvid.eval.running import answer_items
+from garvid.options import BatchSize
+from garvid.qa.generation import Steps, drive
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
 from garvid.regions.input import RegionInput
@@ -208,6 +213,10 @@ def _write_masks(masks: list[dict[int, RLE]], frame: int, folder: Path) -> tuple
     return tuple(paths)
 
 
+AnswerSteps = Callable[[VideoRequest, GivenMasks | None], Steps[str]]
+"""How an item's request is answered, as steps: the answer's text."""
+
+
 def evaluate_item(
     item: dict[str, Any],
     video_root: Path,
@@ -216,7 +225,30 @@ def evaluate_item(
     answer: Callable[[VideoRequest, GivenMasks | None], str],
     protocol: EvalProtocol = "videorefer",
 ) -> dict[str, Any]:
-    """Ask one item; the record for the results file (prediction None when no letter was given)."""
+    """Ask one item with ``answer``, which runs its own prompts: :func:`item_steps` run alone."""
+
+    def steps(request: VideoRequest, given: GivenMasks | None) -> Steps[str]:
+        yield from ()  # no prompt for the caller to run: ``answer`` runs them
+        return answer(request, given)
+
+    return drive(item_steps(item, video_root, template, mask_mode, steps, protocol))
+
+
+def item_steps(
+    item: dict[str, Any],
+    video_root: Path,
+    template: VideoRequest,
+    mask_mode: MaskMode,
+    answer: AnswerSteps,
+    protocol: EvalProtocol = "videorefer",
+) -> Steps[dict[str, Any]]:
+    """Ask one item, as steps (see :mod:`garvid.qa.generation`): the record for the results file
+    (prediction None when no letter was given).
+
+    Its mask PNGs live in a temporary folder for exactly as long as the item is in flight:
+    removed when it finishes, fails or is closed unfinished. Bad input and running out of
+    memory are the item's error, in its record.
+    """
     videorefer = protocol == "videorefer"
     record: dict[str, Any] = {"id": item["id"], "type": str(item["type"]), "answer": None, "protocol": protocol, "mask_mode": mask_mode}
     try:
@@ -239,12 +271,18 @@ def evaluate_item(
                 prompt=replace(template.prompt, multiple_choice=not videorefer),
                 use_cache=template.use_cache and mask_mode == "single",
             )
-            output = answer(request, GivenMasks(masks) if mask_mode == "multi" else None)
+            output = yield from answer(request, GivenMasks(masks) if mask_mode == "multi" else None)
     except GarvidError as error:
-        return {**record, "prediction": None, "correct": False, "output": None, "error": str(error)}
+        return _failed(record, str(error))
+    except memory_errors() as error:
+        return _failed(record, f"out of memory: {error}")
     prediction = videorefer_letter(output) if videorefer else extract_choice(output, options)
     correct = prediction is not None and key is not None and prediction.lower() == key.lower()
     return {**record, "prediction": prediction, "correct": correct, "output": output}
+
+
+def _failed(record: dict[str, Any], error: str) -> dict[str, Any]:
+    return {**record, "prediction": None, "correct": False, "output": None, "error": error}
 
 
 def run_videorefer(
@@ -258,39 +296,44 @@ def run_videorefer(
     reporter: Reporter | None = None,
     on_item: Callable[[dict[str, Any]], None] = lambda record: None,
     should_stop: Callable[[], bool] = lambda: False,
-) -> None:
-    """Answer every item not yet in ``log`` with one GAR (and, in single mode, one SAM2)."""
+    batch_size: BatchSize = 1,
+) -> int:
+    """Answer every item not yet in ``log`` with one GAR (and, in single mode, one SAM2),
+    ``batch_size`` prompts per forward pass (:mod:`garvid.qa.batching`); the number of items
+    answered (errors not counted).
+
+    Records are logged as items finish, which with batches is not always their order in ``items``.
+    """
     if protocol not in EVAL_PROTOCOLS:
         raise GarvidError(f"--eval-protocol must be {' or '.join(EVAL_PROTOCOLS)}, not {protocol!r}")
     if mask_mode not in ("multi", "single"):
         raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
-    from garvid.devices import memory_errors
     from garvid.gar.loading import load_gar
     from garvid.presets import default_preset
 
     # what decides an answer, in every record: a results file is resumed only by the same setup
     setup = {"model": template.model or default_preset("models"), "max_new_tokens": str(template.generation.max_new_tokens)}
     refuse_mixed(log, protocol=protocol, mask_mode=mask_mode, **setup)
-    from garvid.qa.video_answering import answer_video
+    from garvid.qa.planning import GarFiles
+    from garvid.qa.video_answering import video_steps
     from garvid.tracking.tracker import LazyTracker
 
     pending = [item for item in items if not log.done(str(item["id"]))]
     if not pending:
-        return
+        return 0
     model = load_gar(
         template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
     )
+    files = GarFiles.read(str(model.checkpoint_dir))  # one tokenizer for all items, so their prompts batch together
     tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
+    reporter = reporter or Reporter()
 
-    def answer(request: VideoRequest, given: GivenMasks | None) -> str:
-        try:
-            return answer_video(request, reporter, tracker=given or tracker, model=model).answers[0].text
-        except memory_errors() as error:
-            raise GarvidError(f"out of memory: {error}") from None
+    def answer(request: VideoRequest, given: GivenMasks | None) -> Steps[str]:
+        answered = yield from video_steps(request, reporter, tracker=given or tracker, model=model, files=files)
+        return answered.answers[0].text
 
-    for item in pending:
-        if should_stop():
-            break
-        record = {**evaluate_item(item, video_root, template, mask_mode, answer, protocol), **setup}
-        log.add(record)
-        on_item(record)
+    def start(item: dict[str, Any]) -> Callable[[], Steps[dict[str, Any]]]:
+        return lambda: item_steps(item, video_root, template, mask_mode, answer, protocol)
+
+    started = ((str(item["id"]), start(item)) for item in pending)
+    return answer_items(started, log, batch_size, setup, reporter=reporter, on_item=on_item, should_stop=should_stop)

@@ -105,17 +105,25 @@ def _plan_prompt(object_ids: list[int], question: str | None, multiple_choice: b
 
 
 def answer_image(
+    image: Image.Image | str | Path, masks: Mapping[int, np.ndarray], question: str | None, model, **options: Any
+) -> ImageAnswer:
+    """Ask ``model`` (a loaded GARModel) about ``masks`` (object id -> bool mask) in ``image``:
+    :func:`image_steps` run alone."""
+    return drive(image_steps(image, masks, question, model, **options))
+
+
+def image_steps(
     image: Image.Image | str | Path,
     masks: Mapping[int, np.ndarray],
     question: str | None,
     model,
     *,
-    generation: GenerationOptions = GenerationOptions(),
     prompt: PromptOptions = PromptOptions(),
-    on_token: TokenCallback | None = None,
-) -> ImageAnswer:
-    """Ask ``model`` (a loaded GARModel) about ``masks`` (object id -> bool mask) in ``image``,
-    with the tokenizer, tile limits and chat template of the model's checkpoint."""
+    **options: Any,
+) -> Steps[ImageAnswer]:
+    """Ask ``model`` about ``masks`` (object id -> bool mask) in ``image``, as steps (see
+    :mod:`garvid.qa.generation`). ``options`` are :func:`layout_steps`'s: decoding, streaming, and
+    the tokenizer, tile limits and chat template (by default the model's checkpoint's)."""
     frame = load_image(image)
     size = frame.size
     for object_id, mask in masks.items():
@@ -126,7 +134,7 @@ def answer_image(
     plan = _plan_prompt(sorted(masks), question, prompt.multiple_choice)
     slot_masks = {slot: np.asarray(masks[object_id], dtype=bool) for slot, object_id in plan.slot_objects.items()}
     layout = RegionLayout(plan.text, slot_masks, plan.slot_objects, plan.prompt_question)
-    return answer_layout(frame, layout, model, question=question, generation=generation, prompt=prompt, on_token=on_token)
+    return (yield from layout_steps(frame, layout, model, question=question, prompt=prompt, **options))
 
 
 @dataclass(frozen=True)

@@ -165,14 +165,21 @@ def video_steps(
     tracker: Sam2Tracker | None = None,
     model: GARModel | None = None,
     memo: AnswerMemo | None = None,
+    files: GarFiles | None = None,
 ) -> Steps[VideoAnswer]:
-    """:func:`answer_video` as steps (see :mod:`garvid.qa.generation`): its prompts run by the caller."""
+    """:func:`answer_video` as steps (see :mod:`garvid.qa.generation`): its prompts run by the caller.
+
+    ``files``, the small files of ``model``'s checkpoint read once by a caller answering many
+    requests, give them all one tokenizer: prompts are batched only with prompts of the same
+    tokenizer (:attr:`~garvid.qa.generation.PromptJob.batch_key`), and each request reading its
+    own would batch none.
+    """
     reporter = reporter or Reporter()
     timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
     started = time.perf_counter()
     with open_video(request.video, fps=request.fps) as video:
         model_source = str(model.checkpoint_dir) if model is not None else request.model or default_preset("models")
-        job = VideoJob.open(request, video, reporter, model_source)
+        job = VideoJob.open(request, video, reporter, files if files is not None else model_source)
         tracks, tracked_objects = job_tracks(request, video, job, tracker, reporter, timings)
         memo = memo if memo is not None else AnswerMemo()
         return (yield from answer_steps(request, video, job, tracks, tracked_objects, model, memo, reporter, timings, started))
