@@ -199,8 +199,10 @@ def answer_requests(
     :class:`~garvid.qa.generation.AnswerMemo` (keyframes, encodings, prompt prefix)."""
     from garvid.devices import memory_errors
     from garvid.qa.generation import AnswerMemo
+    from garvid.qa.planning import GarFiles
     from garvid.qa.video_answering import video_steps
 
+    files = GarFiles.read(str(model.checkpoint_dir))  # once for the run, not once per request
     memo, clip = AnswerMemo(), None
 
     def start(request: VideoRequest) -> Callable[[], Steps]:
@@ -208,7 +210,7 @@ def answer_requests(
         if _clip(request) != clip:
             memo, clip = AnswerMemo(), _clip(request)  # what one clip's questions share, dropped when the clip changes
         shared = memo
-        return lambda: video_steps(request, model=model, memo=shared)
+        return lambda: video_steps(request, model=model, memo=shared, files=files)
 
     answering = BatchedAnswering(
         batch_size,

@@ -324,7 +324,7 @@ def run_videorefer(
     model = load_gar(
         template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
     )
-    files = GarFiles.read(str(model.checkpoint_dir))  # one tokenizer for all items, so their prompts batch together
+    files = GarFiles.read(str(model.checkpoint_dir))  # once for the run, not once per item
     tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
     reporter = reporter or Reporter()
 

@@ -169,10 +169,8 @@ def video_steps(
 ) -> Steps[VideoAnswer]:
     """:func:`answer_video` as steps (see :mod:`garvid.qa.generation`): its prompts run by the caller.
 
-    ``files``, the small files of ``model``'s checkpoint read once by a caller answering many
-    requests, give them all one tokenizer: prompts are batched only with prompts of the same
-    tokenizer (:attr:`~garvid.qa.generation.PromptJob.batch_key`), and each request reading its
-    own would batch none.
+    ``files`` are the small files of ``model``'s checkpoint (tokenizer, chat template, tile
+    limits), read once by a caller answering many requests instead of once per request.
     """
     reporter = reporter or Reporter()
     timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
