@@ -12,10 +12,12 @@ default; a random model rarely stops early, so every answer has that length).
 
 Per batch size: seconds, items/min, the ratio to batch size 1 (same run, same items), the
 batched forward passes' prompts, and whether every answer's tokens equal batch size 1's.
+An item asks its prompts one after the other (its second object once its first is
+answered), so a batch holds at most one prompt per item: batches of 8 need 8 items.
 The stage times show where the gain comes from: the vision tower and the prefill cost the
 same per prompt in any batch on a CPU (compute-bound), the decoding steps are shared.
 
-    .venv/bin/python benchmarks/bench_batched_answering.py [--items 4] [--new-tokens 64] [--batch-sizes 1,4,8]
+    .venv/bin/python benchmarks/bench_batched_answering.py [--items 8] [--new-tokens 64] [--batch-sizes 1,4,8]
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def answer_all(model: GARModel, requests: list[VideoRequest], batch_size: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=4, help="clips to describe (two objects each)")
+    parser.add_argument("--items", type=int, default=8, help="clips to describe (two objects each)")
     parser.add_argument("--seconds", type=float, default=1.0, help="length of each clip")
     parser.add_argument("--frames", type=int, default=2, help="keyframes per answer")
     parser.add_argument("--new-tokens", type=int, default=64)

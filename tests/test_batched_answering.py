@@ -4,7 +4,7 @@ batches grouped by length, out-of-memory and bad items isolated, ``auto`` sized 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -280,3 +280,39 @@ def test_run_prompts_equals_run_prompt_and_shares_one_encoding(monkeypatch):
     assert encoded == [2]  # the memoised frame once for both prompts, and the third's own
     with pytest.raises(ValueError, match="share their model"):
         generation.run_prompts([job([1]), PromptJob(**{**vars(job([1])), "generation": GenerationOptions(max_new_tokens=2)})])
+
+
+@pytest.mark.slow
+def test_requests_of_different_keyframes_and_regions_answer_as_alone(manifest, batches):
+    """Requests with 1, 2 or 3 keyframes, one or two regions, a question or a description, batched together."""
+    from garvid.batch.runner import answer_requests
+    from garvid.qa.reporting import Reporter
+    from garvid.qa.request import VideoRequest
+    from garvid.regions.input import RegionInput
+
+    root = manifest.parent
+    model = load_gar("tiny-random", dtype="fp32", device="cpu")
+    base = VideoRequest(
+        video=Path(), regions=RegionInput(), model="tiny-random", tracker="tiny-random", device="cpu",
+        generation=GenerationOptions(max_new_tokens=5), cache_dir=root / "cache",
+    )  # fmt: skip
+
+    def request(clip: str, frames: int, question: str | None) -> VideoRequest:
+        return replace(base, video=root / f"{clip}.mp4", regions=RegionInput(masks=(root / f"{clip}.png",)), frames=frames, question=question)
+
+    requests = [
+        request("cups_a", 2, "what does object 1 do?"),
+        request("cups_a", 3, "what does object 2 do to object 1?"),
+        request("cups_b", 1, None),
+        request("cups_b", 2, "where is #2?"),
+    ]
+
+    def answers(batch_size: int) -> list[list[list[int]]]:
+        outcomes = sorted(answer_requests(requests, model, batch_size, Reporter(), lambda: False), key=lambda o: o.key)
+        assert all(o.error is None for o in outcomes), [o.error for o in outcomes]
+        return [[a.token_ids for a in o.result.answers] for o in outcomes]
+
+    alone = answers(1)
+    assert batches == [] and [len(a) for a in alone] == [1, 1, 2, 1]  # describe: one answer per object
+    assert answers(3) == alone and max(batches) == 3
+    assert len({tuple(ids) for item in alone for ids in item}) > 1
