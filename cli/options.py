@@ -20,7 +20,7 @@ TRACKING = "Video and tracking"
 DECODING = "Prompt and decoding"
 OUTPUT = "Output"
 ITEMS = "Items"  # batch and eval: what to run over
-ENGINE = "Engine"  # batch: where it runs
+ENGINE = "Engine"  # batch and eval: where and how many at once
 
 Masks = Annotated[
     list[Path],
@@ -113,7 +113,7 @@ BatchSize = Annotated[
     typer.Option(
         "--batch-size",
         help="Prompts GAR answers per forward pass: a number, or auto (from the GPU's free memory; 1 on a CPU).",
-        rich_help_panel=MODELS,
+        rich_help_panel=ENGINE,
     ),
 ]
 Stride = Annotated[

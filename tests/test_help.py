@@ -44,7 +44,7 @@ VIDEO_PANELS = ["Keyframes and windows", "Models and devices", "Video and tracki
         (["ask"], ["Objects", *VIDEO_PANELS, "Output"], "--mask"),
         (["batch"], ["Items", "Output", "Engine", "Objects", *VIDEO_PANELS], "--question"),
         (["segment"], ["Output", "Items", "Objects", "Models and devices", "Video and tracking"], "--output"),
-        (["eval", "videorefer-q"], ["Items", "Output", *VIDEO_PANELS], "--video-root"),
+        (["eval", "videorefer-q"], ["Items", "Output", "Engine", *VIDEO_PANELS], "--video-root"),
     ],
 )
 def test_help_shows_the_panels_with_their_options(command, panels, option, capsys):

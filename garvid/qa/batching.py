@@ -131,15 +131,16 @@ class BatchedAnswering:
                 return [run_prompt(batch[0].job)]
             except self.item_errors as error:
                 return [error]
+        half, out_of_memory = len(batch) // 2, None
         try:
             return run_prompts([pending.job for pending in batch])
         except memory_errors() as error:
-            release_memory()
-            half = len(batch) // 2
+            out_of_memory = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        except self.item_errors:
+            pass  # one of the prompts is bad: halving finds it
+        if out_of_memory is not None:
+            release_memory()  # here, not in the except block, whose traceback still holds the batch's tensors
             if isinstance(self.batch_size, int) and self.batch_size > half:
                 self.batch_size = half
-                self.on_smaller(half, f"out of memory answering {len(batch)} prompts together ({error})".splitlines()[0])
-            return self._answer(batch[:half]) + self._answer(batch[half:])
-        except self.item_errors:
-            half = len(batch) // 2
-            return self._answer(batch[:half]) + self._answer(batch[half:])
+                self.on_smaller(half, f"out of memory answering {len(batch)} prompts together ({out_of_memory})")
+        return self._answer(batch[:half]) + self._answer(batch[half:])
