@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -80,6 +80,18 @@ def decode_answer(tokenizer, token_ids: list[int]) -> str:
     return answer_text(tokenizer, _decode(tokenizer, token_ids))
 
 
+def decoding_arguments(options: GenerationOptions) -> dict[str, Any]:
+    """What :meth:`GARModel.generate` and ``generate_batch`` take from ``options`` (the seed aside:
+    one for a prompt, one per prompt for a batch); answers end at the end-of-turn token."""
+    return {
+        "max_new_tokens": options.max_new_tokens,
+        "do_sample": options.sample,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "eos_token_ids": (EOT_TOKEN_ID,),
+    }
+
+
 def generate_answer(
     model,
     tokenizer,
@@ -93,17 +105,7 @@ def generate_answer(
     ``prefix`` passes :meth:`GARModel.generate`'s ``prefix_length`` and ``prefix_cache``.
     """
     stream = TextStream(tokenizer, on_token) if on_token is not None else None
-    answer_ids = model.generate(
-        inputs_embeds,
-        max_new_tokens=options.max_new_tokens,
-        do_sample=options.sample,
-        temperature=options.temperature,
-        top_p=options.top_p,
-        seed=options.seed,
-        eos_token_ids=(EOT_TOKEN_ID,),
-        on_token=stream,
-        **prefix,
-    )
+    answer_ids = model.generate(inputs_embeds, **decoding_arguments(options), seed=options.seed, on_token=stream, **prefix)
     answer = decode_answer(tokenizer, answer_ids)
     if stream is not None:
         stream.finish(answer)

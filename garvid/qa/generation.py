@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator, Hashable, 
 
 import torch
 
-from garvid.gar.answering import TokenCallback, decode_answer, generate_answer, synchronize
+from garvid.gar.answering import TokenCallback, decode_answer, decoding_arguments, generate_answer, synchronize
 from garvid.gar.encoding import EncodeJob, Encoding, encode_many
 from garvid.gar.processor import GARImageInputs
-from garvid.gar.tokenizer import EOT_TOKEN_ID
 from garvid.options import GenerationOptions, Scaling
 
 if TYPE_CHECKING:
@@ -167,15 +166,7 @@ def run_prompts(jobs: Sequence[PromptJob]) -> list[Generated]:
         embeds = [model.embed_inputs(torch.tensor([job.input_ids]), *encoding) for job, encoding in zip(jobs, encodings)]
         synchronize(model.device)
         encoded = time.perf_counter()
-        answers = model.generate_batch(
-            embeds,
-            max_new_tokens=options.max_new_tokens,
-            do_sample=options.sample,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            seeds=[job.generation.seed for job in jobs],
-            eos_token_ids=(EOT_TOKEN_ID,),
-        )
+        answers = model.generate_batch(embeds, **decoding_arguments(options), seeds=[job.generation.seed for job in jobs])
     synchronize(model.device)
     share = 1 / len(jobs)
     encode_seconds, generate_seconds = (encoded - started) * share, (time.perf_counter() - encoded) * share
