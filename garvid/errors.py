@@ -21,6 +21,13 @@ class CheckpointError(GarvidError):
     """Model weights or configs that are missing, partial or incompatible."""
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message cut to its first line (its type's name when it has none): one line for a
+    record or a report, whatever the message holds."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class GarvidWarning(UserWarning):
     """Input garvid can use but the user should know about (the CLI prints one warning line).
 

@@ -554,3 +554,23 @@ def test_mask_folders_live_while_their_items_are_in_flight(videorefer, tmp_path,
     assert answered == len(log.records) == 3 and len(items) == 9  # one batch, then stopped
     assert folders[0] == 8  # the other items' folders, while they wait for their answers
     assert not list(scratch.glob("garvid-eval-*"))
+
+
+def test_out_of_memory_without_a_message_is_the_items_error_line(tmp_path, capsys, monkeypatch):
+    """A MemoryError carries no text: the record names it, the run goes on (it used to crash the run)."""
+    from garvid.eval import gar_bench
+
+    annotations = _gar_bench(tmp_path)
+    real = gar_bench.layout_steps
+
+    def short_of_memory(image, layout, model, **options):
+        if len(layout.masks) == 1:
+            raise MemoryError()
+        return (yield from real(image, layout, model, **options))
+
+    monkeypatch.setattr(gar_bench, "layout_steps", short_of_memory)
+    results = tmp_path / "vqa.jsonl"
+    assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
+    records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert records["vqa_1"]["error"] == "MemoryError" and records["vqa_1"]["prediction"] is None
+    assert "error" not in records["vqa_0"] and "Traceback" not in capsys.readouterr().err

@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from garvid.batch.runner import BatchPlan, StopCheck, _with_cache, answer_requests, first_line, grouped_by_clip
+from garvid.batch.runner import BatchPlan, StopCheck, _with_cache, answer_requests, grouped_by_clip
 from garvid.batch.sink import BatchSink, BatchSummary
 from garvid.devices import memory_errors
-from garvid.errors import GarvidError
+from garvid.errors import GarvidError, first_line
 from garvid.options import BatchSize
 from garvid.presets import default_preset
 from garvid.qa.reporting import Reporter

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from garvid.batch.sink import BatchSink, BatchSummary
 from garvid.batch.tasks import BatchTask, TaskProblem
-from garvid.errors import CheckpointError, GarvidError
+from garvid.errors import CheckpointError, GarvidError, first_line
 from garvid.files import RunInputs
 from garvid.options import BatchSize
 from garvid.presets import default_preset
@@ -235,7 +235,3 @@ def grouped_by_clip(items: list[tuple[BatchTask, VideoRequest]]) -> list[tuple[B
     return sorted(items, key=lambda item: first[_clip(item[1])])
 
 
-def first_line(error: BaseException) -> str:
-    """An error's first line, for a one-line failure record."""
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -14,7 +14,7 @@ from transformers.utils import logging as hf_logging
 
 from garvid.detection.checkpoints import DetectorSpec
 from garvid.detection.selection import Candidates
-from garvid.errors import CheckpointError, RegionError
+from garvid.errors import CheckpointError, RegionError, first_line
 
 #: SAM 3 queries turned into full-size masks per phrase (the best-scoring ones): enough for
 #: the distinct-instance rule, without a mask per query (200 at frame size).
@@ -47,7 +47,7 @@ class Detector:
         try:
             return processor_class.from_pretrained(spec.path, local_files_only=True)
         except Exception as error:  # missing or broken tokenizer / image processor files
-            raise CheckpointError(f"cannot read the detector's processor files in {spec.path}: {_first_line(error)}") from None
+            raise CheckpointError(f"cannot read the detector's processor files in {spec.path}: {first_line(error)[:160]}") from None
 
     @classmethod
     def load(cls, spec: DetectorSpec, device: torch.device, phrases: list[str]) -> Detector:
@@ -59,7 +59,7 @@ class Detector:
         try:
             model = model_class.from_pretrained(spec.path, local_files_only=True, use_safetensors=True)
         except Exception as error:
-            raise CheckpointError(f"cannot load detector {spec.name} from {spec.path}: {_first_line(error)}") from None
+            raise CheckpointError(f"cannot load detector {spec.name} from {spec.path}: {first_line(error)[:160]}") from None
         return cls(spec, processor, model.to(device).eval(), device)
 
     @torch.inference_mode()
@@ -133,5 +133,3 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().float().cpu().numpy() if tensor.is_floating_point() else tensor.detach().cpu().numpy()
 
 
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from garvid.devices import memory_errors
-from garvid.errors import GarvidError
+from garvid.errors import GarvidError, first_line
 from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row, refuse_mixed
 from garvid.eval.running import answer_items
@@ -129,8 +129,8 @@ def item_steps(
     """Ask one item (``key`` its id), as steps (see :mod:`garvid.qa.generation`): its record for
     the results file. Bad input and running out of memory are the item's error, in its record.
 
-    ``files`` are ``model``'s checkpoint files, read once for every item: prompts are batched
-    only with prompts of the same tokenizer.
+    ``files`` are ``model``'s checkpoint files (tokenizer, tile limits, chat template), read once
+    for the run, not once per item.
     """
     record: dict[str, Any] = {"id": key, "type": str(item["type"]), "answer": str(item["answer"]).strip().upper()}
     read_once = {"tokenizer": files.tokenizer, "image_config": files.image_config, "chat_template": files.chat_template}
@@ -152,7 +152,7 @@ def item_steps(
             steps = image_steps(image, objects, question, model, generation=generation, prompt=choice_prompt, **read_once)
         output = (yield from steps).answer
     except (GarvidError, *memory_errors()) as error:
-        record.update(prediction=None, correct=False, output=None, error=str(error).splitlines()[0])
+        record.update(prediction=None, correct=False, output=None, error=first_line(error))
     else:
         prediction = extract_choice(output, options)
         # the reference scores by exact match of the whole answer; garvid reads the letter

@@ -25,7 +25,7 @@ import decord
 import ffmpeg
 import numpy as np
 
-from garvid.errors import VideoError
+from garvid.errors import VideoError, first_line
 from garvid.media import source
 from garvid.media.source import FrameSource, VideoInfo
 
@@ -234,9 +234,7 @@ def _frame_rate(stream: dict[str, Any], num_frames: int, name: str) -> float:
 
 def _decord_reason(error: BaseException) -> str:
     """The gist of a decord error: no timestamp, source location, file name or env-var advice."""
-    text = str(error).strip()
-    first = text.splitlines()[0] if text else type(error).__name__
-    return _DECORD_NOISE.sub("", first).strip()
+    return _DECORD_NOISE.sub("", first_line(error)).strip()
 
 
 def _convert_hint(name: str) -> str:

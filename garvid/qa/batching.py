@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Hashable, Iterable, Iterator, TypeVar
 
 from garvid.devices import memory_errors, release_memory
+from garvid.errors import first_line
 from garvid.gar.batch_size import auto_batch_size
 from garvid.options import BatchSize
 from garvid.qa.generation import Generated, PromptJob, Steps, run_prompt, run_prompts
@@ -98,7 +99,8 @@ class BatchedAnswering:
                 pending.steps.close()
 
     def _pool_size(self) -> int:
-        return 1 if self.batch_size == "auto" else self.batch_size * LOOKAHEAD if self.batch_size > 1 else 1
+        """Items in flight: a few batches' worth; one at a time while ``auto`` is unresolved or at size 1."""
+        return self.batch_size * LOOKAHEAD if isinstance(self.batch_size, int) and self.batch_size > 1 else 1
 
     def _resolve_auto(self, job: PromptJob) -> None:
         if self.batch_size == "auto":
@@ -135,7 +137,7 @@ class BatchedAnswering:
         try:
             return run_prompts([pending.job for pending in batch])
         except memory_errors() as error:
-            out_of_memory = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            out_of_memory = first_line(error)
         except self.item_errors:
             pass  # one of the prompts is bad: halving finds it
         if out_of_memory is not None:
