@@ -14,7 +14,7 @@ from test_batch import TINY, _cut, _mask
 
 from garvid.errors import GarvidError
 from garvid.gar.batch_size import CPU_BATCH_SIZE, auto_batch_size, fit_batch_size, kv_bytes_per_token
-from garvid.gar.encoding import EncodeJob, encode_many, encode_with_replays
+from garvid.gar.encoding import EncodeJob, encode_many
 from garvid.gar.loading import load_gar
 from garvid.gar.model import GARModel
 from garvid.gar.processor import ImageConfig, preprocess_image
@@ -243,7 +243,7 @@ def test_encoding_many_prompts_equals_encoding_each(tmp_path):
     assert len({job.layout() for job in jobs}) == 3
     together = encode_many(model, jobs)
     for job, (features, crops) in zip(jobs, together):
-        alone_features, alone_crops = encode_with_replays(model, job.frames, job.replayed_slots, job.scaling)
+        alone_features, alone_crops = encode_many(model, [job])[0]
         assert torch.allclose(features, alone_features, atol=1e-5) and crops.keys() == alone_crops.keys()
         assert all(torch.allclose(crops[slot], alone_crops[slot], atol=1e-5) for slot in crops)
     assert together[0][1][1].shape[:2] == (2, 256) and together[3][1] == {}  # slot 1 replayed from both frames

@@ -106,7 +106,8 @@ def test_answer_uses_the_layouts_boxes_for_every_replay(monkeypatch) -> None:
     from garvid.gar import encoding
     from garvid.gar.loading import load_gar
     from garvid.options import GenerationOptions
-    from garvid.qa.image_answering import answer_layout
+    from garvid.qa.generation import drive
+    from garvid.qa.image_answering import layout_steps
 
     seen = {}
     real = encoding.roi_replay
@@ -119,6 +120,6 @@ def test_answer_uses_the_layouts_boxes_for_every_replay(monkeypatch) -> None:
     frame = Image.fromarray(np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8))
     model = load_gar("tiny-random", device="cpu")
     layout = reference_layout(_masks(), QUESTION, ORDER)
-    answer = answer_layout(frame, layout, model, generation=GenerationOptions(max_new_tokens=2))
+    answer = drive(layout_steps(frame, layout, model, generation=GenerationOptions(max_new_tokens=2)))
     assert seen["boxes"] == [[5 / W, 5 / H, 14 / W, 14 / H]] * 5
     assert len(answer.answer_token_ids) <= 2

@@ -24,7 +24,7 @@ from transformers.models.perception_lm.image_processing_perception_lm import (
 )
 
 from garvid.errors import CheckpointError, RegionError
-from garvid.gar.encoding import encode_with_replays
+from garvid.gar.encoding import EncodeJob, encode_many
 from garvid.gar.loading import load_gar
 from garvid.gar.processor import (
     NO_PROMPT_ID,
@@ -274,7 +274,7 @@ def test_tokens_on_an_upscaled_grid_equal_the_reference_with_a_gar_1b_shaped_mod
     tokenizer = load_tokenizer(tmp_path / "gar-1b")
     text = describe_region_text(DESCRIBE_SLOT)
     tokens = tokenize_prompt(tokenizer, load_chat_template(tmp_path / "gar-1b", tokenizer), text, 256 * frame.num_tiles)
-    features, crops = encode_with_replays(model, [frame], [sorted(tokens.crop_spans)])
+    features, crops = encode_many(model, [EncodeJob([frame], [sorted(tokens.crop_spans)])])[0]
     reference = model.embed_inputs(torch.tensor([tokens.input_ids]), features, crops)
     expected = generate(reference, max_new_tokens=12, eos_token_ids=(EOT_TOKEN_ID,))
 

@@ -36,26 +36,16 @@ class EncodeJob:
         return first.grid, first.has_thumbnail, self.scaling
 
 
-def encode_with_replays(
-    model,
-    frames: Sequence[GARImageInputs],
-    replayed_slots: Sequence[Sequence[int]],
-    scaling: Scaling = "reference",
-) -> Encoding:
-    """Image features of every tile of ``frames`` and the replayed features of their regions.
-
-    ``replayed_slots[k]`` lists the prompt slots replayed from frame ``k`` (each must
-    have a region box there). Returns ``(features, crops)``: ``features`` is
-    ``(frames * tiles, 256, d)`` in prompt order, and ``crops[slot]`` holds 256 rows per
-    replay of that slot, frames in order: what :meth:`GARModel.embed_inputs` expects when
-    each slot's crop runs appear in frame order in the prompt.
-    """
-    return encode_many(model, [EncodeJob(frames, replayed_slots, scaling)])[0]
-
-
 def encode_many(model, jobs: Sequence[EncodeJob]) -> list[Encoding]:
-    """:func:`encode_with_replays` for several prompts at once: one pass of the vision tower
-    over all their tiles (in calls of the model's tile chunk) and one ``roi_align`` per layout."""
+    """Image features of every tile of each job's frames and the replayed features of their regions.
+
+    All the jobs' tiles go through the vision tower together (in calls of the model's tile
+    chunk) and their regions through one ``roi_align`` per tile layout. Per job, ``(features,
+    crops)``: ``features`` is ``(frames * tiles, 256, d)`` in prompt order, and ``crops[slot]``
+    holds 256 rows per replay of that slot (each frame listing it in ``replayed_slots`` must
+    have its region box), frames in order: what :meth:`GARModel.embed_inputs` expects when each
+    slot's crop runs appear in frame order in the prompt.
+    """
     for job in jobs:
         first = job.frames[0]
         if any(f.grid != first.grid or f.has_thumbnail != first.has_thumbnail for f in job.frames):

@@ -85,6 +85,11 @@ class PromptJob:
     on_token: TokenCallback | None = None  # streams the answer when the prompt runs alone
 
     @property
+    def memoised(self) -> bool:
+        """Whether the encoding is looked up in (and kept in) the memo."""
+        return self.memo is not None and self.encoding_key is not None
+
+    @property
     def batch_key(self) -> tuple:
         """Prompts with equal keys can be generated in one batch (the seed is per prompt; each
         prompt's answer is decoded by its own tokenizer, the one of the model's checkpoint)."""
@@ -182,15 +187,15 @@ def _encodings(jobs: Sequence[PromptJob]) -> list[Encoding]:
     found: dict[int, Encoding] = {}
     missing: dict[Hashable, list[int]] = {}
     for index, job in enumerate(jobs):
-        if job.memo is not None and job.encoding_key is not None and job.memo.holds("encodings", job.encoding_key):
+        if job.memoised and job.memo.holds("encodings", job.encoding_key):
             found[index] = job.memo.get("encodings", job.encoding_key, lambda: None)
         else:
-            shared = (id(job.memo), job.encoding_key) if job.memo is not None and job.encoding_key is not None else index
+            shared = (id(job.memo), job.encoding_key) if job.memoised else index
             missing.setdefault(shared, []).append(index)
     computed = encode_many(jobs[0].model, [jobs[indices[0]].encode_job() for indices in missing.values()]) if missing else []
     for indices, encoding in zip(missing.values(), computed):
         first = jobs[indices[0]]
-        if first.memo is not None and first.encoding_key is not None:
+        if first.memoised:
             first.memo.put("encodings", first.encoding_key, encoding)
         found.update(dict.fromkeys(indices, encoding))
     return [found[index] for index in range(len(jobs))]

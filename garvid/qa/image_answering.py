@@ -148,11 +148,6 @@ class RegionLayout:
     boxes: dict[int, NormBox] | None = None  # replay box of each replayed slot; None: its own mask's box
 
 
-def answer_layout(frame: Image.Image, layout: RegionLayout, model, **options: Any) -> ImageAnswer:
-    """Ask ``model`` about an RGB ``frame`` shown through ``layout``: :func:`layout_steps` run alone."""
-    return drive(layout_steps(frame, layout, model, **options))
-
-
 def layout_steps(
     frame: Image.Image,
     layout: RegionLayout,
