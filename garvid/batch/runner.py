@@ -197,7 +197,6 @@ def answer_requests(
     """Answer ``requests`` with one loaded GAR, ``batch_size`` prompts at a time: each request's
     outcome (keyed by its index) as it finishes. Neighbouring requests about one clip share an
     :class:`~garvid.qa.generation.AnswerMemo` (keyframes, encodings, prompt prefix)."""
-    from garvid.devices import memory_errors
     from garvid.qa.generation import AnswerMemo
     from garvid.qa.planning import GarFiles
     from garvid.qa.video_answering import video_steps
@@ -212,11 +211,7 @@ def answer_requests(
         shared = memo
         return lambda: video_steps(request, model=model, memo=shared, files=files)
 
-    answering = BatchedAnswering(
-        batch_size,
-        (GarvidError, *memory_errors()),
-        on_smaller=lambda size, reason: reporter.warn(f"{reason}: answering {size} at a time from now on"),
-    )
+    answering = BatchedAnswering.reporting_to(reporter, batch_size)
     yield from answering.run(((index, start(request)) for index, request in enumerate(requests)), should_stop)
 
 

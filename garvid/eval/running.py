@@ -5,8 +5,6 @@ from __future__ import annotations
 from contextlib import closing
 from typing import Any, Callable, Iterable
 
-from garvid.devices import memory_errors
-from garvid.errors import GarvidError
 from garvid.eval.results import ResultLog
 from garvid.options import BatchSize
 from garvid.qa.batching import BatchedAnswering
@@ -35,11 +33,7 @@ def answer_items(
     still in flight when ``should_stop`` ends the run, or when logging fails, are closed, so
     what they hold (open videos, temporary files) is released at once.
     """
-    answering = BatchedAnswering(
-        batch_size,
-        (GarvidError, *memory_errors()),
-        on_smaller=lambda size, reason: reporter.warn(f"{reason}: answering {size} at a time from now on"),
-    )
+    answering = BatchedAnswering.reporting_to(reporter, batch_size)
     answered = 0
     with closing(answering.run(items, should_stop)) as outcomes:
         for outcome in outcomes:  # every outcome has a result: the item's steps record their errors

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Hashable, Iterable, Iterator, TypeVar
 
 from garvid.devices import memory_errors, release_memory
-from garvid.errors import first_line
+from garvid.errors import GarvidError, first_line
 from garvid.gar.batch_size import auto_batch_size
 from garvid.options import BatchSize
 from garvid.qa.generation import Generated, PromptJob, Steps, run_prompt, run_prompts
+from garvid.qa.reporting import Reporter
 
 Key = TypeVar("Key", bound=Hashable)
 #: Items started per batch slot: enough choice of prompt lengths, few prompts held in memory.
@@ -64,6 +65,16 @@ class BatchedAnswering:
         self.batch_size = batch_size
         self.item_errors = item_errors
         self.on_smaller = on_smaller
+
+    @classmethod
+    def reporting_to(cls, reporter: Reporter, batch_size: BatchSize) -> BatchedAnswering:
+        """What a run over many items uses: an item fails on bad input or out of memory (at
+        batch size 1), and smaller batches are told to ``reporter`` as a warning."""
+        return cls(
+            batch_size,
+            (GarvidError, *memory_errors()),
+            on_smaller=lambda size, reason: reporter.warn(f"{reason}: answering {size} at a time from now on"),
+        )
 
     def run(
         self, items: Iterable[tuple[Key, Callable[[], Steps]]], should_stop: Callable[[], bool] = lambda: False
