@@ -17,6 +17,18 @@ class RegionError(GarvidError):
     """Region prompts (masks, boxes, points) that are missing or invalid."""
 
 
+class OptionError(GarvidError):
+    """An option with a bad value, named by its field (``stride``, ``frames``, ...).
+
+    The library's message reads ``<field> <problem>``; the CLI prints the same problem under
+    the flag that sets the field (``--stride must be ...``), so neither names the other's words.
+    """
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field} {problem}")
+        self.field, self.problem = field, problem
+
+
 class CheckpointError(GarvidError):
     """Model weights or configs that are missing, partial or incompatible."""
 
