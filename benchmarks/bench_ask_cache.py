@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from statistics import median
 
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -161,6 +162,7 @@ def main() -> None:
     )
     write_json(
         {
+            **provenance(),
             "clip": str(options.clip),
             "tracker": options.tracker,
             "frames": options.frames,

@@ -24,6 +24,7 @@ from statistics import median
 
 import numpy as np
 from PIL import Image
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -103,6 +104,7 @@ def main() -> None:
     print(f"batch / ask per clip: {ratio:.2f}x clips per minute")
     write_json(
         {
+            **provenance(),
             "clips": options.clips,
             "seconds_per_clip": options.seconds,
             "width": options.width,

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from bench_batch import make_clips
 from bench_eval_item import gar_8b_shaped
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -130,6 +131,7 @@ def main() -> None:
     Console(width=150).print(table)
     write_json(
         {
+            **provenance(),
             "machine": platform.machine(), "torch": torch.__version__, "threads": threads, "items": args.items,
             "answers": prompts, "new_tokens": args.new_tokens, "keyframes": args.frames, "runs": report,
         },

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -356,6 +357,7 @@ def main() -> None:
     identical = drop_keep["identical"] and all(r["identical"] for d in DEPTHS for r in measured[d]["cases"])
     write_json(
         {
+            **provenance(),
             "machine": platform.machine(),
             "cpu": cpu_name(),
             "torch": torch.__version__,

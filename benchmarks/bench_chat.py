@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from bench_eval_item import GAR_8B_DEPTHS, gar_8b_shaped
 from PIL import Image
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -143,6 +144,7 @@ def main() -> None:
     Console(width=150).print(table)
     write_json(
         {
+            **provenance(),
             "machine": platform.machine(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),

@@ -26,6 +26,7 @@ from statistics import median
 
 import decord
 import numpy as np
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -161,6 +162,7 @@ def main() -> None:
     Console(width=max(Console().width, 110)).print(table)
     write_json(
         {
+            **provenance(),
             "clip": str(args.clip),
             "video": info.to_json(),
             "keyframes": keyframes,

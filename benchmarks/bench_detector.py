@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -110,7 +111,7 @@ def main() -> None:
         table.add_row(row["case"], f"{row['params_m']:.1f}", f"{row['s_per_call']:.2f}")
     Console().print(table)
     write_json(
-        {"machine": {"processor": platform.processor(), "threads": torch.get_num_threads(), "torch": torch.__version__}, "rows": rows},
+        {**provenance(), "machine": {"processor": platform.processor(), "threads": torch.get_num_threads(), "torch": torch.__version__}, "rows": rows},
         args.json,
     )
     print(f"wrote {args.json}")

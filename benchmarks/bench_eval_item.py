@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -190,6 +191,7 @@ def main() -> None:
     )
     write_json(
         {
+            **provenance(),
             "machine": platform.machine(),
             "torch": torch.__version__,
             "threads": threads,

@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 import torchvision
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -143,7 +144,7 @@ def main() -> None:
         )
     Console(width=130).print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.machine(), "torch": torch.__version__, "results": rows}, indent=2) + "\n")
+    args.json.write_text(json.dumps({**provenance(), "machine": platform.machine(), "torch": torch.__version__, "results": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from results_file import provenance
 from rich.console import Console
 from rich.table import Table
 
@@ -161,6 +162,7 @@ def main() -> None:
         console.print(f"peak RSS ratio 60 s / 10 s, {name}: [bold]{ratio:.3f}[/bold]")
     write_json(
         {
+            **provenance(),
             "benchmark": "tracking_memory",
             "tracker": args.tracker,
             "device": "cpu",

@@ -21,12 +21,11 @@ MAX_AUTO_BATCH_SIZE = 64
 #: Free memory kept back on CUDA: the vision tower's tile chunks (17 tiles of PE-G at
 #: 1024 patches), the LM head's logits, the allocator's fragmentation.
 RESERVED_BYTES = 3 * 2**30
-#: ``auto`` on a CPU. Measured here (benchmarks/bench_batched_generation.py and
-#: bench_batched_answering.py, GAR-8B's widths, fp32, 2 cores): decoding 8 prompts together
-#: is 2.6-2.9x the tokens/s of one at a time, but reading prompts costs the same per prompt
-#: in any batch, so describing 8 clips went only 1.38x faster at batch size 8 and 1.07x at 4,
-#: and letter answers (one or two tokens) gain nothing: not worth a batch's wait and memory
-#: by default. ``--batch-size 8`` is there for long descriptions of many clips.
+#: ``auto`` on a CPU. There, decoding prompts together gains well under the batch size and
+#: reading prompts costs the same per prompt in any batch, so describing clips gains
+#: little and letter answers (one or two tokens) nothing: not worth a batch's wait and
+#: memory by default (measured: benchmarks/results/MEASUREMENTS.md, "Batched generation"
+#: and "Batched answering"). ``--batch-size 8`` is there for long descriptions of many clips.
 CPU_BATCH_SIZE = 1
 
 

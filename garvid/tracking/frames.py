@@ -7,7 +7,7 @@ import math
 from garvid.errors import GarvidError, RegionError
 
 #: Tracked frames per requested keyframe that ``auto_stride`` budgets for, per device type.
-#: CPU SAM2 is slow (hiera-tiny at 1024 px takes ~15 s a frame on a 2-core machine), so it
+#: CPU SAM2 is slow (seconds a frame for hiera-tiny at 1024 px: benchmarks/results/MEASUREMENTS.md), so it
 #: tracks about the keyframes plus one frame in between; a GPU tracks far denser, which
 #: keeps SAM2's memory close to the frame-to-frame motion it was trained on.
 FRAMES_PER_KEYFRAME = {"cpu": 2, "cuda": 16}
