@@ -43,11 +43,12 @@ def default_threshold(name_or_path: str) -> float:
     return float(next(get_preset("detectors", n)["threshold"] for n in _real_presets() if _family(n) == family))
 
 
-def detection_key(regions: RegionInput) -> dict[str, object]:
-    """What decides the detections of ``regions``' phrases (part of the tracking cache key)."""
+def detection_settings(regions: RegionInput) -> dict[str, object]:
+    """What decides the detections of ``regions``' phrases besides the phrases themselves:
+    the detector and its threshold, defaults resolved (part of the tracking cache key)."""
     name = detector_name(regions.detector)
     threshold = default_threshold(name) if regions.object_threshold is None else regions.object_threshold
-    return {"detector": name, "phrases": [" ".join(p.split()) for p in regions.objects], "threshold": threshold}
+    return {"detector": name, "threshold": threshold}
 
 
 def check_detector(regions: RegionInput) -> None:

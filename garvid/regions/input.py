@@ -6,15 +6,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from garvid.media.source import VideoInfo
-from garvid.regions.prompts import RegionPrompts, build_region_prompts
+from garvid.regions.kinds import MaskArray, RegionPrompt, region_prompts
+from garvid.regions.prompts import RegionPrompts, resolve_prompts
 
 
 @dataclass(frozen=True)
 class RegionInput:
-    """Region prompts as the user gave them (files and strings), before validation."""
+    """Region prompts as the user gave them (files and strings), before validation.
 
-    masks: Sequence[Path] = ()
+    ``masks`` holds mask PNG paths or in-memory masks: numpy arrays (one integer label map,
+    or one boolean array per object, as with files), kept as :class:`MaskArray` (copied,
+    compared and hashed by content).
+    """
+
+    masks: Sequence[Path | MaskArray] = ()
     boxes: Sequence[str] = ()
     points: Sequence[str] = ()
     frame: int = 0
@@ -23,13 +31,25 @@ class RegionInput:
     detector: str | None = None  # detector preset or folder; None = configs/detectors.toml's default
     object_threshold: float | None = None  # None = the detector preset's threshold
 
+    def __post_init__(self) -> None:
+        if any(isinstance(mask, np.ndarray) for mask in self.masks):
+            arrays = tuple(MaskArray(m) if isinstance(m, np.ndarray) else m for m in self.masks)
+            object.__setattr__(self, "masks", arrays)  # frozen: an array is wrapped once, here
+
+    @property
+    def mask_files(self) -> list[Path]:
+        """The masks read from disk (in-memory masks left out)."""
+        return [Path(m) for m in self.masks if not isinstance(m, MaskArray)]
+
+    def prompts(self) -> list[RegionPrompt]:
+        """Every prompt, one typed kind each (:mod:`garvid.regions.kinds`), in numbering order:
+        what :meth:`resolve` checks and numbers, and what the tracking cache key digests."""
+        return region_prompts(self.masks, self.boxes, self.points, self.objects)
+
     def resolve(self, info: VideoInfo) -> RegionPrompts:
         """Validate against the video and number the objects."""
-        return build_region_prompts(
-            mask_paths=self.masks,
-            boxes=self.boxes,
-            points=self.points,
-            objects=self.objects,
+        return resolve_prompts(
+            self.prompts(),
             frame=self.frame,
             size=(info.width, info.height),
             num_frames=info.num_frames,

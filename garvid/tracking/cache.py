@@ -2,8 +2,9 @@
 
 SAM2 tracks every object on its own (see :mod:`garvid.tracking.reuse`), so an entry holds
 one object's observations, keyed by what decides them: the video's content, the region
-prompts' content (mask file bytes, boxes, points, prompt frame; for --object the detector,
-phrases and threshold) and the object, and the tracker. The frames are not in the key: an
+prompts' content (each prompt kind's own digest: mask file bytes or array content, boxes,
+points, phrases; the prompt frame; for --object the detector and threshold) and the
+object, and the tracker. The frames are not in the key: an
 entry keeps every frame tracked for that object so far (grids of several requests
 merged), and a request takes the frames it needs from it. Entries are JSON (never
 pickles), written atomically, and checked on reading: a corrupt, foreign or inconsistent
@@ -21,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from garvid.detection.checkpoints import detection_key
+from garvid.detection.checkpoints import detection_settings
 from garvid.errors import GarvidError
 from garvid.files import atomic_path
-from garvid.paths import cache_root
 from garvid.regions.input import RegionInput
+from garvid.regions.kinds import digests, file_sha256
 from garvid.tracking.tracks import Tracks
 
 #: Bumped whenever the entry layout or the meaning of a key changes; entries live under
@@ -35,11 +36,7 @@ CACHE_FORMAT = 2
 
 def file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes (hex), read in chunks; GarvidError naming the file if unreadable."""
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError as error:
-        raise GarvidError(f"cannot read {path}: {error.strerror or error}") from None
+    return file_sha256(path)
 
 
 def content_digest(path: Path) -> str:
@@ -55,21 +52,24 @@ def _json_digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+#: The prompt groups every key holds, empty or not (format 2 always wrote them); the groups
+#: of later kinds are written only when the input has such prompts, so earlier keys keep their value.
+_ALWAYS_KEYED = ("masks", "boxes", "points")
+
+
 def regions_digest(regions: RegionInput, object_ids: Sequence[int]) -> str:
     """Digest of the region prompts and of ``object_ids``, the objects an entry is about.
 
-    Mask files count by content: renaming one keeps the digest, editing it changes it.
+    Each prompt gives its own digest (:meth:`garvid.regions.kinds.RegionPrompt.digest`: a
+    mask by content, so renaming a file keeps the digest and editing it changes it), listed
+    under its kind's group; the settings they share sit beside them: the prompt frame,
+    ``resize_masks`` and, for names, the detector and its threshold.
     """
-    key = {
-        "objects": sorted(object_ids),
-        "masks": [file_digest(Path(p)) for p in regions.masks],
-        "boxes": list(regions.boxes),
-        "points": list(regions.points),
-        "frame": regions.frame,
-        "resize_masks": regions.resize_masks,
-    }
-    if regions.objects:  # what decides the detections: detector, phrases and threshold
-        key["detect"] = detection_key(regions)
+    groups = {group: [] for group in _ALWAYS_KEYED} | digests(regions.prompts())
+    phrases = groups.pop("phrases", [])
+    key: dict[str, Any] = {"objects": sorted(object_ids), **groups, "frame": regions.frame, "resize_masks": regions.resize_masks}
+    if phrases:  # what decides the detections: detector, phrases and threshold
+        key["detect"] = {**detection_settings(regions), "phrases": phrases}
     return _json_digest(key)
 
 
@@ -103,10 +103,6 @@ class TrackCache:
         self.root = Path(root)
         self.on_problem = on_problem or (lambda message: None)
         self._swept = False
-
-    @classmethod
-    def default(cls, on_problem: Callable[[str], None] | None = None) -> TrackCache:
-        return cls(cache_root(), on_problem)
 
     @property
     def folder(self) -> Path:
