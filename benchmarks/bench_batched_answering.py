@@ -46,7 +46,7 @@ from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
 from garvid.qa.video_answering import track_request
 from garvid.regions.input import RegionInput
-from garvid.tracking.tracker import LazyTracker
+from garvid.tracking.backends import LazyTracker
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "batched_answering.json"

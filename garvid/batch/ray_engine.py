@@ -35,7 +35,7 @@ from garvid.options import BatchSize
 from garvid.presets import default_preset
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
-from garvid.tracking.tracker import LazyTracker
+from garvid.tracking.backends import LazyTracker
 
 #: Seconds to wait for a cluster to answer before giving up on it.
 CONNECT_TIMEOUT = 5.0

@@ -146,7 +146,7 @@ def _with_cache(request: VideoRequest, scratch: Path) -> VideoRequest:
 def _track_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck):
     from garvid.devices import memory_errors
     from garvid.qa.video_answering import track_request
-    from garvid.tracking.tracker import LazyTracker
+    from garvid.tracking.backends import LazyTracker
 
     tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
     tracked = []

@@ -162,9 +162,11 @@ def object_masks(item: dict[str, Any]) -> list[dict[int, RLE]]:
 
 
 class GivenMasks:
-    """Stands in for the tracker in ``multi`` mode: the annotated masks are the tracks."""
+    """Stands in for the tracker in ``multi`` mode (a :class:`~garvid.tracking.Tracker`): the
+    annotated masks are the tracks, on the annotated frames."""
 
     name = "given-masks"
+    device_type = "cpu"  # nothing runs; ``--stride auto`` plans as for a CPU
 
     def __init__(self, masks: list[dict[int, RLE]]):
         self.masks = masks
@@ -316,7 +318,7 @@ def run_videorefer(
     refuse_mixed(log, protocol=protocol, mask_mode=mask_mode, **setup)
     from garvid.qa.planning import GarFiles
     from garvid.qa.video_answering import video_steps
-    from garvid.tracking.tracker import LazyTracker
+    from garvid.tracking.backends import LazyTracker
 
     pending = [item for item in items if not log.done(str(item["id"]))]
     if not pending:

@@ -29,14 +29,17 @@ def resolve_tracker(name_or_path: str | Path, config: str | None = None) -> Trac
 
     ``config`` names the architecture of a local checkpoint: a tracker preset name
     (``sam2.1-base-plus``) or a sam2 config name (``configs/sam2.1/sam2.1_hiera_b+.yaml``).
-    Without it, the checkpoint's file name must match a preset's (``sam2.1_hiera_tiny.pt``).
+    Without it (as on the command line, which has no such option), the checkpoint's file
+    name must match a preset's (``sam2.1_hiera_tiny.pt``).
     """
     text = str(name_or_path)
     if Path(text).suffix == ".pt" or Path(text).is_file():
         return _local_spec(Path(text), config)
     if config is not None:
-        raise CheckpointError(f"--tracker-config only applies to a local .pt checkpoint, not to preset {text!r}")
+        raise CheckpointError(f"config only applies to a local .pt checkpoint, not to preset {text!r}: leave config out")
     preset = get_preset("trackers", text)
+    if preset.get("backend", "sam2") != "sam2":
+        raise CheckpointError(f"tracker preset {text!r} is for backend {preset['backend']!r}, not sam2: build it with make_tracker")
     if preset.get("random"):
         return TrackerSpec(text, preset["config"], None, preset.get("image_size"), int(preset.get("seed", 0)))
     return TrackerSpec(text, preset["config"], hub_checkpoint(preset["hf_repo"], preset["checkpoint"]))
@@ -51,8 +54,9 @@ def _local_spec(path: Path, config: str | None) -> TrackerSpec:
         ]
         if not matches:
             raise CheckpointError(
-                f"cannot tell which SAM2 model {path.name} is: pass --tracker-config with a preset name "
-                f"({', '.join(_real_presets())}) or a sam2 config such as configs/sam2.1/sam2.1_hiera_t.yaml"
+                f"cannot tell which SAM2 model {path.name} is: garvid knows a local checkpoint by its file name, "
+                f"so keep the name SAM2 released it under ({', '.join(released_checkpoint_names())}), "
+                f"or use a preset ({', '.join(_real_presets())})"
             )
         config = matches[0]
     if config in preset_names("trackers"):
@@ -63,6 +67,11 @@ def _local_spec(path: Path, config: str | None) -> TrackerSpec:
 
 def _real_presets() -> list[str]:
     return [name for name in preset_names("trackers") if not get_preset("trackers", name).get("random")]
+
+
+def released_checkpoint_names() -> list[str]:
+    """The file names of the real presets' checkpoints (how a local ``.pt`` is recognised)."""
+    return [str(get_preset("trackers", name)["checkpoint"]) for name in _real_presets() if "checkpoint" in get_preset("trackers", name)]
 
 
 def hub_checkpoint(repo: str, filename: str) -> Path:

@@ -16,7 +16,7 @@ from sam2.build_sam import build_sam2_video_predictor
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from garvid.errors import CheckpointError
-from garvid.tracking.checkpoints import TrackerSpec
+from garvid.tracking.checkpoints import TrackerSpec, released_checkpoint_names
 
 
 def precision(device: torch.device) -> contextlib.AbstractContextManager:
@@ -76,6 +76,7 @@ def load_weights(model: torch.nn.Module, path: Path, config: str) -> None:
         raise CheckpointError(
             f"checkpoint {path.name} does not fit SAM2 config {config}: {len(missing)} missing, "
             f"{len(unexpected)} unexpected and {len(misshaped)} mis-shaped tensors (e.g. {example}); "
-            "pass the matching --tracker-config"
+            "a local checkpoint's file name says which model it is: give it the name SAM2 released "
+            f"its model's checkpoint under ({', '.join(released_checkpoint_names())})"
         )
     model.load_state_dict(state, strict=True)

@@ -13,7 +13,7 @@ from garvid.detection.checkpoints import check_detector
 from garvid.detection.objects import detect_objects
 from garvid.media.source import FrameSource
 from garvid.regions.input import RegionInput
-from garvid.tracking.tracker import LazyTracker
+from garvid.tracking.backends import LazyTracker
 
 
 @dataclass(frozen=True)

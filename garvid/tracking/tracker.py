@@ -7,23 +7,26 @@ torch and sam2 are imported only when a tracker is built, so importing this modu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from garvid.media.source import FrameSource
 from garvid.regions.prompts import RegionPrompts
+from garvid.tracking.interface import ProgressCallback
 from garvid.tracking.tracks import ObjectObservation, Tracks, common_gap
 
 if TYPE_CHECKING:
     import torch
     from sam2.sam2_video_predictor import SAM2VideoPredictor
 
-ProgressCallback = Callable[[int, int], None]
-
 
 class Sam2Tracker:
-    """A SAM2 video predictor on one device. Build it with :meth:`from_preset`."""
+    """A SAM2 video predictor on one device (a :class:`~garvid.tracking.interface.Tracker`).
+
+    Build it with :meth:`from_preset`, or by preset name with
+    :func:`garvid.tracking.backends.make_tracker` (the ``sam2`` backend).
+    """
 
     def __init__(self, predictor: SAM2VideoPredictor, name: str):
         self.predictor = predictor
@@ -103,22 +106,3 @@ class Sam2Tracker:
             prompt_frame=prompts.frame,
         )
 
-
-class LazyTracker:
-    """A SAM2 tracker built on first use, so a run whose tracks are all cached never loads it."""
-
-    def __init__(self, name: str, device: str):
-        self.name, self.device_name = name, device
-        self._tracker = None
-
-    def track(self, *args, **kwargs):
-        if self._tracker is None:
-            self._tracker = Sam2Tracker.from_preset(self.name, device=self.device_name)
-        return self._tracker.track(*args, **kwargs)
-
-    def free(self) -> None:
-        """Drop the network and give its memory back (CUDA included)."""
-        from garvid.devices import release_memory  # torch: imported only by a run that tracked
-
-        self._tracker = None
-        release_memory()
