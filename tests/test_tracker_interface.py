@@ -1,7 +1,10 @@
-"""The tracker interface: what every tracker shares, and trackers built from a preset's backend."""
+"""The tracker interface: what every tracker shares, trackers built from a preset's backend,
+and tracking's entry (``tracks_for``): given tracks, the cache per object, a tracker built by
+name only when something must be tracked."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,9 +12,14 @@ import pytest
 
 from garvid import presets
 from garvid.errors import CheckpointError
+from garvid.media.open import open_video
 from garvid.regions.input import RegionInput
 from garvid.tracking import LazyTracker, ObjectObservation, Sam2Tracker, Tracker, Tracks, make_tracker
 from garvid.tracking.backends import BACKENDS, tracker_backend
+from garvid.tracking.cache import TrackCache
+from garvid.tracking.given import GivenTracks
+from garvid.tracking.provide import tracks_for
+from garvid.tracking.reuse import TrackingNeed
 from garvid.tracking.tracks import common_gap
 
 
@@ -65,7 +73,8 @@ def test_every_tracker_has_the_interface() -> None:
     from garvid.eval.videorefer import GivenMasks
 
     predictor = SimpleNamespace(device=SimpleNamespace(type="cpu"))
-    trackers = [Sam2Tracker(predictor, "tiny"), LazyTracker("tiny-random", "cpu"), GivenMasks([]), StillTracker()]
+    given = Tracks(None, [1], [0], [0.0], {1: []}, "file", 1, "none", 0)  # type: ignore[arg-type]
+    trackers = [Sam2Tracker(predictor, "tiny"), LazyTracker("tiny-random", "cpu"), GivenTracks(given), GivenMasks([]), StillTracker()]
     for tracker in trackers:
         assert isinstance(tracker, Tracker), type(tracker).__name__
         assert tracker.device_type == "cpu" and isinstance(tracker.name, str)
@@ -97,4 +106,72 @@ def test_a_preset_without_a_backend_is_sam2(monkeypatch: pytest.MonkeyPatch) -> 
 def test_tracker_presets_name_their_backend() -> None:
     for name in presets.preset_names("trackers"):
         assert presets.get_preset("trackers", name)["backend"] == "sam2"
+
+
+# --- tracks_for ---------------------------------------------------------------------------
+
+
+def _need(video, stride: int = 2) -> TrackingNeed:
+    count = video.info.num_frames
+    return TrackingNeed(0, count, stride, 0, count)
+
+
+def test_tracks_for_tracks_once_then_reuses_the_cache(two_object_clip, tmp_path: Path) -> None:
+    path, mask = two_object_clip
+    regions = RegionInput(masks=(mask,))
+    cache = TrackCache(tmp_path / "cache")
+    tracker = StillTracker()
+    with open_video(path) as video:
+        prompts = regions.resolve(video.info)
+        first = tracks_for(video, regions, prompts, _need(video), cache, tracker)
+        assert first.tracked == [1, 2] and first.tracks.frames == list(range(0, 15, 2))
+        again = tracks_for(video, regions, prompts.only([2]), _need(video, stride=4), cache, tracker)
+    assert again.tracked == [] and again.tracks.object_ids == [2] and len(tracker.calls) == 1
+    assert np.array_equal(again.tracks.mask(2, 4), prompts.masks[2])
+    assert len(list(cache.folder.glob("*.json"))) == 2  # one entry per object
+
+
+def test_a_tracker_by_name_is_built_only_when_something_is_tracked(two_object_clip, tmp_path, still_backend) -> None:
+    path, mask = two_object_clip
+    regions = RegionInput(masks=(mask,), boxes=("60,2,90,20",))
+    cache = TrackCache(tmp_path / "cache")
+    progress: list[tuple[int, int]] = []
+    with open_video(path) as video:
+        prompts = regions.resolve(video.info)
+        first = tracks_for(video, regions, prompts, _need(video), cache, "still-preset", device="cpu")
+        assert first.tracked == [1, 2, 3] and len(still_backend) == 1 and first.tracks.tracker == "still-preset"
+        again = tracks_for(video, regions, prompts, _need(video), cache, "still-preset", device="cpu", progress=lambda *p: progress.append(p))
+        assert again.tracked == [] and len(still_backend) == 1  # all cached: nothing built
+        fresh = tracks_for(video, regions, prompts, _need(video), None, "still-preset", device="cpu")
+    assert fresh.tracked == [1, 2, 3] and len(still_backend) == 2  # without a cache everything is tracked
+    assert still_backend[1].calls == [([1, 2, 3], list(range(0, 15, 2)))]
+
+
+def test_given_tracks_are_used_as_they_are(two_object_clip, tmp_path) -> None:
+    path, mask = two_object_clip
+    regions = RegionInput(masks=(mask,))
+    cache = TrackCache(tmp_path / "cache")
+    with open_video(path) as video:
+        prompts = regions.resolve(video.info)
+        file_tracks = StillTracker("my-annotations").track(video, prompts, [0, 3, 5, 9, 14])
+        need = TrackingNeed(3, 10, 2, 3, video.info.num_frames)
+        given = tracks_for(video, regions, prompts.only([2]), need, cache, GivenTracks(file_tracks))
+    assert given.tracked == [] and given.tracks.frames == [3, 5, 9] and given.tracks.object_ids == [2]
+    assert given.tracks.tracker == "my-annotations" and not cache.folder.exists()  # nothing cached
+
+
+def test_in_memory_masks_key_the_cache_by_content(two_object_clip, tmp_path) -> None:
+    path, _ = two_object_clip
+    labels = np.zeros((64, 96), dtype=np.uint8)
+    labels[5:25, 5:25] = 1
+    cache = TrackCache(tmp_path / "cache")
+    tracker = StillTracker()
+    with open_video(path) as video:
+        for array in (labels, labels.copy(), labels * 2 // 2):  # equal content: one tracking run
+            regions = RegionInput(masks=(array,))
+            tracks_for(video, regions, regions.resolve(video.info), _need(video), cache, tracker)
+        assert len(tracker.calls) == 1
+        moved = np.roll(labels, 3, axis=1)
+        regions = RegionInput(masks=(moved,))
+        assert tracks_for(video, regions, regions.resolve(video.info), _need(video), cache, tracker).tracked == [1]
 

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from garvid.detection.checkpoints import check_detector, detector_name
-from garvid.detection.objects import detect_objects
-from garvid.devices import check_attention, release_memory, resolve_device
+from garvid.devices import check_attention, resolve_device
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.processor import GARImageInputs, preprocess_image, with_regions
 from garvid.gar.prompt import DESCRIBE_SLOT
@@ -46,16 +45,12 @@ from garvid.qa.protocol import Protocol, load_protocol
 from garvid.qa.reporting import Reporter
 from garvid.qa.request import VideoRequest
 from garvid.regions.prompts import RegionPrompts
-from garvid.tracking import Sam2Tracker, Tracks, auto_stride
-from garvid.tracking.cache import (
-    TrackCache,
-    TrackCacheKey,
-    content_digest,
-    regions_digest,
-)
-from garvid.tracking.given import given_prompts, read_tracks_file
+from garvid.tracking import Tracker, Tracks, auto_stride
+from garvid.tracking.cache import TrackCache
+from garvid.tracking.given import GivenTracks, given_prompts, read_tracks_file
+from garvid.tracking.provide import tracks_for
 from garvid.tracking.request import parse_stride
-from garvid.tracking.reuse import TrackingNeed, reuse_or_track
+from garvid.tracking.reuse import TrackingNeed
 
 if TYPE_CHECKING:
     from garvid.gar.model import GARModel
@@ -127,7 +122,7 @@ class VideoJob:
         )
 
 
-def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tracker: Sam2Tracker | None = None) -> bool:
+def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tracker: Tracker | None = None) -> bool:
     """Plan ``request`` and make sure its tracks are in the cache; True when nothing had to be tracked.
 
     The first stage of a batch: every item is tracked with one tracker, which is then
@@ -145,7 +140,7 @@ def answer_video(
     request: VideoRequest,
     reporter: Reporter | None = None,
     *,
-    tracker: Sam2Tracker | None = None,
+    tracker: Tracker | None = None,
     model: GARModel | None = None,
     memo: AnswerMemo | None = None,
 ) -> VideoAnswer:
@@ -162,7 +157,7 @@ def video_steps(
     request: VideoRequest,
     reporter: Reporter | None = None,
     *,
-    tracker: Sam2Tracker | None = None,
+    tracker: Tracker | None = None,
     model: GARModel | None = None,
     memo: AnswerMemo | None = None,
     files: GarFiles | None = None,
@@ -341,7 +336,7 @@ def job_tracks(
     request: VideoRequest,
     video: FrameSource,
     job: VideoJob,
-    loaded: Sam2Tracker | None,
+    loaded: Tracker | None,
     reporter: Reporter,
     timings: dict[str, float],
 ) -> tuple[Tracks, list[int]]:
@@ -349,41 +344,26 @@ def job_tracks(
 
     A ``--tracks`` file is used as it is. With the cache, each object's cached tracks are
     reused when they serve the need and only the others are tracked (then cached); see
-    :mod:`garvid.tracking.reuse`. A ``loaded`` tracker is used, else the request's is
-    loaded only when something must be tracked, and freed after.
+    :func:`garvid.tracking.provide.tracks_for`. A ``loaded`` tracker is used, else the
+    request's is loaded only when something must be tracked, and freed after.
     """
     started = time.perf_counter()
-    prompts, need = job.prompts, job.need
-    if job.given is not None:
-        return job.given.select(prompts.object_ids, need.in_range(job.given.frames)), []
-    tracker: str | Sam2Tracker = loaded or job.tracker_name
-
-    def track(object_ids: list[int], frames: list[int]) -> Tracks:
-        wanted, _ = detect_objects(video, prompts.only(object_ids), request.regions, request.device)  # freed before SAM2 loads
-        model = Sam2Tracker.from_preset(tracker, device=request.device) if isinstance(tracker, str) else tracker
-        tracks = model.track(video, wanted, frames, progress=lambda done, total: reporter.progress("tracking", done, total))
-        if isinstance(tracker, str):
-            del model  # free SAM2 before GAR loads: peak memory is the larger model, not the sum
-            release_memory()
-        return tracks
-
-    if not request.use_cache:
-        tracks = track(prompts.object_ids, need.grid)
-        timings["track"] = time.perf_counter() - started
-        return tracks, prompts.object_ids
     from garvid.paths import cache_root
 
-    cache = TrackCache(request.cache_dir or cache_root(), on_problem=reporter.warn)
-    name = tracker if isinstance(tracker, str) else tracker.name
-    video_digest = content_digest(request.video)
-    keys = {
-        o: TrackCacheKey(video_digest, regions_digest(request.regions, [o]), name, prompts.frame, o) for o in prompts.object_ids
-    }
-    reuse = reuse_or_track(need, prompts.object_ids, {o: cache.load(key) for o, key in keys.items()}, track)
-    for object_id, entry in reuse.updated.items():
-        cache.store(keys[object_id], entry)
-    timings["track"] = time.perf_counter() - started
-    return reuse.tracks, reuse.tracked
+    cache = TrackCache(request.cache_dir or cache_root(), on_problem=reporter.warn) if request.use_cache else None
+    provided = tracks_for(
+        video,
+        request.regions,
+        job.prompts,
+        job.need,
+        cache,
+        GivenTracks(job.given) if job.given is not None else loaded or job.tracker_name,
+        device=request.device,
+        progress=lambda done, total: reporter.progress("tracking", done, total),
+    )
+    if job.given is None:
+        timings["track"] = time.perf_counter() - started
+    return provided
 
 
 def _object_summaries(tracks: Tracks, keyframes: list[int]) -> list[dict[str, Any]]:

@@ -3,16 +3,19 @@
 The file is checked against the video it is used with before any model loads: the same
 frame size and frame count (so every frame index and every RLE mask size fits), object
 ids GAR can name (1 to 5). Frame times are taken from the video, not the file.
+:class:`GivenTracks` hands such tracks on as a tracker does.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 from garvid.errors import GarvidError
-from garvid.media.source import VideoInfo
+from garvid.media.source import FrameSource, VideoInfo
 from garvid.regions.prompts import MAX_OBJECTS, RegionPrompts
+from garvid.tracking.interface import ProgressCallback
 from garvid.tracking.tracks import Tracks
 
 
@@ -45,3 +48,31 @@ def read_tracks_file(path: Path, video: VideoInfo, timestamps: list[float]) -> T
 def given_prompts(tracks: Tracks) -> RegionPrompts:
     """The tracks' objects as region prompts: their masks on the prompt frame (what plans a question)."""
     return RegionPrompts(frame=tracks.prompt_frame, masks={o: tracks.mask(o, tracks.prompt_frame) for o in tracks.object_ids})
+
+
+class GivenTracks:
+    """Tracks given with the request (``--tracks``), standing in for a tracker: nothing is
+    tracked, detected or cached; :func:`garvid.tracking.provide.tracks_for` takes the asked
+    objects on the file's frames in the needed range."""
+
+    device_type = "cpu"  # nothing runs; ``--stride auto`` plans as for a CPU
+
+    def __init__(self, tracks: Tracks):
+        self.tracks = tracks
+
+    @property
+    def name(self) -> str:
+        return self.tracks.tracker
+
+    def track(
+        self,
+        video: FrameSource,
+        prompts: RegionPrompts,
+        frames: Sequence[int],
+        progress: ProgressCallback | None = None,
+        *,
+        stride: int | None = None,
+    ) -> Tracks:
+        """The prompted objects on the file's own frames from the first to the last of ``frames``."""
+        first, last = min(frames), max(frames)
+        return self.tracks.select(prompts.object_ids, [f for f in self.tracks.frames if first <= f <= last])

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from garvid.detection.checkpoints import check_detector
-from garvid.detection.objects import detect_objects
 from garvid.errors import GarvidError
 from garvid.media.open import open_video
 from garvid.regions.input import RegionInput
-from garvid.tracking.frames import auto_stride, tracked_frames
-from garvid.tracking.tracker import Sam2Tracker
+from garvid.tracking.frames import auto_stride
+from garvid.tracking.interface import ProgressCallback, Tracker
+from garvid.tracking.provide import tracks_for
+from garvid.tracking.reuse import TrackingNeed
 from garvid.tracking.tracks import Tracks
-
-ProgressCallback = Callable[[int, int], None]
 
 #: Keyframes that ``--stride auto`` plans for when no question asks for a number.
 DEFAULT_KEYFRAMES = 16
@@ -52,17 +50,22 @@ def parse_stride(stride: str) -> int | None:
 def track_video(
     request: TrackRequest,
     *,
-    tracker: Sam2Tracker | None = None,
+    tracker: Tracker | None = None,
     progress: ProgressCallback | None = None,
 ) -> Tracks:
-    """Decode, validate prompts and track every object of ``request`` through the video."""
+    """Decode, validate prompts and track every object of ``request`` through the whole video
+    (through :func:`~garvid.tracking.provide.tracks_for`, without the cache): ``tracker``,
+    or the request's built after the detector is freed."""
     with open_video(request.video, fps=request.fps) as video:
-        prompts = request.regions.resolve(video.info)
+        info = video.info
+        prompts = request.regions.resolve(info)
         stride = parse_stride(request.stride)  # bad input fails before the model loads
         check_detector(request.regions)
-        prompts, _ = detect_objects(video, prompts, request.regions, request.device)  # freed before SAM2 loads
-        model = tracker or Sam2Tracker.from_preset(request.tracker, device=request.device)
         if stride is None:
-            stride = auto_stride(video.info.num_frames, request.keyframes, model.device_type)
-        frames = tracked_frames(video.info.num_frames, prompts.frame, stride)
-        return model.track(video, prompts, frames, progress=progress)
+            from garvid.devices import resolve_device  # torch: not for --help
+
+            device_type = tracker.device_type if tracker is not None else resolve_device(request.device).type
+            stride = auto_stride(info.num_frames, request.keyframes, device_type)
+        need = TrackingNeed(0, info.num_frames, stride, prompts.frame, info.num_frames)
+        chosen = tracker if tracker is not None else request.tracker
+        return tracks_for(video, request.regions, prompts, need, None, chosen, device=request.device, progress=progress).tracks

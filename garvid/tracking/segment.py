@@ -13,7 +13,8 @@ from garvid.detection.checkpoints import check_detector
 from garvid.detection.objects import detect_objects
 from garvid.media.source import FrameSource
 from garvid.regions.input import RegionInput
-from garvid.tracking.backends import LazyTracker
+from garvid.tracking.provide import tracks_for
+from garvid.tracking.reuse import TrackingNeed
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class Segmentation:
 
 
 def segment_prompt_frame(video: FrameSource, regions: RegionInput, *, tracker: str, device: str = "auto") -> Segmentation:
-    """Resolve every prompt of ``regions`` on its frame of ``video`` to a mask."""
+    """Resolve every prompt of ``regions`` on its frame of ``video`` to a mask (``tracker`` is
+    a preset name or ``.pt``, built for boxes and points only)."""
     prompts = regions.resolve(video.info)
     check_detector(regions)
     sources = {
@@ -53,11 +55,9 @@ def segment_prompt_frame(video: FrameSource, regions: RegionInput, *, tracker: s
     masks = dict(prompts.masks)
     prompted = prompts.only([*prompts.boxes, *prompts.points])
     if prompted.object_ids:
-        sam2 = LazyTracker(tracker, device)
-        try:
-            tracks = sam2.track(video, prompted, [prompts.frame])
-        finally:
-            sam2.free()
+        frame = prompts.frame  # the tracker (built by name, freed after) sees the prompt frame alone
+        need = TrackingNeed(frame, frame + 1, 1, frame, video.info.num_frames)
+        tracks = tracks_for(video, regions, prompted, need, None, tracker, device=device).tracks
         for object_id in prompted.object_ids:
             masks[object_id] = tracks.mask(object_id, prompts.frame)
             scores.setdefault(object_id, tracks.observation(object_id, prompts.frame).score)

@@ -1,0 +1,86 @@
+"""Tracking's entry for a request: the tracks it needs, from the cache where they are, tracked
+where they are not.
+
+:func:`tracks_for` owns what goes around a tracker: tracks given with the request are used
+as they are; with a cache, each object has its own entry, keyed by the video's content,
+the region prompts' digests, the tracker and the object (:mod:`garvid.tracking.cache`),
+and only the objects whose entries do not serve the need are tracked
+(:mod:`garvid.tracking.reuse`); ``--object`` phrases of those objects are found on the
+prompt frame first and the detector freed; a tracker given by name is built only when
+something must be tracked, and freed right after, so the next model (GAR) loads into the
+memory it held.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from garvid.detection.objects import detect_objects
+from garvid.media.source import FrameSource
+from garvid.regions.input import RegionInput
+from garvid.regions.prompts import RegionPrompts
+from garvid.tracking.backends import make_tracker
+from garvid.tracking.cache import TrackCache, TrackCacheKey, content_digest, regions_digest
+from garvid.tracking.given import GivenTracks
+from garvid.tracking.interface import ProgressCallback, Tracker
+from garvid.tracking.reuse import TrackingNeed, reuse_or_track
+from garvid.tracking.tracks import Tracks
+
+
+class ProvidedTracks(NamedTuple):
+    """The tracks of the asked objects, and which of them were tracked now."""
+
+    tracks: Tracks
+    tracked: list[int]  # empty: every object came from the cache or from given tracks
+
+
+def tracks_for(
+    video: FrameSource,
+    regions: RegionInput,
+    prompts: RegionPrompts,
+    need: TrackingNeed,
+    cache: TrackCache | None,
+    tracker: Tracker | str,
+    *,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> ProvidedTracks:
+    """Tracks of ``prompts``' objects on the frames ``need`` asks for.
+
+    ``video`` is the opened video ``regions`` (the prompts as the user gave them, which key
+    the cache) were resolved against into ``prompts`` (the objects to provide, names not yet
+    found). ``tracker`` is a :class:`Tracker`, or a preset name (or ``.pt`` path) built by
+    :func:`make_tracker` on ``device`` only if something must be tracked and freed after;
+    :class:`GivenTracks` provide their own tracks on the frames of the need's range. With
+    ``cache`` None everything is tracked on ``need.grid``. ``device`` also runs the detector;
+    ``progress(done, total)`` follows the tracked frames.
+    """
+    if isinstance(tracker, GivenTracks):
+        given = tracker.tracks
+        return ProvidedTracks(given.select(prompts.object_ids, need.in_range(given.frames)), [])
+
+    def track(object_ids: list[int], frames: list[int]) -> Tracks:
+        wanted, _ = detect_objects(video, prompts.only(object_ids), regions, device)  # freed before the tracker loads
+        if not isinstance(tracker, str):
+            return tracker.track(video, wanted, frames, progress=progress)
+        built = make_tracker(tracker, device)
+        try:
+            return built.track(video, wanted, frames, progress=progress)
+        finally:
+            del built  # free the tracker before the next model loads: peak memory is the larger one, not the sum
+            from garvid.devices import release_memory  # torch: imported only by a run that tracked
+
+            release_memory()
+
+    if cache is None:
+        return ProvidedTracks(track(prompts.object_ids, need.grid), prompts.object_ids)
+    name = tracker if isinstance(tracker, str) else tracker.name
+    video_digest = content_digest(Path(video.info.path))
+    keys = {
+        o: TrackCacheKey(video_digest, regions_digest(regions, [o]), name, prompts.frame, o) for o in prompts.object_ids
+    }
+    reuse = reuse_or_track(need, prompts.object_ids, {o: cache.load(key) for o, key in keys.items()}, track)
+    for object_id, entry in reuse.updated.items():
+        cache.store(keys[object_id], entry)
+    return ProvidedTracks(reuse.tracks, reuse.tracked)
