@@ -37,8 +37,8 @@ from rich.table import Table
 
 from garvid.files import write_json
 from garvid.media.open import open_video
-from garvid.options import GenerationOptions
-from garvid.qa.request import VideoRequest
+from garvid.options import AnswerOptions, GenerationOptions, KeyframeOptions, ModelOptions, TrackingOptions
+from garvid.qa.video_request import VideoRequest
 from garvid.qa.video_answering import answer_video
 from garvid.regions.input import RegionInput
 
@@ -121,12 +121,12 @@ def main() -> None:
             video=options.clip,
             regions=RegionInput(masks=(options.mask,)),
             question=QUESTION,
-            frames=options.frames,
-            model="tiny-random",
-            tracker=options.tracker,
-            device="cpu",
-            generation=GenerationOptions(max_new_tokens=options.max_new_tokens),
-            cache_dir=work / f"library-{repeat}",
+            options=AnswerOptions(
+                model=ModelOptions("tiny-random", device="cpu"),
+                tracking=TrackingOptions(options.tracker, cache_dir=work / f"library-{repeat}"),
+                keyframes=KeyframeOptions(frames=options.frames),
+                generation=GenerationOptions(max_new_tokens=options.max_new_tokens),
+            ),
         )
         times["library_cold"].append(library_seconds(request, expect_cached=False))
         times["library_cached"].append(library_seconds(request, expect_cached=True))

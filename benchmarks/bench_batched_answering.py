@@ -26,7 +26,6 @@ import argparse
 import platform
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -41,10 +40,11 @@ from garvid.files import write_json
 from garvid.gar.loading import load_gar
 from garvid.gar.model import GARModel
 from garvid.gar.tiny import save_checkpoint
-from garvid.options import GenerationOptions
+from garvid.options import AnswerOptions, GenerationOptions, KeyframeOptions, ModelOptions, TrackingOptions
 from garvid.qa.reporting import Reporter
-from garvid.qa.request import VideoRequest
-from garvid.qa.video_answering import track_request
+from garvid.qa.video_request import VideoRequest
+from garvid.qa.context import AnswerContext
+from garvid.qa.video_answering import track_ahead
 from garvid.regions.input import RegionInput
 from garvid.tracking.backends import LazyTracker
 
@@ -54,14 +54,16 @@ DEFAULT_JSON = REPO / "benchmarks" / "results" / "batched_answering.json"
 
 def describe_requests(clips: list[Path], checkpoint: Path, frames: int, new_tokens: int, cache: Path) -> list[VideoRequest]:
     """One describe request per clip (its mask beside it), tracked into ``cache``."""
-    template = VideoRequest(
-        video=Path(), regions=RegionInput(), frames=frames, model=str(checkpoint), tracker="tiny-random", device="cpu",
-        generation=GenerationOptions(max_new_tokens=new_tokens), cache_dir=cache,
-    )  # fmt: skip
-    requests = [replace(template, video=clip, regions=RegionInput(masks=(clip.with_suffix(".png"),))) for clip in clips]
+    options = AnswerOptions(
+        model=ModelOptions(str(checkpoint), device="cpu"),
+        tracking=TrackingOptions("tiny-random", cache_dir=cache),
+        keyframes=KeyframeOptions(frames=frames),
+        generation=GenerationOptions(max_new_tokens=new_tokens),
+    )
+    requests = [VideoRequest(clip, RegionInput(masks=(clip.with_suffix(".png"),)), options=options) for clip in clips]
     tracker = LazyTracker("tiny-random", "cpu")
     for request in requests:
-        track_request(request, tracker=tracker)
+        track_ahead(request, AnswerContext(tracker=tracker))
     tracker.free()
     return requests
 
@@ -69,17 +71,17 @@ def describe_requests(clips: list[Path], checkpoint: Path, frames: int, new_toke
 def answer_all(model: GARModel, requests: list[VideoRequest], batch_size: int) -> tuple[float, list, dict[str, float], list[int]]:
     """Seconds to answer every request, their answers' token ids, summed stage times, batched prompt counts."""
     batches: list[int] = []
-    generate_batch = model.generate_batch
+    generate_many = model.generate_many
 
     def counted(prompts, **options):
         batches.append(len(prompts))
-        return generate_batch(prompts, **options)
+        return generate_many(prompts, **options)
 
-    model.generate_batch = counted  # type: ignore[method-assign]  # instance attribute: this model only
+    model.generate_many = counted  # type: ignore[method-assign]  # instance attribute: this model only
     started = time.perf_counter()
     outcomes = list(answer_requests(requests, model, batch_size, Reporter(), lambda: False))
     seconds = time.perf_counter() - started
-    del model.generate_batch
+    del model.generate_many
     failed = [outcome for outcome in outcomes if outcome.error is not None]
     if failed:
         raise SystemExit(f"an item failed at batch size {batch_size}: {failed[0].error}")

@@ -1,4 +1,4 @@
-"""Batched generation (``GARModel.generate_batch``) against one prompt at a time (``generate``), GAR-8B-shaped.
+"""Batched generation (``GARModel.generate_many``) against one prompt at a time (``generate``), GAR-8B-shaped.
 
 Why: a decoding step reads every weight of the language model and its LM head once,
 whatever the number of rows, so B prompts decoded together should cost little more per
@@ -15,11 +15,11 @@ an estimate, not a measurement.
 The prompts: token embeddings of random ids, of differing lengths (``--prompt-lengths``,
 a few hundred tokens each); batch size B takes the first B. Generation runs
 ``--new-tokens`` greedy tokens with no stop token, so every row decodes all of them.
-Prefill (time to first token) is ``generate_batch`` with ``max_new_tokens=1``; decode is
+Prefill (time to first token) is ``generate_many`` with ``max_new_tokens=1``; decode is
 the time with ``--new-tokens`` minus that (best of ``--repeats`` each, cases interleaved),
 which covers ``new_tokens - 1`` tokens per row (the first comes with the prefill). B=1 is
 ``generate`` (the single path; its first prompt answered alone counts as one of its
-runs); ``generate_batch`` at B=1 is shown beside it.
+runs); ``generate_many`` at B=1 is shown beside it.
 
 Also: (1) every batched answer is checked token for token against the same prompt
 answered alone by ``generate`` (the ✓ column; the script exits 1 on any difference);
@@ -106,7 +106,7 @@ def timed(work: Callable[[], list[list[int]]]) -> tuple[float, list[list[int]]]:
 class Case:
     """One way of generating for the first ``batch`` prompts, timed at 1 and at N new tokens."""
 
-    path: str  # "generate" or "generate_batch"
+    path: str  # "generate" or "generate_many"
     batch: int
     first: list[float] = field(default_factory=list)  # seconds with max_new_tokens=1 (prefill)
     full: list[float] = field(default_factory=list)  # seconds with max_new_tokens=N
@@ -115,7 +115,7 @@ class Case:
     def run(self, model: GARModel, prompts: list[torch.Tensor], new_tokens: int) -> list[list[int]]:
         if self.path == "generate":
             return [model.generate(prompts[0], max_new_tokens=new_tokens, eos_token_ids=())]
-        return model.generate_batch(prompts[: self.batch], max_new_tokens=new_tokens, eos_token_ids=())
+        return model.generate_many(prompts[: self.batch], max_new_tokens=new_tokens, eos_token_ids=())
 
     def summary(self, new_tokens: int) -> dict:
         prefill, total = min(self.first), min(self.full)
@@ -160,7 +160,7 @@ def lm_head_ms(model: GARModel, batch_sizes: list[int], repeats: int = 3) -> dic
 def measure(model: GARModel, prompts: list[torch.Tensor], args: argparse.Namespace) -> dict:
     """Singles (each prompt alone: the reference answers), then every case, interleaved per repeat."""
     model.generate(prompts[0][:, :16], max_new_tokens=2, eos_token_ids=())  # warm-up
-    model.generate_batch([prompts[0][:, :16], prompts[1][:, :8]], max_new_tokens=2, eos_token_ids=())
+    model.generate_many([prompts[0][:, :16], prompts[1][:, :8]], max_new_tokens=2, eos_token_ids=())
     alone_s, alone = [], []
     for prompt in prompts:
         seconds, (answer,) = timed(lambda: [model.generate(prompt, max_new_tokens=args.new_tokens, eos_token_ids=())])
@@ -168,7 +168,7 @@ def measure(model: GARModel, prompts: list[torch.Tensor], args: argparse.Namespa
         alone.append(answer)
     progress("  answered each prompt alone")
     single = Case("generate", 1, full=alone_s[:1], outputs=alone[:1])
-    cases = [single, *(Case("generate_batch", b) for b in args.batch_sizes)]
+    cases = [single, *(Case("generate_many", b) for b in args.batch_sizes)]
     for _ in range(args.repeats):
         for case in cases:
             case.first.append(timed(lambda: case.run(model, prompts, 1))[0])
@@ -195,7 +195,7 @@ def drop_vs_keep(
     for repeat in range(args.repeats):
         for mode in ("keep", "drop") if repeat % 2 == 0 else ("drop", "keep"):
             seconds, answers[mode] = timed(
-                lambda: model.generate_batch(
+                lambda: model.generate_many(
                     prompts, max_new_tokens=args.new_tokens, eos_token_ids=sorted(stops), drop_finished=mode == "drop"
                 )
             )
@@ -291,7 +291,7 @@ def report(
         drops.add_column(column, justify="right")
     keep, drop = drop_keep["keep_s"], drop_keep["drop_s"]
     lengths, same = ",".join(map(str, drop_keep["answer_lengths"])), "✓" if drop_keep["identical"] else "✗"
-    drops.add_row(lengths, "generate_batch s", f"{keep:.2f}", f"{drop:.2f}", f"{1 - drop / keep:.0%}", same)
+    drops.add_row(lengths, "generate_many s", f"{keep:.2f}", f"{drop:.2f}", f"{1 - drop / keep:.0%}", same)
     drops.add_row("", f"minus prefill ({prefill:.2f} s)", f"{keep - prefill:.2f}", f"{drop - prefill:.2f}",
                   f"{1 - (drop - prefill) / (keep - prefill):.0%}", "")  # fmt: skip
     console.print(drops)
@@ -305,7 +305,7 @@ def report(
         batched = measured[depth]["cases"][-1]["generate_s"]
         console.print(
             f"text depth {depth}: the {len(alone_s)} prompts one at a time with generate took {sum(alone_s):.1f} s, "
-            f"generate_batch of all {largest} {batched:.1f} s ({sum(alone_s) / batched:.2f}x), prefill included"
+            f"generate_many of all {largest} {batched:.1f} s ({sum(alone_s) / batched:.2f}x), prefill included"
         )
 
 

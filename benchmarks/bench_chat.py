@@ -3,7 +3,7 @@
 Builds GAR-8B-shaped checkpoints of reduced depth as ``bench_eval_item.py`` does (the real
 widths and the 128,262-token vocabulary, 1 vision and 1 text layer by default; ``--depths
 1 2`` adds depth 2 and extrapolates to GAR-8B's 47 + 32 layers from the difference),
-loads one, and opens a :class:`garvid.qa.session.VideoSession` on a 4 s 640x360 clip
+loads one, and opens a :class:`garvid.qa.video_session.VideoSession` on a 4 s 640x360 clip
 with two objects whose tracks come from a tracks file (no SAM2, like ``--tracks``).
 Then it times, model loading excluded:
 
@@ -39,11 +39,11 @@ from garvid.files import write_json
 from garvid.gar.loading import load_gar
 from garvid.gar.tiny import save_checkpoint
 from garvid.media.open import open_video
-from garvid.options import GenerationOptions
-from garvid.qa.request import VideoRequest
-from garvid.qa.session import VideoSession
+from garvid.options import AnswerOptions, GenerationOptions, KeyframeOptions, ModelOptions, TrackingOptions
+from garvid.qa.video_request import VideoRequest
+from garvid.qa.video_session import VideoSession
+from garvid.qa.context import AnswerContext
 from garvid.qa.video_answering import answer_video
-from garvid.regions.input import RegionInput
 from garvid.tracking import ObjectObservation, Tracks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,10 +71,13 @@ def clip_and_tracks(root: Path, seconds: float) -> tuple[Path, Path]:
 
 def measure(checkpoint: Path, video: Path, tracks: Path, frames: int, max_new_tokens: int) -> dict:
     model = load_gar(str(checkpoint), dtype="fp32", device="cpu")
-    request = VideoRequest(
-        video=video, regions=RegionInput(), tracks=tracks, frames=frames, model=str(checkpoint), device="cpu",
-        dtype="fp32", generation=GenerationOptions(max_new_tokens=max_new_tokens), use_cache=False,
-    )  # fmt: skip
+    options = AnswerOptions(
+        model=ModelOptions(str(checkpoint), dtype="fp32", device="cpu"),
+        tracking=TrackingOptions(use_cache=False),
+        keyframes=KeyframeOptions(frames=frames),
+        generation=GenerationOptions(max_new_tokens=max_new_tokens),
+    )
+    request = VideoRequest(video=video, tracks=tracks, options=options)
     with VideoSession(request, model=model) as session:
         started = time.perf_counter()
         first = session.ask(FIRST)
@@ -83,7 +86,7 @@ def measure(checkpoint: Path, video: Path, tracks: Path, frames: int, max_new_to
         follow_up = session.ask(FOLLOW_UP)
         follow_up_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    fresh = answer_video(replace(request, question=FOLLOW_UP), model=model)
+    fresh = answer_video(replace(request, question=FOLLOW_UP), AnswerContext(model=model))
     fresh_seconds = time.perf_counter() - started
     return {
         "first_seconds": first_seconds,

@@ -40,9 +40,10 @@ from garvid.files import write_json
 from garvid.gar.loading import load_gar
 from garvid.gar.model import GARModel
 from garvid.gar.tiny import gar_config, random_gar, save_checkpoint
-from garvid.options import GenerationOptions
+from garvid.options import AnswerOptions, GenerationOptions, KeyframeOptions, ModelOptions, TrackingOptions
 from garvid.qa.answers import VideoAnswer
-from garvid.qa.request import VideoRequest
+from garvid.qa.video_request import VideoRequest
+from garvid.qa.context import AnswerContext
 from garvid.qa.video_answering import answer_video
 from garvid.regions.masks import encode_rle
 
@@ -95,14 +96,16 @@ class Measured:
 
 def measure(model: GARModel, item: dict, root: Path, frames: int, repeats: int) -> Measured:
     """Best of ``repeats`` per stage, one item answered through the eval path each time."""
-    template = VideoRequest(
-        video=Path(), regions=None, frames=frames, model=str(model.checkpoint_dir), device="cpu",
-        generation=GenerationOptions(max_new_tokens=2), use_cache=False,
-    )  # fmt: skip
+    template = AnswerOptions(
+        model=ModelOptions(str(model.checkpoint_dir), device="cpu"),
+        tracking=TrackingOptions(use_cache=False),
+        keyframes=KeyframeOptions(frames=frames),
+        generation=GenerationOptions(max_new_tokens=2),
+    )
     runs: list[VideoAnswer] = []
 
     def answer(request: VideoRequest, given: GivenMasks | None) -> str:
-        runs.append(answer_video(request, tracker=given, model=model))
+        runs.append(answer_video(request, AnswerContext(model=model, tracker=given)))
         return runs[-1].answers[0].text
 
     for _ in range(repeats):

@@ -9,54 +9,14 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import BarsReporter, stderr
-from garvid_cli.options import (
-    DEFAULT_GENERATION,
-    DEFAULT_TRACKER,
-    Attn,
-    Boxes,
-    CacheDir,
-    Detector,
-    Device,
-    Dtype,
-    End,
-    Format,
-    Fps,
-    Frames,
-    Keyframes,
-    MaskFrame,
-    MaskResample,
-    Masks,
-    MaxNewTokens,
-    Model,
-    MultipleChoice,
-    NoCache,
-    Objects,
-    ObjectThreshold,
-    Output,
-    Points,
-    Protocol,
-    ReplayScaling,
-    ResizeMasks,
-    Sample,
-    Seed,
-    Start,
-    Stride,
-    Temperature,
-    TopP,
-    Tracker,
-    TracksFile,
-    WindowSeconds,
-    borrow_parameters,
-    generation_options,
-    region_input,
-)
+from garvid_cli.options import ANSWER_OPTIONS, PROMPT_OPTIONS, REGION_OPTIONS, Format, Output, TracksFile, VideoPath, takes
 
 from garvid.errors import GarvidError
 from garvid.files import check_outputs, write_text
-from garvid.options import DEFAULT_ATTENTION, PromptOptions
+from garvid.options import AnswerOptions
 from garvid.output.formats import FORMATS, SUFFIX_FORMATS, answer_prefix, render_answer
-from garvid.qa.keyframes import STRATEGIES, Window
-from garvid.qa.request import VideoRequest
+from garvid.qa.keyframes import Window
+from garvid.qa.video_request import VideoRequest
 from garvid.regions.input import RegionInput
 
 if TYPE_CHECKING:
@@ -109,13 +69,12 @@ def _output_format(fmt: str | None, output: Path | None) -> str:
 
 def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
     chosen = _output_format(fmt, output)
-    if request.strategy not in STRATEGIES:
-        raise GarvidError(f"--keyframes must be {' or '.join(STRATEGIES)}, not {request.strategy!r}")
     check_outputs({"-o": output}, request.input_paths())
     stream = chosen == "text" and output is None
+    from garvid.qa.context import AnswerContext
     from garvid.qa.video_answering import answer_video  # torch and transformers load here, not for --help
 
-    result = answer_video(request, _ShellReporter(stream, request.window is not None))
+    result = answer_video(request, AnswerContext(_ShellReporter(stream, request.options.keyframes.window is not None)))
     if not stream:
         write_text(render_answer(result, chosen), output)
     if output is not None:
@@ -123,142 +82,38 @@ def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
 
 
 @app.command(help=f"Ask GAR a question about tracked objects over time (object N = mask value N).\n\n{EXAMPLES}")
+@takes(REGION_OPTIONS, ANSWER_OPTIONS)
 def ask(
-    video: Path = typer.Argument(..., metavar="VIDEO", help="Video file (anything ffmpeg/decord reads) or folder of frames."),
+    video: VideoPath,
     question: Optional[str] = typer.Argument(..., help="Question naming objects as 'object 1', 'obj 2', '#3'."),
-    mask: Masks = [],
-    box: Boxes = [],
-    point: Points = [],
-    object_name: Objects = [],
-    detector: Detector = None,
-    object_threshold: ObjectThreshold = None,
-    mask_frame: MaskFrame = 0,
-    resize_masks: ResizeMasks = False,
-    frames: Frames = None,
-    keyframes: Keyframes = "uniform",
-    start: Start = None,
-    end: End = None,
-    window: WindowSeconds = None,
-    protocol: Protocol = None,
-    model: Model = None,
-    tracker: Tracker = DEFAULT_TRACKER,
-    stride: Stride = "auto",
-    device: Device = "auto",
-    fps: Fps = None,
-    dtype: Dtype = "auto",
-    attn: Attn = DEFAULT_ATTENTION,
-    max_new_tokens: MaxNewTokens = DEFAULT_GENERATION.max_new_tokens,
-    sample: Sample = False,
-    seed: Seed = DEFAULT_GENERATION.seed,
-    temperature: Temperature = DEFAULT_GENERATION.temperature,
-    top_p: TopP = DEFAULT_GENERATION.top_p,
-    multiple_choice: MultipleChoice = False,
-    mask_resample: MaskResample = "nearest",
-    replay_scaling: ReplayScaling = "reference",
     output_format: Format = None,
     output: Output = None,
-    cache_dir: CacheDir = None,
-    no_cache: NoCache = False,
     tracks: TracksFile = None,
-) -> None:
-    regions = region_input(mask, box, point, object_name, detector, object_threshold, mask_frame, resize_masks)
-    request = video_request(
-        video,
-        regions,
-        question,
-        frames=frames,
-        keyframes=keyframes,
-        start=start,
-        end=end,
-        window=window,
-        protocol=protocol,
-        model=model,
-        tracker=tracker,
-        stride=stride,
-        device=device,
-        fps=fps,
-        dtype=dtype,
-        attn=attn,
-        max_new_tokens=max_new_tokens,
-        sample=sample,
-        seed=seed,
-        temperature=temperature,
-        top_p=top_p,
-        multiple_choice=multiple_choice,
-        mask_resample=mask_resample,
-        replay_scaling=replay_scaling,
-        cache_dir=cache_dir,
-        no_cache=no_cache,
-        tracks=tracks,
-    )
-    _run(request, output_format, output)
-
-
-def video_request(
-    video: Path,
-    regions: RegionInput,
-    question: str | None,
     *,
-    frames: int | None,
-    keyframes: str,
-    start: float | None,
-    end: float | None,
-    window: float | None,
-    protocol: str | None,
-    model: str | None,
-    tracker: str,
-    stride: str,
-    device: str,
-    fps: float | None,
-    dtype: str,
-    attn: str,
-    max_new_tokens: int,
-    sample: bool,
-    seed: int,
-    temperature: float,
-    top_p: float,
-    multiple_choice: bool,
-    mask_resample: str,
-    replay_scaling: str,
-    cache_dir: Path | None,
-    no_cache: bool,
-    tracks: Path | None = None,
-) -> VideoRequest:
-    """The library request for ``ask``'s options (``describe`` and ``batch`` share them)."""
-    return VideoRequest(
-        video=video,
-        regions=regions,
-        question=question,
-        frames=frames,
-        strategy=keyframes,
-        start=start,
-        end=end,
-        window=window,
-        protocol=protocol,
-        model=model,
-        tracker=tracker,
-        stride=stride,
-        device=device,
-        fps=fps,
-        dtype=dtype,
-        attn=attn,
-        generation=generation_options(max_new_tokens, sample, temperature, top_p, seed),
-        prompt=PromptOptions(mask_resample=mask_resample, replay_scaling=replay_scaling, multiple_choice=multiple_choice),
-        cache_dir=cache_dir,
-        use_cache=not no_cache,
-        tracks=tracks,
-    )
+    regions: RegionInput,
+    options: AnswerOptions,
+) -> None:
+    _run(VideoRequest(video, regions, question, options, tracks), output_format, output)
 
 
-def describe(**options) -> None:
-    ask(question=None, multiple_choice=False, **options)
+#: ``describe`` asks no multiple-choice question.
+DESCRIBE_OPTIONS = ANSWER_OPTIONS.replacing(PROMPT_OPTIONS.without("multiple_choice"))
 
 
-# `describe` takes ask's options except the question: one parameter list, declared once.
-borrow_parameters(describe, ask, exclude=("question", "multiple_choice"))
-app.command(
+@app.command(
     help=(
         "Describe what each tracked object does, per window: GAR's detailed description, in temporal form.\n\n"
         f"{EXAMPLES}"
     )
-)(describe)
+)
+@takes(REGION_OPTIONS, DESCRIBE_OPTIONS)
+def describe(
+    video: VideoPath,
+    output_format: Format = None,
+    output: Output = None,
+    tracks: TracksFile = None,
+    *,
+    regions: RegionInput,
+    options: AnswerOptions,
+) -> None:
+    _run(VideoRequest(video, regions, None, options, tracks), output_format, output)

@@ -10,17 +10,16 @@ from typing import Optional
 
 import typer
 from garvid_cli.app import app
-from garvid_cli.ask import video_request
 from garvid_cli.console import EXIT_INTERRUPTED, BarsReporter, StopOnInterrupt, stderr, warn
-from garvid_cli.options import ENGINE, ITEMS, OUTPUT, BatchSize, borrow_parameters
+from garvid_cli.options import ANSWER_OPTIONS, ENGINE, ITEMS, OUTPUT, REGION_OPTIONS, BatchSize, takes
 from rich.table import Table
 
 from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary, check_output_dir
 from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 from garvid.detection.checkpoints import check_detector, detector_name
 from garvid.errors import GarvidError
-from garvid.options import parse_batch_size
-from garvid.presets import default_preset, random_weights_warning
+from garvid.options import AnswerOptions, parse_prompts_per_pass
+from garvid.presets import random_weights_warning
 from garvid.regions.input import RegionInput
 
 EXAMPLES = (
@@ -34,13 +33,6 @@ EXAMPLES = (
     '  garvid batch clips/ --object "the dog" --describe -o captions/     # no masks needed\n\n'
     "  cat tasks.jsonl | garvid batch - --question \"where is #1?\" | jq .answer"
 )
-
-# The options of `ask` that a batch applies to every item.
-SHARED_OPTIONS = (
-    "frames", "keyframes", "start", "end", "window", "protocol", "model", "tracker", "stride", "device", "fps", "dtype",
-    "attn", "max_new_tokens", "sample", "seed", "temperature", "top_p", "multiple_choice", "mask_resample",
-    "replay_scaling", "cache_dir", "no_cache", "object_name", "detector", "object_threshold",
-)  # fmt: skip
 
 #: Exit code when any item failed (EXIT_INTERRUPTED, 130, after Ctrl-C).
 EXIT_FAILED = 1
@@ -67,6 +59,8 @@ def _summary_table(summary: BatchSummary) -> Table:
     return table
 
 
+@app.command(help=f"Ask or describe over many videos, loading each model once; resumable.\n\n{EXAMPLES}")
+@takes(REGION_OPTIONS.only("object_name", "detector", "object_threshold"), ANSWER_OPTIONS)
 def batch(
     input_path: str = typer.Argument(..., metavar="INPUT", help="Folder, manifest (.csv/.jsonl) or - for stdin."),
     question: Optional[str] = typer.Option(
@@ -92,7 +86,9 @@ def batch(
         False, "--verbose", "-v", help="Also show Ray's own log and progress lines.", rich_help_panel=ENGINE
     ),
     batch_size: BatchSize = "1",
-    **options,
+    *,
+    regions: RegionInput,
+    options: AnswerOptions,
 ) -> None:
     if describe and question:
         raise GarvidError("give --question or --describe, not both")
@@ -104,26 +100,23 @@ def batch(
         raise GarvidError("-o names no folder (it is empty): give a folder, or - for JSON lines on stdout")
     if engine != "ray" and (ray_address or verbose):
         raise GarvidError(f"{'--ray-address' if ray_address else '--verbose'} is for --engine ray")
-    batch_size = parse_batch_size(batch_size)
+    batch_size = parse_prompts_per_pass(batch_size)
     out_dir = None if output_dir == "-" else Path(output_dir)
     if out_dir is None and output_format in ("srt", "vtt"):
         raise GarvidError(f"--format {output_format} writes one file per item: give an output folder with -o")
-    regions = RegionInput(
-        objects=options.pop("object_name"), detector=options.pop("detector"), object_threshold=options.pop("object_threshold")
-    )
     check_detector(regions)
     tasks, problems = read_tasks(input_path, recursive, masks_optional=bool(regions.objects))
-    template = video_request(Path(), regions, question, **options)
 
-    from garvid.batch.runner import batch_inputs, plan_batch, run_local
+    from garvid.batch.runner import BatchRun, batch_inputs, plan_batch, run_local
 
+    run = BatchRun(options, regions, question, describe)
     manifest = Path(input_path) if input_path != "-" and Path(input_path).is_file() else None
-    inputs = batch_inputs(tasks, template, manifest)
+    inputs = batch_inputs(tasks, run, manifest)
     if out_dir is not None:
         check_output_dir(out_dir, inputs)  # refused at once, before Ray starts
     reporter = BarsReporter()
     detector = detector_name(regions.detector) if regions.objects or any(t.objects for t in tasks) else None
-    named = ((template.tracker, "trackers"), (template.model or default_preset("models"), "models"), (detector, "detectors"))
+    named = ((options.tracking.tracker, "trackers"), (options.model.name, "models"), (detector, "detectors"))
     for name, kind in named:
         if name and (warning := random_weights_warning(name, kind)):
             reporter.warn(warning)  # said now, not again when the models load
@@ -132,13 +125,13 @@ def batch(
     with _engine_session(engine, ray_address, verbose), StopOnInterrupt() as stop:
         sink = BatchSink(out_dir, "jsonl" if out_dir is None else output_format, overwrite=overwrite, inputs=inputs)
         with sink:
-            plan = plan_batch(tasks, problems, template, describe, sink)
+            plan = plan_batch(tasks, problems, run, sink)
             if engine == "ray":
                 from garvid.batch.ray_engine import run_ray
 
-                summary = run_ray(plan, sink, reporter=reporter, should_stop=stop, batch_size=batch_size)
+                summary = run_ray(plan, sink, reporter=reporter, should_stop=stop, per_pass=batch_size)
             else:
-                summary = run_local(plan, sink, reporter, should_stop=stop, batch_size=batch_size)
+                summary = run_local(plan, sink, reporter, should_stop=stop, per_pass=batch_size)
     for failure in summary.failures:
         warn(f"{failure['id']}: {failure['error']}")
     stderr.print(_summary_table(summary))
@@ -159,12 +152,3 @@ def _engine_session(engine: str, address: str | None, verbose: bool) -> Abstract
 
     return ray_session(address, verbose=verbose)
 
-
-def _register() -> None:
-    from garvid_cli.ask import ask
-
-    borrow_parameters(batch, ask, include=SHARED_OPTIONS)
-    app.command(help=f"Ask or describe over many videos, loading each model once; resumable.\n\n{EXAMPLES}")(batch)
-
-
-_register()

@@ -9,18 +9,20 @@ from typing import TYPE_CHECKING, Callable, Optional, TextIO
 
 import typer
 from garvid_cli.app import app
-from garvid_cli.ask import _ShellReporter, video_request
+from garvid_cli.ask import DESCRIBE_OPTIONS, _ShellReporter
 from garvid_cli.console import stderr, warn
-from garvid_cli.options import OUTPUT, borrow_parameters, region_input
+from garvid_cli.options import OUTPUT, REGION_OPTIONS, TracksFile, VideoPath, takes
 
 from garvid.errors import GarvidError
 from garvid.files import write_text
 from garvid.output.formats import answer_prefix
-from garvid.qa.keyframes import STRATEGIES
+from garvid.options import AnswerOptions
+from garvid.qa.video_request import VideoRequest
+from garvid.regions.input import RegionInput
 
 if TYPE_CHECKING:
     from garvid.qa.answers import VideoAnswer
-    from garvid.qa.session import VideoSession
+    from garvid.qa.video_session import VideoSession
 
 CHAT_FORMATS = ("text", "jsonl")
 HELP = (
@@ -160,35 +162,27 @@ def _line_reader() -> Callable[[str], str]:
     return read
 
 
+@app.command(help=HELP)
+@takes(REGION_OPTIONS, DESCRIBE_OPTIONS)
 def chat(
-    video: Path = typer.Argument(..., metavar="VIDEO", help="Video file (anything ffmpeg/decord reads) or folder of frames."),
+    video: VideoPath,
     chat_format: Optional[str] = typer.Option(
         None, "--format", "-f", help="text (default) or jsonl: the ask JSON per question, with its question.", rich_help_panel=OUTPUT
     ),
-    **options,
+    tracks: TracksFile = None,
+    *,
+    regions: RegionInput,
+    options: AnswerOptions,
 ) -> None:
     fmt = chat_format or "text"
     if fmt not in CHAT_FORMATS:
         raise GarvidError(f"--format must be one of {', '.join(CHAT_FORMATS)}, not {fmt!r}")
-    if options["keyframes"] not in STRATEGIES:
-        raise GarvidError(f"--keyframes must be {' or '.join(STRATEGIES)}, not {options['keyframes']!r}")
-    regions = region_input(
-        options.pop("mask"),
-        options.pop("box"),
-        options.pop("point"),
-        options.pop("object_name"),
-        options.pop("detector"),
-        options.pop("object_threshold"),
-        options.pop("mask_frame"),
-        options.pop("resize_masks"),
-    )
-    request = video_request(video, regions, None, multiple_choice=False, **options)
+    request = VideoRequest(video, regions, None, options, tracks)
     interactive = sys.stdin.isatty()
-    from garvid.qa.session import (
-        VideoSession,  # torch and transformers load here, not for --help
-    )
+    from garvid.qa.video_session import VideoSession  # torch and transformers load here, not for --help
 
-    with VideoSession(request, _ShellReporter(stream=interactive and fmt == "text", windowed=request.window is not None)) as session:
+    reporter = _ShellReporter(stream=interactive and fmt == "text", windowed=options.keyframes.window is not None)
+    with VideoSession(request, reporter) as session:
         loop = Chat(session, fmt, sys.stdout)
         if interactive:
             stderr.print(f"objects {session.object_ids}; /objects, /frames, /save FILE, /quit", highlight=False)
@@ -197,13 +191,3 @@ def chat(
             loop.piped(sys.stdin)
     if loop.failed and not interactive:
         raise typer.Exit(1)
-
-
-def _register() -> None:
-    from garvid_cli.ask import ask
-
-    borrow_parameters(chat, ask, exclude=("question", "multiple_choice", "output_format", "output"))
-    app.command(help=HELP)(chat)
-
-
-_register()

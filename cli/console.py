@@ -48,24 +48,10 @@ def warn(message: str) -> None:
     stderr.print(f"[yellow]garvid: warning:[/yellow] {message}", highlight=False)
 
 
-class WarningReporter(Reporter):
-    """The pipeline's warnings on stderr, each distinct one once per run (a batch or a
-    benchmark repeats the same warning for every item), and no progress bars."""
+class BarsReporter(Reporter):
+    """One rich progress bar per stage, on stderr (warnings reach stderr through :mod:`garvid_cli.main`)."""
 
     def __init__(self):
-        self.said: set[str] = set()
-
-    def warn(self, message: str) -> None:
-        if message not in self.said:
-            self.said.add(message)
-            warn(message)
-
-
-class BarsReporter(WarningReporter):
-    """The pipeline's warnings (once each) and one rich progress bar per stage, on stderr."""
-
-    def __init__(self):
-        super().__init__()
         self.bars: dict = {}
 
     def progress(self, stage: str, done: int, total: int) -> None:

@@ -9,18 +9,28 @@ from typing import Iterator, Optional
 
 import typer
 from garvid_cli.app import app
-from garvid_cli.ask import video_request
-from garvid_cli.console import EXIT_INTERRUPTED, StopOnInterrupt, WarningReporter, stderr, warn
-from garvid_cli.options import ITEMS, OUTPUT, BatchSize, borrow_parameters, generation_options
+from garvid_cli.console import EXIT_INTERRUPTED, StopOnInterrupt, stderr, warn
+from garvid_cli.options import (
+    ANSWER_OPTIONS,
+    GENERATION_OPTIONS,
+    ITEMS,
+    KEYFRAME_OPTIONS,
+    MODEL_OPTIONS,
+    OUTPUT,
+    PROMPT_OPTIONS,
+    BatchSize,
+    takes,
+)
 from rich.table import Table
 
 from garvid.errors import GarvidError
 from garvid.eval.results import ANSWER_TOKENS, AVERAGE, ResultLog
 from garvid.files import check_outputs, exclusive_lock
-from garvid.options import PromptOptions, parse_batch_size
-from garvid.presets import default_preset, random_weights_warning
+from garvid.options import AnswerOptions, GenerationOptions, ModelOptions, PromptOptions, parse_prompts_per_pass
+from garvid.presets import random_weights_warning
 from garvid.qa.protocol import DEFAULT_PROTOCOL
-from garvid.regions.input import RegionInput
+from garvid.qa.reporting import Reporter
+from garvid.qa.video_request import run_input_paths
 
 evaluate = typer.Typer(help="Benchmarks of GAR's published numbers (VideoRefer-BenchQ, GAR-Bench-VQA).", no_args_is_help=True)
 app.add_typer(evaluate, name="eval")
@@ -92,6 +102,13 @@ def _progress(record: dict) -> None:
     stderr.print(f"{record['id']}: {record['prediction'] or '-'} (answer {record['answer']}) {verdict}", highlight=False)
 
 
+#: Benchmarks answer with a letter: short answers, no multiple-choice flag (the protocol decides).
+EVAL_GENERATION = GENERATION_OPTIONS.defaults(max_new_tokens=ANSWER_TOKENS)
+EVAL_PROMPT = PROMPT_OPTIONS.without("multiple_choice")
+
+
+@evaluate.command("videorefer-q", help="VideoRefer-BenchQ: multiple-choice questions about regions in videos.")
+@takes(ANSWER_OPTIONS.replacing(KEYFRAME_OPTIONS.only("frames", "keyframes", "protocol"), EVAL_GENERATION, EVAL_PROMPT))
 def videorefer_q(
     annotations: Path = typer.Argument(..., metavar="ANNOTATIONS.json", help="VideoRefer-BenchQ questions."),
     video_root: Path = typer.Option(..., "--video-root", help="Folder holding the items' frame folders (or videos).", rich_help_panel=ITEMS),
@@ -111,32 +128,32 @@ def videorefer_q(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions.", rich_help_panel=ITEMS),
     output: Path = typer.Option(Path("videorefer_q.jsonl"), "--output", "-o", help="Results, one JSON line per item (resumable).", rich_help_panel=OUTPUT),
     batch_size: BatchSize = "1",
-    **options,
+    *,
+    options: AnswerOptions,
 ) -> None:
     from garvid.eval import videorefer
 
-    batch_size = parse_batch_size(batch_size)
+    batch_size = parse_prompts_per_pass(batch_size)
     if not video_root.is_dir():
         raise GarvidError(f"--video-root {video_root} is not a folder")
     mask_mode = mask_mode or videorefer.DEFAULT_MASK_MODES.get(eval_protocol, "")
     items = videorefer.load_items(annotations)[:limit]
-    template = video_request(Path(), RegionInput(), None, multiple_choice=True, start=None, end=None, window=None, **options)
     videos = [video_root / str(item["video"]) for item in items]
-    inputs = [annotations, *videos, template.protocol, template.model, template.tracker]
+    inputs = [annotations, *videos, *run_input_paths(options)]
     with _results_log(output, inputs) as log, StopOnInterrupt() as stop:
         started = time.perf_counter()
         answered = videorefer.run_videorefer(
-            items, video_root, template, mask_mode, log, protocol=eval_protocol, reporter=WarningReporter(), on_item=_progress,
-            should_stop=stop, batch_size=batch_size,
+            items, video_root, options, mask_mode, log, protocol=eval_protocol, reporter=Reporter(), on_item=_progress,
+            should_stop=stop, per_pass=batch_size,
         )  # fmt: skip
         seconds = time.perf_counter() - started
         settings = {
-            "model": template.model or default_preset("models"),
-            "protocol": template.protocol or DEFAULT_PROTOCOL,
+            "model": options.model.name,
+            "protocol": options.keyframes.protocol or DEFAULT_PROTOCOL,
             "eval_protocol": eval_protocol,
             "mask_mode": mask_mode,
-            "max_new_tokens": template.generation.max_new_tokens,
-            "attn": template.attn,
+            "max_new_tokens": options.generation.max_new_tokens,
+            "attn": options.model.attn,
             "batch_size": batch_size,
         }
         masks = "single-frame masks (frame_idx, tracked by SAM2)" if mask_mode == "single" else "multi-frame masks (every annotated frame)"
@@ -144,6 +161,8 @@ def videorefer_q(
         _finish(log, videorefer, "VideoRefer-BenchQ", settings, this_run, len(items), stop(), answered, seconds)
 
 
+@evaluate.command("gar-bench-vqa", help="GAR-Bench-VQA: multiple-choice questions about image regions.")
+@takes(MODEL_OPTIONS, EVAL_GENERATION, EVAL_PROMPT)
 def gar_bench_vqa(
     annotations: Path = typer.Argument(..., metavar="GAR-Bench-VQA.json", help="evaluation/GAR-Bench/annotations/GAR-Bench-VQA.json"),
     image_root: Optional[Path] = typer.Option(None, "--image-root", help="Folder of the images (default: the annotations' folder).", rich_help_panel=ITEMS),
@@ -159,66 +178,42 @@ def gar_bench_vqa(
         rich_help_panel=ITEMS,
     ),
     batch_size: BatchSize = "1",
-    **options,
+    *,
+    model: ModelOptions,
+    generation: GenerationOptions,
+    prompt: PromptOptions,
 ) -> None:
     from garvid.eval import gar_bench
 
-    batch_size = parse_batch_size(batch_size)
+    batch_size = parse_prompts_per_pass(batch_size)
     items = gar_bench.load_items(annotations)[:limit]
-    model = options["model"] or default_preset("models")
     root = image_root or annotations.parent
-    with _results_log(output, [annotations, *(root / str(item["image"]) for item in items), options["model"]]) as log, StopOnInterrupt() as stop:
-        if warning := random_weights_warning(model):
+    with _results_log(output, [annotations, *(root / str(item["image"]) for item in items), model.name]) as log, StopOnInterrupt() as stop:
+        if warning := random_weights_warning(model.name):
             warn(warning)
         started = time.perf_counter()
         answered = gar_bench.run_gar_bench(
             items,
             root,
             log,
-            model_name=model,
-            dtype=options["dtype"],
-            device=options["device"],
-            attn=options["attn"],
-            generation=generation_options(
-                options["max_new_tokens"], options["sample"], options["temperature"], options["top_p"], options["seed"]
-            ),
-            prompt=PromptOptions(mask_resample=options["mask_resample"], replay_scaling=options["replay_scaling"]),
+            model=model,
+            generation=generation,
+            prompt=prompt,
             reference_compat=reference_compat,
-            reporter=WarningReporter(),
+            reporter=Reporter(),
             on_item=_progress,
             should_stop=stop,
-            batch_size=batch_size,
+            per_pass=batch_size,
         )
         seconds = time.perf_counter() - started
         settings = {
-            "model": model,
+            "model": model.name,
             "mode": gar_bench.mode_name(reference_compat),
-            "max_new_tokens": options["max_new_tokens"],
-            "attn": options["attn"],
+            "max_new_tokens": generation.max_new_tokens,
+            "attn": model.attn,
             "batch_size": batch_size,
         }
         scoring = "exact-match scoring" if reference_compat else "garvid's letter reading"
         this_run = f"{settings['mode']} mode, {scoring}"
         _finish(log, gar_bench, "GAR-Bench-VQA", settings, this_run, len(items), stop(), answered, seconds)
 
-
-def _register() -> None:
-    from garvid_cli.ask import ask
-    from garvid_cli.image import image
-
-    video_options = (
-        "frames", "keyframes", "protocol", "model", "tracker", "stride", "device", "fps", "dtype", "attn", "max_new_tokens",
-        "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling", "cache_dir", "no_cache",
-    )  # fmt: skip
-    borrow_parameters(videorefer_q, ask, include=video_options)
-    image_options = ("model", "dtype", "device", "attn", "max_new_tokens", "sample", "seed", "temperature", "top_p", "mask_resample", "replay_scaling")
-    borrow_parameters(gar_bench_vqa, image, include=image_options)
-    for command in (videorefer_q, gar_bench_vqa):
-        parameter = command.__signature__.parameters["max_new_tokens"]
-        parameters = dict(command.__signature__.parameters, max_new_tokens=parameter.replace(default=ANSWER_TOKENS))
-        command.__signature__ = command.__signature__.replace(parameters=list(parameters.values()))
-    evaluate.command("videorefer-q", help="VideoRefer-BenchQ: multiple-choice questions about regions in videos.")(videorefer_q)
-    evaluate.command("gar-bench-vqa", help="GAR-Bench-VQA: multiple-choice questions about image regions.")(gar_bench_vqa)
-
-
-_register()

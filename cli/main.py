@@ -18,13 +18,17 @@ def _register_commands() -> None:
 
 def _warn_like_garvid(python_show: Callable[..., None]) -> Callable[..., None]:
     """A ``warnings.showwarning`` printing garvid's own warnings as one ``garvid: warning:``
-    line and passing any other warning to ``python_show``."""
+    line, each distinct one once (a batch repeats the same warning for every item), and
+    passing any other warning to ``python_show``."""
+    said: set[str] = set()
 
     def show(message, category, *rest) -> None:
         if issubclass(category, GarvidWarning):
             from garvid_cli.console import warn
 
-            warn(str(message))
+            if str(message) not in said:
+                said.add(str(message))
+                warn(str(message))
         else:
             python_show(message, category, *rest)
 
@@ -40,13 +44,15 @@ def run(argv: list[str] | None = None) -> int:
     _register_commands()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default", GarvidWarning)  # each distinct warning once per run
+            warnings.simplefilter("always", GarvidWarning)  # shown once each by the handler, not by location
             warnings.showwarning = _warn_like_garvid(warnings.showwarning)
             app(args=argv, prog_name="garvid")
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except GarvidError as error:
-        message = str(error).replace("\r", "\\r").replace("\n", "\\n")  # always one line
+        from garvid_cli.options import flag_message
+
+        message = flag_message(error).replace("\r", "\\r").replace("\n", "\\n")  # always one line
         print(f"garvid: error: {message}", file=sys.stderr)
         return 2
     return 0

@@ -1,14 +1,34 @@
-"""Options several commands share, declared once (Typer ``Annotated`` aliases)."""
+"""The option groups' flags, declared once, and the adapter that gives them to a command.
+
+Each library option group (:mod:`garvid.options`, and :class:`~garvid.regions.input.RegionInput`)
+has one :class:`OptionGroup` here: its flags as Typer ``Annotated`` declarations and the
+field each sets. A command names the groups it takes as typed parameters and is decorated
+with :func:`takes`, which shows Typer the groups' flags in their place and builds each
+group from them before the command runs, so a bad value is refused before any work and
+``--help`` lists exactly what the command reads. A group's own error names its field; the
+CLI prints it under the flag (:func:`flag_message`).
+"""
 
 from __future__ import annotations
 
+import functools
 import inspect
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Callable, Iterable, Optional
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import typer
 
-from garvid.options import GenerationOptions
+from garvid.errors import GarvidError, OptionError
+from garvid.options import (
+    DEFAULT_ATTENTION,
+    AnswerOptions,
+    GenerationOptions,
+    KeyframeOptions,
+    ModelOptions,
+    PromptOptions,
+    TrackingOptions,
+)
 from garvid.presets import default_preset
 from garvid.regions.input import RegionInput
 
@@ -22,6 +42,9 @@ OUTPUT = "Output"
 ITEMS = "Items"  # batch and eval: what to run over
 ENGINE = "Engine"  # batch and eval: where and how many at once
 
+VideoPath = Annotated[
+    Path, typer.Argument(metavar="VIDEO", help="Video file (anything ffmpeg/decord reads) or folder of frames.", show_default=False)
+]
 Masks = Annotated[
     list[Path],
     typer.Option(
@@ -68,7 +91,7 @@ ResizeMasks = Annotated[
 ]
 Frames = Annotated[
     Optional[int],
-    typer.Option("--frames", min=1, help="Keyframes per answer (default: the protocol's).", rich_help_panel=KEYFRAMES),
+    typer.Option("--frames", help="Keyframes per answer (default: the protocol's).", rich_help_panel=KEYFRAMES),
 ]
 Keyframes = Annotated[
     str,
@@ -79,10 +102,10 @@ Keyframes = Annotated[
     ),
 ]
 Start = Annotated[
-    Optional[float], typer.Option("--start", min=0.0, help="Analyse from this time (seconds).", rich_help_panel=KEYFRAMES)
+    Optional[float], typer.Option("--start", help="Analyse from this time (seconds).", rich_help_panel=KEYFRAMES)
 ]
 End = Annotated[
-    Optional[float], typer.Option("--end", min=0.0, help="Analyse up to this time (seconds).", rich_help_panel=KEYFRAMES)
+    Optional[float], typer.Option("--end", help="Analyse up to this time (seconds).", rich_help_panel=KEYFRAMES)
 ]
 WindowSeconds = Annotated[
     Optional[float],
@@ -128,7 +151,6 @@ Fps = Annotated[
     Optional[float],
     typer.Option(
         "--fps",
-        min=0.001,
         help="Frame rate of a folder of frames (default 30; video files state theirs).",
         rich_help_panel=TRACKING,
     ),
@@ -141,17 +163,17 @@ NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Neither read nor write the tracking cache.", rich_help_panel=TRACKING)
 ]
 MaxNewTokens = Annotated[
-    int, typer.Option("--max-new-tokens", min=1, help="Stop after this many answer tokens.", rich_help_panel=DECODING)
+    int, typer.Option("--max-new-tokens", help="Stop after this many answer tokens.", rich_help_panel=DECODING)
 ]
 Sample = Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding.", rich_help_panel=DECODING)]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed for --sample.", rich_help_panel=DECODING)]
 Temperature = Annotated[
     float,
-    typer.Option("--temperature", min=0.0, help="Sampling temperature (with --sample).", rich_help_panel=DECODING),
+    typer.Option("--temperature", help="Sampling temperature (with --sample).", rich_help_panel=DECODING),
 ]
 TopP = Annotated[
     float,
-    typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (with --sample).", rich_help_panel=DECODING),
+    typer.Option("--top-p", help="Nucleus sampling mass (with --sample).", rich_help_panel=DECODING),
 ]
 MultipleChoice = Annotated[
     bool,
@@ -204,58 +226,196 @@ TracksFile = Annotated[
     ),
 ]
 
-DEFAULT_TRACKER = default_preset("trackers")
-DEFAULT_GENERATION = GenerationOptions()
+@dataclass(frozen=True)
+class Flag:
+    """One flag of a group: the command parameter Typer sees, its default, and the group field it sets."""
+
+    parameter: str
+    annotation: Any  # Annotated[type, typer.Option(...)]
+    default: Any
+    field: str
+    to_field: Callable[[Any], Any] = lambda value: value
+
+    @property
+    def option(self) -> str:
+        """The flag as typed (``--stride``)."""
+        info = self.annotation.__metadata__[0]  # typer takes an Annotated option's first name as its "default"
+        return next(name for name in (info.default, *info.param_decls) if isinstance(name, str) and name.startswith("--"))
+
+    def as_parameter(self) -> inspect.Parameter:
+        return inspect.Parameter(self.parameter, inspect.Parameter.KEYWORD_ONLY, default=self.default, annotation=self.annotation)
 
 
-#: The region options, in :func:`region_input`'s order (for commands that borrow them).
-REGION_OPTIONS = ("mask", "box", "point", "object_name", "detector", "object_threshold", "mask_frame", "resize_masks")
+@dataclass(frozen=True)
+class OptionGroup:
+    """A library option group as flags: what a command taking it shows Typer and how the group is built."""
+
+    parameter: str  # the command's parameter that receives the built group
+    build: Callable[..., Any]  # the group's class (or a function) taking its fields by keyword
+    flags: tuple[Flag, ...]
+
+    def only(self, *parameters: str) -> OptionGroup:
+        """The group with just these flags (the other fields keep the group's defaults)."""
+        unknown = set(parameters) - {flag.parameter for flag in self.flags}
+        assert not unknown, f"{self.parameter} has no flags {unknown}"
+        return replace(self, flags=tuple(flag for flag in self.flags if flag.parameter in parameters))
+
+    def without(self, *parameters: str) -> OptionGroup:
+        return self.only(*(flag.parameter for flag in self.flags if flag.parameter not in parameters))
+
+    def defaults(self, **values: Any) -> OptionGroup:
+        """The group with other flag defaults (``eval`` answers 64 tokens, not 1024)."""
+        return replace(self, flags=tuple(replace(f, default=values.get(f.parameter, f.default)) for f in self.flags))
+
+    def from_flags(self, values: dict[str, Any]) -> Any:
+        """Build the group from its flags' values, popping them from ``values``."""
+        fields = {flag.field: flag.to_field(values.pop(flag.parameter)) for flag in self.flags}
+        return self.build(**fields)
 
 
-def region_input(
-    masks: list[Path],
-    boxes: list[str],
-    points: list[str],
-    objects: list[str],
-    detector: str | None,
-    object_threshold: float | None,
-    frame: int,
-    resize_masks: bool,
-) -> RegionInput:
-    """The region prompts of the shared options, as typed."""
-    return RegionInput(
-        masks=masks,
-        boxes=boxes,
-        points=points,
-        frame=frame,
-        resize_masks=resize_masks,
-        objects=objects,
-        detector=detector,
-        object_threshold=object_threshold,
-    )
+@dataclass(frozen=True)
+class GroupOfGroups:
+    """Several groups given to a command as one value (``AnswerOptions`` of model, tracking, ...)."""
+
+    parameter: str
+    build: Callable[..., Any]  # takes each part, built, by the part's parameter name
+    parts: tuple[OptionGroup, ...]
+
+    @property
+    def flags(self) -> tuple[Flag, ...]:
+        return tuple(flag for part in self.parts for flag in part.flags)
+
+    def replacing(self, *parts: OptionGroup) -> GroupOfGroups:
+        """The same groups with some of them narrowed (``describe`` has no ``--multiple-choice``)."""
+        given = {part.parameter: part for part in parts}
+        return replace(self, parts=tuple(given.get(part.parameter, part) for part in self.parts))
+
+    def from_flags(self, values: dict[str, Any]) -> Any:
+        return self.build(**{part.parameter: part.from_flags(values) for part in self.parts})
 
 
-def generation_options(max_new_tokens: int, sample: bool, temperature: float, top_p: float, seed: int) -> GenerationOptions:
-    return GenerationOptions(max_new_tokens=max_new_tokens, sample=sample, temperature=temperature, top_p=top_p, seed=seed)
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 
-def borrow_parameters(
-    target: Callable, source: Callable, *, include: Iterable[str] | None = None, exclude: Iterable[str] = ()
-) -> None:
-    """Give ``target`` (which takes ``**options``) some of ``source``'s declared parameters.
+def takes(*groups: OptionGroup | GroupOfGroups) -> Callable[[Command], Command]:
+    """Give a command the flags of ``groups``; each arrives built, as the parameter the group names.
 
-    Typer reads a command's options from its signature; setting ``__signature__`` lets
-    several commands share one declaration instead of copies that drift apart. ``target``'s
-    own named parameters come first.
+    Typer reads a command's options from its signature, so the decorated command shows Typer
+    its own parameters (less the groups) followed by the groups' flags, keyword-only.
     """
-    own = [p for p in inspect.signature(target, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
-    names = {p.name for p in own}
-    wanted = set(include) if include is not None else None
-    borrowed = [
-        p
-        for name, p in inspect.signature(source, eval_str=True).parameters.items()
-        if name not in names and name not in set(exclude) and (wanted is None or name in wanted)
-    ]
-    keyword = [p.replace(kind=p.KEYWORD_ONLY) for p in own + borrowed if p.kind is not p.POSITIONAL_ONLY]
-    target.__signature__ = inspect.Signature(keyword)  # type: ignore[attr-defined]
-    target.__annotations__ = {p.name: p.annotation for p in keyword}
+
+    def decorate(command: Command) -> Command:
+        names = {group.parameter for group in groups}
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name not in names]
+        missing = names - set(inspect.signature(command).parameters)
+        assert not missing, f"{command.__name__} takes no parameter {missing}"
+
+        @functools.wraps(command)
+        def run(**values: Any) -> Any:
+            for group in groups:
+                values[group.parameter] = group.from_flags(values)
+            return command(**values)
+
+        parameters = [p.replace(kind=p.KEYWORD_ONLY) for p in own] + [f.as_parameter() for g in groups for f in g.flags]
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        del run.__wrapped__  # Typer must see the flags, not the command's own signature
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+def _tuple(values: list) -> tuple:
+    return tuple(values)
+
+
+REGION_OPTIONS = OptionGroup(
+    "regions",
+    RegionInput,
+    (
+        Flag("mask", Masks, [], "masks", _tuple),
+        Flag("box", Boxes, [], "boxes", _tuple),
+        Flag("point", Points, [], "points", _tuple),
+        Flag("object_name", Objects, [], "objects", _tuple),
+        Flag("detector", Detector, None, "detector"),
+        Flag("object_threshold", ObjectThreshold, None, "object_threshold"),
+        Flag("mask_frame", MaskFrame, 0, "frame"),
+        Flag("resize_masks", ResizeMasks, False, "resize_masks"),
+    ),
+)
+MODEL_OPTIONS = OptionGroup(
+    "model",
+    ModelOptions,
+    (
+        Flag("model", Model, None, "name", lambda name: name or ""),
+        Flag("dtype", Dtype, "auto", "dtype"),
+        Flag("device", Device, "auto", "device"),
+        Flag("attn", Attn, DEFAULT_ATTENTION, "attn"),
+    ),
+)
+TRACKING_OPTIONS = OptionGroup(
+    "tracking",
+    TrackingOptions,
+    (
+        Flag("tracker", Tracker, default_preset("trackers"), "tracker"),
+        Flag("stride", Stride, "auto", "stride"),
+        Flag("fps", Fps, None, "fps"),
+        Flag("cache_dir", CacheDir, None, "cache_dir"),
+        Flag("no_cache", NoCache, False, "use_cache", lambda no_cache: not no_cache),
+    ),
+)
+KEYFRAME_OPTIONS = OptionGroup(
+    "keyframes",
+    KeyframeOptions,
+    (
+        Flag("frames", Frames, None, "frames"),
+        Flag("keyframes", Keyframes, "uniform", "strategy"),
+        Flag("start", Start, None, "start"),
+        Flag("end", End, None, "end"),
+        Flag("window", WindowSeconds, None, "window"),
+        Flag("protocol", Protocol, None, "protocol"),
+    ),
+)
+_GENERATION = GenerationOptions()
+GENERATION_OPTIONS = OptionGroup(
+    "generation",
+    GenerationOptions,
+    (
+        Flag("max_new_tokens", MaxNewTokens, _GENERATION.max_new_tokens, "max_new_tokens"),
+        Flag("sample", Sample, False, "sample"),
+        Flag("seed", Seed, _GENERATION.seed, "seed"),
+        Flag("temperature", Temperature, _GENERATION.temperature, "temperature"),
+        Flag("top_p", TopP, _GENERATION.top_p, "top_p"),
+    ),
+)
+PROMPT_OPTIONS = OptionGroup(
+    "prompt",
+    PromptOptions,
+    (
+        Flag("multiple_choice", MultipleChoice, False, "multiple_choice"),
+        Flag("mask_resample", MaskResample, "nearest", "mask_resample"),
+        Flag("replay_scaling", ReplayScaling, "reference", "replay_scaling"),
+    ),
+)
+GROUPS = (REGION_OPTIONS, MODEL_OPTIONS, TRACKING_OPTIONS, KEYFRAME_OPTIONS, GENERATION_OPTIONS, PROMPT_OPTIONS)
+
+#: What ``ask``, ``describe``, ``chat``, ``batch`` and ``eval`` take besides the video, objects and question.
+ANSWER_OPTIONS = GroupOfGroups(
+    "options", AnswerOptions, (KEYFRAME_OPTIONS, MODEL_OPTIONS, TRACKING_OPTIONS, GENERATION_OPTIONS, PROMPT_OPTIONS)
+)
+
+#: The flag that sets each library field, for errors raised after the groups were built.
+FLAG_OF_FIELD = {flag.field: flag.option for group in GROUPS for flag in group.flags} | {
+    "prompts_per_pass": "--batch-size",
+    "tracks": "--tracks",
+    "eval_protocol": "--eval-protocol",
+    "mask_mode": "--mask-mode",
+    "ray_address": "--ray-address",
+}
+
+
+def flag_message(error: GarvidError) -> str:
+    """The error as the CLI says it: an option's problem under the flag that sets it."""
+    if isinstance(error, OptionError) and error.field in FLAG_OF_FIELD:
+        return f"{FLAG_OF_FIELD[error.field]} {error.problem}"
+    return str(error)

@@ -11,8 +11,8 @@ import numpy as np
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
-from garvid_cli.options import ITEMS, OUTPUT, REGION_OPTIONS, borrow_parameters, region_input
-from garvid_cli.track import track
+from garvid_cli.options import ITEMS, OUTPUT, REGION_OPTIONS, takes
+from garvid_cli.track import DEVICE_OPTION, TRACKER_OPTIONS
 from rich.table import Table
 from rich.text import Text
 
@@ -20,6 +20,7 @@ from garvid.batch.tasks import VIDEO_SUFFIXES, list_videos
 from garvid.errors import GarvidError
 from garvid.files import check_outputs
 from garvid.media.source import FrameSource
+from garvid.options import ModelOptions, TrackingOptions
 from garvid.presets import random_weights_warning
 from garvid.regions.input import RegionInput
 from garvid.regions.masks import mask_bbox
@@ -83,6 +84,13 @@ def _is_clip_folder(path: Path, recursive: bool) -> bool:
     return path.is_dir() and (recursive or any(p.suffix.lower() in VIDEO_SUFFIXES for p in path.iterdir() if p.is_file()))
 
 
+@app.command(
+    help=(
+        "Resolve the prompts (masks, boxes, points, --object names) on the prompt frame and write the label PNG "
+        f"that --mask reads, with a preview.\n\n{EXAMPLES}"
+    )
+)
+@takes(REGION_OPTIONS, TRACKER_OPTIONS.only("tracker", "fps"), DEVICE_OPTION)
 def segment(
     input_path: Path = typer.Argument(..., metavar="VIDEO|IMAGE|FOLDER", help="Video, image, folder of frames, or folder of clips."),
     output: Optional[Path] = typer.Option(
@@ -101,10 +109,12 @@ def segment(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="For a folder of clips: redo clips whose mask exists (kept by default).", rich_help_panel=OUTPUT
     ),
-    **options,
+    *,
+    regions: RegionInput,
+    tracking: TrackingOptions,
+    model: ModelOptions,
 ) -> None:
-    regions = region_input(*(options.pop(name) for name in REGION_OPTIONS))
-    tracker, device, fps = options["tracker"], options["device"], options["fps"]
+    tracker, device, fps = tracking.tracker, model.device, tracking.fps
     for name, kind in ((tracker, "trackers"), (regions.detector if regions.objects else None, "detectors")):
         if name and (warning := random_weights_warning(name, kind)):
             warn(warning)
@@ -143,16 +153,3 @@ def _segment_folder(
     if failed:
         raise typer.Exit(1)
 
-
-def _register() -> None:
-    # segment takes track's prompt and tracker options: one declaration, in cli/options.py and track
-    borrow_parameters(segment, track, include=(*REGION_OPTIONS, "tracker", "device", "fps"))
-    app.command(
-        help=(
-            "Resolve the prompts (masks, boxes, points, --object names) on the prompt frame and write the label PNG "
-            f"that --mask reads, with a preview.\n\n{EXAMPLES}"
-        )
-    )(segment)
-
-
-_register()

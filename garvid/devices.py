@@ -6,7 +6,7 @@ import gc
 
 import torch
 
-from garvid.errors import GarvidError
+from garvid.errors import OptionError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -18,12 +18,12 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
-        raise GarvidError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+        raise OptionError("device", f"must be auto, cpu, cuda or cuda:N, not {name!r}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise GarvidError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu")
+            raise OptionError("device", f"{name!r} asked for, but CUDA is not available here: use cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise GarvidError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+            raise OptionError("device", f"{name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
     return device
 
 
@@ -32,18 +32,14 @@ def check_attention(name: str, device: str) -> None:
 
     flash-attention 2 needs the ``flash_attn`` package and a CUDA device.
     """
-    from garvid.options import ATTENTION_IMPLEMENTATIONS
-
-    if name not in ATTENTION_IMPLEMENTATIONS:
-        raise GarvidError(f"--attn must be one of {', '.join(ATTENTION_IMPLEMENTATIONS)}, not {name!r}")
     if name != "flash_attention_2":
         return
     if resolve_device(device).type != "cuda":
-        raise GarvidError("--attn flash_attention_2 needs a CUDA device; use --attn sdpa (or eager) on this device")
+        raise OptionError("attn", "flash_attention_2 needs a CUDA device: use sdpa (or eager) on this device")
     import importlib.util
 
     if importlib.util.find_spec("flash_attn") is None:
-        raise GarvidError("--attn flash_attention_2 needs the flash-attn package, which is not installed; use --attn sdpa")
+        raise OptionError("attn", "flash_attention_2 needs the flash-attn package, which is not installed: use sdpa")
 
 
 def memory_errors() -> tuple[type[BaseException], ...]:

@@ -146,8 +146,8 @@ def _one_line_error(code: int, err: str, *needles: str) -> None:
         (QUESTION, ["--window", "-1"], ["--window"]),
         (QUESTION, ["--window", "inf"], ["--window", "finite"]),
         (QUESTION, ["--window", "0.01"], ["--window", "at least 0.1"]),
-        (QUESTION, ["--dtype", "int8"], ["unknown dtype 'int8'"]),
-        (QUESTION, ["--device", "tpu"], ["unknown device 'tpu'"]),
+        (QUESTION, ["--dtype", "int8"], ["--dtype must be one of auto, bf16, fp16, fp32, not 'int8'"]),
+        (QUESTION, ["--device", "tpu"], ["--device must be auto, cpu, cuda or cuda:N, not 'tpu'"]),
         ("why " * 9000 + "object 1?", [], ["the question is too long", "tokens"]),
         (QUESTION, ["--protocol", "nope"], ["unknown protocol"]),
         (QUESTION, ["--attn", "flash_attention_2"], ["flash_attention_2", "CUDA"]),  # refused before tracking
@@ -169,7 +169,7 @@ def test_no_masks_is_an_error(clip, capsys):
 def test_options_are_checked_before_tracking(clip, tmp_path, capsys):
     cache = tmp_path / "cache"
     code = run(ask(clip, "--dtype", "int8", cache=cache))
-    _one_line_error(code, capsys.readouterr().err, "unknown dtype")
+    _one_line_error(code, capsys.readouterr().err, "--dtype must be")
     assert not cache.exists() or not any(cache.rglob("*.json"))  # nothing was tracked
 
 

@@ -19,20 +19,19 @@ from PIL import Image
 
 from garvid.batch.tasks import BatchTask, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 QUESTION = "what does object 1 do?"
 TINY = ["--model", "tiny-random", "--tracker", "tiny-random", "--device", "cpu", "--frames", "2", "--max-new-tokens", "3"]
 
 
-def _cut(source: str, target: Path, start: float, seconds: float = 1.0) -> None:
+def _cut(source: Path, target: Path, start: float, seconds: float = 1.0) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    args = ["ffmpeg", "-v", "error", "-ss", str(start), "-i", str(MEDIA / source), "-t", str(seconds), "-an", "-sn", "-dn"]
+    args = ["ffmpeg", "-v", "error", "-ss", str(start), "-i", str(source), "-t", str(seconds), "-an", "-sn", "-dn"]
     subprocess.run([*args, "-vf", "scale=160:90,setsar=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(target)], check=True)
 
 
-def _mask(target: Path) -> None:
-    """The cups palette mask of objects 1 and 2, scaled to 160x90 (nearest)."""
-    labels = np.asarray(Image.open(MEDIA / "cups_first_frame.png"))
+def _mask(palette: Path, target: Path) -> None:
+    """The cups palette mask (``palette``) of objects 1 and 2, scaled to 160x90 (nearest)."""
+    labels = np.asarray(Image.open(palette))
     labels = np.where(labels <= 2, labels, 0).astype(np.uint8)
     target.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(labels, mode="P").resize((160, 90), Image.NEAREST)
@@ -41,17 +40,17 @@ def _mask(target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
+def folder(tmp_path_factory, media) -> Path:
     """Good items: cups_a, cups_b (mask beside), sub/cups_c (masks/ folder); bad: no_mask, corrupt."""
     root = tmp_path_factory.mktemp("videos")
     for name, start in (("cups_a", 0.0), ("cups_b", 3.0)):
-        _cut("cups.mp4", root / f"{name}.mp4", start)
-        _mask(root / f"{name}.png")
-    _cut("cups.mp4", root / "sub" / "cups_c.mp4", 6.0)
-    _mask(root / "sub" / "masks" / "cups_c.png")
-    _cut("dog.mp4", root / "no_mask.mp4", 0.0)
+        _cut(media / "cups.mp4", root / f"{name}.mp4", start)
+        _mask(media / "cups_first_frame.png", root / f"{name}.png")
+    _cut(media / "cups.mp4", root / "sub" / "cups_c.mp4", 6.0)
+    _mask(media / "cups_first_frame.png", root / "sub" / "masks" / "cups_c.png")
+    _cut(media / "dog.mp4", root / "no_mask.mp4", 0.0)
     (root / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(300))
-    _mask(root / "corrupt.png")
+    _mask(media / "cups_first_frame.png", root / "corrupt.png")
     return root
 
 
@@ -263,19 +262,21 @@ def _answered(out: Path, task_id: str) -> Path:
 
 
 def test_resume_skips_only_outputs_of_the_same_request(tmp_path):
-    from garvid.batch.runner import plan_batch
+    from garvid.batch.runner import BatchRun, plan_batch
     from garvid.batch.sink import BatchSink
     from garvid.errors import GarvidError
-    from garvid.qa.request import VideoRequest
-    from garvid.regions.input import RegionInput
+    from garvid.options import AnswerOptions, KeyframeOptions, ModelOptions, TrackingOptions
 
     task = BatchTask("a", tmp_path / "a.mp4", tmp_path / "a.png")
     out = tmp_path / "out"
-    q1 = VideoRequest(video=Path(), regions=RegionInput(), question="Q1", model="tiny-random")
+    q1 = BatchRun(AnswerOptions(model=ModelOptions("tiny-random")), question="Q1")
 
-    def plan(template: VideoRequest, describe: bool = False, overwrite: bool = False):
+    def plan(run: BatchRun, overwrite: bool = False):
         with BatchSink(out, "json", overwrite=overwrite) as sink:
-            return plan_batch([task], [], template, describe, sink), sink.summary
+            return plan_batch([task], [], run, sink), sink.summary
+
+    def changed(**groups) -> BatchRun:
+        return replace(q1, options=replace(q1.options, **groups))
 
     first, _ = plan(q1)
     with BatchSink(out, "json") as sink:  # as if answered: the output, then its request
@@ -283,14 +284,15 @@ def test_resume_skips_only_outputs_of_the_same_request(tmp_path):
     _answered(out, "a")
     again, summary = plan(q1)
     assert again.pending == [] and summary.skipped == 1  # the very same request: skipped
-    for changed, describe, needle in (
-        (replace(q1, question="Q2"), False, "question"), (q1, True, "question"),
-        (replace(q1, model="gar-1b"), False, "model"), (replace(q1, frames=4, window=2.0), False, "frames, window"),
-    ):
+    for other, needle in (
+        (replace(q1, question="Q2"), "question"), (replace(q1, describe=True), "question"),
+        (changed(model=ModelOptions("gar-1b")), "model"), (changed(keyframes=KeyframeOptions(frames=4, window=2.0)), "frames, window"),
+    ):  # fmt: skip
         with pytest.raises(GarvidError, match=f"another request \\('a': {needle} changed\\): pass --overwrite"):
-            plan(changed, describe)
-        assert len(plan(changed, describe, overwrite=True)[0].pending) == 1
-    assert len(plan(replace(q1, device="cuda", cache_dir=tmp_path))[0].pending) == 0  # where it runs is not what it asks
+            plan(other)
+        assert len(plan(other, overwrite=True)[0].pending) == 1
+    where = changed(model=ModelOptions("tiny-random", device="cuda"), tracking=TrackingOptions(cache_dir=tmp_path))
+    assert len(plan(where)[0].pending) == 0  # where it runs is not what it asks
     (out / ".garvid-batch.jsonl").unlink()  # an output nobody recorded (an older garvid): not trusted either
     with pytest.raises(GarvidError, match="'a': its request was not recorded"):
         plan(q1)

@@ -13,28 +13,27 @@ from garvid_cli.main import run
 from test_batch import TINY, _cut, _mask
 
 from garvid.errors import GarvidError
-from garvid.gar.batch_size import CPU_BATCH_SIZE, auto_batch_size, fit_batch_size, kv_bytes_per_token
+from garvid.gar.pass_size import CPU_PER_PASS, auto_prompts_per_pass, fit_prompts_per_pass, kv_bytes_per_token
 from garvid.gar.encoding import EncodeJob, encode_many
 from garvid.gar.loading import load_gar
 from garvid.gar.model import GARModel
 from garvid.gar.processor import ImageConfig, preprocess_image
 from garvid.gar.tiny import gar_config, random_gar
 from garvid.gar.tokenizer import load_tokenizer
-from garvid.options import GenerationOptions, parse_batch_size
-from garvid.qa import batching, generation
-from garvid.qa.batching import BatchedAnswering
-from garvid.qa.generation import Generated, PromptJob
+from garvid.options import AnswerOptions, GenerationOptions, KeyframeOptions, ModelOptions, TrackingOptions, parse_prompts_per_pass
+from garvid.qa import steps
+from garvid.qa.steps import Generated, PooledAnswering, PromptJob
 
 QUESTIONS = ["what does object 1 do?", "where is object 2 at the end, and what is above it all the time?", "is #1 moving?"]
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory) -> Path:
+def manifest(tmp_path_factory, media) -> Path:
     """Five items over two clips (three questions about one), questions of different lengths."""
     root = tmp_path_factory.mktemp("batched")
     for name, start in (("cups_a", 0.0), ("cups_b", 3.0)):
-        _cut("cups.mp4", root / f"{name}.mp4", start)
-        _mask(root / f"{name}.png")
+        _cut(media / "cups.mp4", root / f"{name}.mp4", start)
+        _mask(media / "cups_first_frame.png", root / f"{name}.png")
     rows = [("a1", "cups_a", QUESTIONS[0]), ("b1", "cups_b", QUESTIONS[1]), ("a2", "cups_a", QUESTIONS[1])]
     rows += [("b2", "cups_b", QUESTIONS[2]), ("a3", "cups_a", QUESTIONS[2])]
     lines = [json.dumps({"id": i, "video": str(root / f"{c}.mp4"), "mask": str(root / f"{c}.png"), "question": q}) for i, c, q in rows]
@@ -45,15 +44,15 @@ def manifest(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def batches(monkeypatch) -> list[int]:
-    """The number of prompts of every generate_batch call (the real one runs)."""
+    """The number of prompts of every generate_many call (the real one runs)."""
     sizes: list[int] = []
-    real = GARModel.generate_batch
+    real = GARModel.generate_many
 
     def spy(self, prompts, **options):
         sizes.append(len(prompts))
         return real(self, prompts, **options)
 
-    monkeypatch.setattr(GARModel, "generate_batch", spy)
+    monkeypatch.setattr(GARModel, "generate_many", spy)
     return sizes
 
 
@@ -89,7 +88,7 @@ def test_batch_size_is_checked_before_anything_runs(tmp_path, capsys):
         assert run(["batch", str(tmp_path), "-q", "what?", "--batch-size", bad]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--batch-size must be a whole number" in err
-    assert parse_batch_size("AUTO") == "auto" and parse_batch_size(" 8 ") == 8
+    assert parse_prompts_per_pass("AUTO") == "auto" and parse_prompts_per_pass(" 8 ") == 8
 
 
 # --- the scheduler, with stand-in prompts ------------------------------------------------
@@ -122,7 +121,7 @@ def _fake_runs(monkeypatch, fail=lambda jobs: None) -> list[list[int]]:
     def answer(job: PromptJob) -> Generated:
         return Generated(f"{job.input_ids[0]}/{job.generation.seed}", [], 0.0, 0.0, streamed=False)
 
-    def run_prompts(jobs):
+    def run_together(jobs):
         fail(jobs)
         runs.append([job.input_ids[0] for job in jobs])
         return [answer(job) for job in jobs]
@@ -132,12 +131,12 @@ def _fake_runs(monkeypatch, fail=lambda jobs: None) -> list[list[int]]:
         runs.append([job.input_ids[0]])
         return answer(job)
 
-    monkeypatch.setattr(batching, "run_prompts", run_prompts)
-    monkeypatch.setattr(batching, "run_prompt", run_prompt)
+    monkeypatch.setattr(steps, "run_together", run_together)
+    monkeypatch.setattr(steps, "run_prompt", run_prompt)
     return runs
 
 
-def _run(answering: BatchedAnswering, items: dict[int, _Item], model=None) -> dict[int, object]:
+def _run(answering: PooledAnswering, items: dict[int, _Item], model=None) -> dict[int, object]:
     model = model or _Model()
     outcomes = answering.run((key, lambda item=item, key=key: item.steps(model, key)) for key, item in items.items())
     return {o.key: o.result if o.error is None else o.error for o in outcomes}
@@ -147,7 +146,7 @@ def test_batches_take_the_oldest_prompt_with_those_nearest_in_length(monkeypatch
     runs = _fake_runs(monkeypatch)
     lengths = [50, 10, 52, 11, 49, 12, 300, 51]
     items = {key: _Item(length) for key, length in enumerate(lengths)}
-    results = _run(BatchedAnswering(2, (GarvidError,)), items)
+    results = _run(PooledAnswering(2, (GarvidError,)), items)
     assert results == {key: f"{key}: {key}/0" for key in items}
     assert sorted(runs[0]) == [0, 4]  # the oldest (50) with the nearest in length (49), not with 10
     assert sorted(map(sorted, runs)) == sorted(map(sorted, [[0, 4], [2, 7], [1, 3], [5, 6]]))
@@ -156,7 +155,7 @@ def test_batches_take_the_oldest_prompt_with_those_nearest_in_length(monkeypatch
 def test_items_with_several_prompts_come_back_for_each(monkeypatch):
     runs = _fake_runs(monkeypatch)
     items = {0: _Item(5, prompts=3), 1: _Item(5, prompts=1), 2: _Item(5, prompts=2)}
-    results = _run(BatchedAnswering(4, (GarvidError,)), items)
+    results = _run(PooledAnswering(4, (GarvidError,)), items)
     assert results == {0: "0: 0/0 0/1 0/2", 1: "1: 1/0", 2: "2: 2/0 2/1"}
     assert runs == [[0, 1, 2], [0, 2], [0]]
 
@@ -168,10 +167,10 @@ def test_out_of_memory_halves_the_batch_and_loses_no_item(monkeypatch):
 
     runs = _fake_runs(monkeypatch, fail)
     told = []
-    answering = BatchedAnswering(8, (GarvidError,), on_smaller=lambda size, reason: told.append((size, reason)))
+    answering = PooledAnswering(8, (GarvidError,), on_smaller=lambda size, reason: told.append((size, reason)))
     items = {key: _Item(10 + key) for key in range(8)}
     assert _run(answering, items) == {key: f"{key}: {key}/0" for key in items}
-    assert answering.batch_size == 2 and [size for size, _ in told] == [4, 2]
+    assert answering.per_pass == 2 and [size for size, _ in told] == [4, 2]
     assert "out of memory answering 8 prompts together" in told[0][1]
     assert all(len(batch) <= 2 for batch in runs)
 
@@ -183,7 +182,7 @@ def test_an_item_failing_in_a_batch_fails_alone_with_its_own_error(monkeypatch):
 
     _fake_runs(monkeypatch, fail)
     items = {key: _Item(10) for key in range(6)}
-    results = _run(BatchedAnswering(6, (GarvidError,)), items)
+    results = _run(PooledAnswering(6, (GarvidError,)), items)
     assert isinstance(results.pop(3), GarvidError)
     assert results == {key: f"{key}: {key}/0" for key in results}
 
@@ -199,7 +198,7 @@ def test_stopping_closes_the_items_in_flight(monkeypatch):
         finally:
             closed.append(key)
 
-    answering = BatchedAnswering(2, (GarvidError,))
+    answering = PooledAnswering(2, (GarvidError,))
     outcomes = list(answering.run(((key, lambda key=key: steps(key)) for key in range(6)), should_stop=lambda: len(runs) > 0))
     assert runs == [[0, 1]]  # stopped after the first batch
     assert outcomes == [] and sorted(closed) == list(range(6))  # every started item was closed, none finished
@@ -207,10 +206,10 @@ def test_stopping_closes_the_items_in_flight(monkeypatch):
 
 def test_auto_batch_size_is_one_on_a_cpu_and_fits_free_memory(monkeypatch):
     model = random_gar(gar_config("gar-8b"), seed=0)
-    auto = BatchedAnswering("auto", (GarvidError,))
+    auto = PooledAnswering("auto", (GarvidError,))
     _fake_runs(monkeypatch)
     _run(auto, {0: _Item(40)}, model)
-    assert auto.batch_size == CPU_BATCH_SIZE == auto_batch_size(model, 1000)
+    assert auto.per_pass == CPU_PER_PASS == auto_prompts_per_pass(model, 1000)
     # the KV-cache arithmetic is the cache a prompt really fills
     embeds = model.input_embeddings(torch.tensor([[1, 2, 3, 4, 5, 6, 7]]))
     cache = model.new_cache()
@@ -218,8 +217,8 @@ def test_auto_batch_size_is_one_on_a_cpu_and_fits_free_memory(monkeypatch):
     held = sum(layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size() for layer in cache.layers)
     assert held == 6 * kv_bytes_per_token(model)
     gib = 2**30
-    assert fit_batch_size(40 * gib, 5000, 256 * 2**10) == 30  # (40 - 3 reserved) GiB / (5000 x 256 KiB) = 30.3 prompts
-    assert fit_batch_size(2 * gib, 5000, 256 * 2**10) == 1 and fit_batch_size(10**15, 10, 10) == 64
+    assert fit_prompts_per_pass(40 * gib, 5000, 256 * 2**10) == 30  # (40 - 3 reserved) GiB / (5000 x 256 KiB) = 30.3 prompts
+    assert fit_prompts_per_pass(2 * gib, 5000, 256 * 2**10) == 1 and fit_prompts_per_pass(10**15, 10, 10) == 64
 
 
 def test_encoding_many_prompts_equals_encoding_each(tmp_path):
@@ -260,7 +259,7 @@ def test_run_prompts_equals_run_prompt_and_shares_one_encoding(monkeypatch):
     tokenizer = load_tokenizer(model.checkpoint_dir)
     crop = model.config.crop_tokens_ids[0]
     image_ids = [model.config.image_token_id] * 256 * frame.num_tiles
-    memo = generation.AnswerMemo()
+    memo = steps.AnswerMemo()
 
     def job(question: list[int], with_memo: bool = True) -> PromptJob:
         ids = [128000, *image_ids, 5, *[crop] * 256, *question]
@@ -271,15 +270,15 @@ def test_run_prompts_equals_run_prompt_and_shares_one_encoding(monkeypatch):
 
     questions = [[7, 8, 9], [11] * 20, [3]]
     jobs = [job(questions[0]), job(questions[1]), job(questions[2], with_memo=False)]
-    alone = [generation.run_prompt(job(question, with_memo=False)) for question in questions]
+    alone = [steps.run_prompt(job(question, with_memo=False)) for question in questions]
     encoded = []
-    real = generation.encode_many
-    monkeypatch.setattr(generation, "encode_many", lambda model, jobs: encoded.append(len(jobs)) or real(model, jobs))
-    together = generation.run_prompts(jobs)
+    real = steps.encode_many
+    monkeypatch.setattr(steps, "encode_many", lambda model, jobs: encoded.append(len(jobs)) or real(model, jobs))
+    together = steps.run_together(jobs)
     assert [g.token_ids for g in together] == [g.token_ids for g in alone] and len({tuple(g.token_ids) for g in alone}) > 1
     assert encoded == [2]  # the memoised frame once for both prompts, and the third's own
     with pytest.raises(ValueError, match="share their model"):
-        generation.run_prompts([job([1]), PromptJob(**{**vars(job([1])), "generation": GenerationOptions(max_new_tokens=2)})])
+        steps.run_together([job([1]), PromptJob(**{**vars(job([1])), "generation": GenerationOptions(max_new_tokens=2)})])
 
 
 @pytest.mark.slow
@@ -287,18 +286,20 @@ def test_requests_of_different_keyframes_and_regions_answer_as_alone(manifest, b
     """Requests with 1, 2 or 3 keyframes, one or two regions, a question or a description, batched together."""
     from garvid.batch.runner import answer_requests
     from garvid.qa.reporting import Reporter
-    from garvid.qa.request import VideoRequest
+    from garvid.qa.video_request import VideoRequest
     from garvid.regions.input import RegionInput
 
     root = manifest.parent
     model = load_gar("tiny-random", dtype="fp32", device="cpu")
-    base = VideoRequest(
-        video=Path(), regions=RegionInput(), model="tiny-random", tracker="tiny-random", device="cpu",
-        generation=GenerationOptions(max_new_tokens=5), cache_dir=root / "cache",
-    )  # fmt: skip
+    base = AnswerOptions(
+        model=ModelOptions("tiny-random", device="cpu"),
+        tracking=TrackingOptions("tiny-random", cache_dir=root / "cache"),
+        generation=GenerationOptions(max_new_tokens=5),
+    )
 
     def request(clip: str, frames: int, question: str | None) -> VideoRequest:
-        return replace(base, video=root / f"{clip}.mp4", regions=RegionInput(masks=(root / f"{clip}.png",)), frames=frames, question=question)
+        options = replace(base, keyframes=KeyframeOptions(frames=frames))
+        return VideoRequest(root / f"{clip}.mp4", RegionInput(masks=(root / f"{clip}.png",)), question, options)
 
     requests = [
         request("cups_a", 2, "what does object 1 do?"),

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 
+import garvid_cli.main
 import pytest
-from garvid_cli.console import EXIT_INTERRUPTED, StopOnInterrupt, WarningReporter
+from garvid_cli.console import EXIT_INTERRUPTED, StopOnInterrupt
+
+from garvid.errors import GarvidWarning
+from garvid.qa.reporting import Reporter
 
 
 def test_first_ctrl_c_asks_to_stop_and_the_second_exits_130(capfd):
@@ -21,10 +26,17 @@ def test_first_ctrl_c_asks_to_stop_and_the_second_exits_130(capfd):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored on leaving
 
 
-def test_a_run_says_each_warning_once(capsys):
-    reporter = WarningReporter()
-    for _ in range(3):
-        reporter.warn("tiny-random has random weights")
-    reporter.warn("object 2 is never visible")
+def test_a_run_says_each_warning_once(capsys, monkeypatch):
+    """Reporter warnings and GarvidWarnings share one channel; the CLI prints each distinct one once per run."""
+
+    def command() -> None:
+        reporter = Reporter()
+        for _ in range(3):
+            reporter.warn("tiny-random has random weights")
+        warnings.warn("object 2 is never visible", GarvidWarning)
+
+    monkeypatch.setattr(garvid_cli.main, "_register_commands", lambda: None)
+    monkeypatch.setattr(garvid_cli.main, "app", lambda **_: command())
+    assert garvid_cli.main.run([]) == 0
     err = capsys.readouterr().err
     assert err.count("tiny-random has random weights") == 1 and "object 2 is never visible" in err

@@ -20,6 +20,7 @@ from garvid.detection.models import Detector, grounding_candidates, phrase_text,
 from garvid.detection.objects import inside_frame
 from garvid.detection.selection import select_instances
 from garvid.errors import RegionError
+from garvid.options import TrackingOptions
 from garvid.regions.input import RegionInput
 from garvid.regions.prompts import build_region_prompts
 from garvid.tracking.cache import regions_digest
@@ -193,7 +194,7 @@ def test_the_detector_is_freed_before_sam2_loads(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(Detector, "load", classmethod(tracked_load))
     monkeypatch.setattr(Sam2Tracker, "from_preset", classmethod(checked_build))
     regions = RegionInput(objects=("cup",), detector="tiny-random")
-    tracks = track_video(TrackRequest(SAMPLE, regions, "tiny-random", stride="119", device="cpu"))
+    tracks = track_video(TrackRequest(SAMPLE, regions, TrackingOptions("tiny-random", stride=119), device="cpu"))
     assert tracks.object_ids == [1] and len(alive) == 1
 
 

@@ -27,10 +27,10 @@ from garvid.eval.videorefer import (
     videorefer_letter,
     videorefer_question,
 )
-from garvid.qa.request import VideoRequest
+from garvid.options import AnswerOptions
+from garvid.qa.video_request import VideoRequest
 from garvid.regions.masks import decode_rle, encode_rle
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 OPTIONS = ["(A) It moves left.", "(B) It stays still.", "(C) It is lifted up.", "(D) It disappears."]
 TINY = ["--model", "tiny-random", "--device", "cpu", "--max-new-tokens", "4"]
 
@@ -106,15 +106,15 @@ def test_accuracy_table_in_published_order():
 
 
 @pytest.fixture(scope="module")
-def videorefer(tmp_path_factory) -> tuple[Path, Path]:
+def videorefer(tmp_path_factory, media) -> tuple[Path, Path]:
     """Frame folder ``cups/`` (1 s at 160x90, JPEG) and three questions about the ball and the held cup
     (masks on frames 0, 10 and 20)."""
     root = tmp_path_factory.mktemp("videorefer")
     frames = root / "videos" / "cups"
     frames.mkdir(parents=True)
-    args = ["ffmpeg", "-v", "error", "-i", str(MEDIA / "cups.mp4"), "-t", "1", "-vf", "scale=160:90", "-q:v", "3"]
+    args = ["ffmpeg", "-v", "error", "-i", str(media / "cups.mp4"), "-t", "1", "-vf", "scale=160:90", "-q:v", "3"]
     subprocess.run([*args, str(frames / "%05d.jpg")], check=True)
-    labels = np.asarray(Image.open(MEDIA / "cups_first_frame.png").resize((160, 90), Image.NEAREST))
+    labels = np.asarray(Image.open(media / "cups_first_frame.png").resize((160, 90), Image.NEAREST))
     ball, cup = ({str(f): {"segmentation": encode_rle(labels == value)} for f in (0, 10, 20)} for value in (1, 2))
     questions = [  # one annotation entry per object the question names, in its order
         ("Basic Questions", "What is <object0><region>?", "(A) A ball", [ball]),
@@ -145,18 +145,18 @@ def test_item_question_masks_and_prompt(videorefer):
     seen = {}
 
     def answer(request: VideoRequest, given):
-        seen.update(request=request, given=given, masks=[np.asarray(Image.open(p)) > 0 for p in request.regions.masks])
+        seen.update(request=request, given=given, masks=[mask.array for mask in request.regions.masks])
         return "(B)"
 
-    record = evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "multi", answer, "garvid")
+    record = evaluate_item(item, root, AnswerOptions(), "multi", answer, "garvid")
     assert record == {
         "id": 2, "type": "Relationship Questions", "answer": "B", "protocol": "garvid", "mask_mode": "multi",
         "prediction": "B", "correct": True, "output": "(B)",
     }  # fmt: skip
     request = seen["request"]
     assert request.question.startswith("Question: Where is <Prompt0> relative to <Prompt1>?\nOptions:\n(A) A ball")
-    assert request.prompt.multiple_choice and request.regions.frame == 10 and request.video == root / "cups"
-    assert not request.use_cache and isinstance(seen["given"], GivenMasks) and not request.literal_question
+    assert request.options.prompt.multiple_choice and request.regions.frame == 10 and request.video == root / "cups"
+    assert not request.options.tracking.use_cache and isinstance(seen["given"], GivenMasks) and not request.literal_question
     assert np.array_equal(seen["masks"][1], decode_rle(item["annotation"][1]["10"]["segmentation"]))
 
 
@@ -188,15 +188,15 @@ def test_videorefer_protocol_item(videorefer):
         seen.update(request=request, given=given)
         return "Answer: B"  # VideoRefer reads its first character: A
 
-    record = evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "single", answer)
+    record = evaluate_item(item, root, AnswerOptions(), "single", answer)
     request = seen["request"]
     assert request.question == (
         "Where is <object0>[<Prompt0>] relative to <object1>[<Prompt1>]? (A) A ball (B) Under it (C) It is lifted up. (D) None. "
         "Answer with the option's letter from the given choices directly."
     )
-    assert request.literal_question and not request.prompt.multiple_choice and seen["given"] is None
+    assert request.literal_question and not request.options.prompt.multiple_choice and seen["given"] is None
     assert (record["protocol"], record["answer"], record["prediction"], record["correct"]) == ("videorefer", "B", "A", False)
-    assert evaluate_item(item, root, VideoRequest(video=Path(), regions=None), "single", lambda r, g: "b")["correct"]
+    assert evaluate_item(item, root, AnswerOptions(), "single", lambda r, g: "b")["correct"]
 
 
 @pytest.mark.parametrize("mode", ["multi", "single"])
@@ -255,11 +255,11 @@ def test_interrupted_videorefer_run_resumes(videorefer, tmp_path):
     assert sorted(json.loads(line)["id"] for line in results.read_text().splitlines()) == sorted(f"q{i}" for i in range(8))
 
 
-def _gar_bench(folder: Path) -> Path:
+def _gar_bench(folder: Path, media: Path) -> Path:
     frame = folder / "images" / "frame0.png"
     frame.parent.mkdir(parents=True)
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(MEDIA / "cups.mp4"), "-frames:v", "1", "-vf", "scale=320:180", str(frame)], check=True)
-    labels = np.asarray(Image.open(MEDIA / "cups_first_frame.png").resize((320, 180), Image.NEAREST))
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(media / "cups.mp4"), "-frames:v", "1", "-vf", "scale=320:180", str(frame)], check=True)
+    labels = np.asarray(Image.open(media / "cups_first_frame.png").resize((320, 180), Image.NEAREST))
     rles = [encode_rle(labels == value) for value in (1, 2, 3, 4)]
     items = [
         {"image": "images/frame0.png", "mask_rles": rles[:2], "question": "Which of <Prompt0> or <Prompt1> is yellow?",
@@ -276,9 +276,9 @@ def _gar_bench(folder: Path) -> Path:
     return path
 
 
-def test_gar_bench_vqa_run(tmp_path, capsys):
+def test_gar_bench_vqa_run(media, tmp_path, capsys):
     """Reference-compatible by default: the six-region item is asked as the reference asked it."""
-    annotations = _gar_bench(tmp_path)
+    annotations = _gar_bench(tmp_path, media)
     results = tmp_path / "vqa.jsonl"
     assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
     err = capsys.readouterr().err
@@ -294,9 +294,9 @@ def test_gar_bench_vqa_run(tmp_path, capsys):
         assert column in err
 
 
-def test_gar_bench_reads_images_as_stored_like_the_reference(tmp_path, capsys):
+def test_gar_bench_reads_images_as_stored_like_the_reference(media, tmp_path, capsys):
     """Benchmark masks fit the stored pixels (the reference ignores EXIF orientation)."""
-    annotations = _gar_bench(tmp_path)
+    annotations = _gar_bench(tmp_path, media)
     frame = tmp_path / "images" / "frame0.png"
     exif = Image.Exif()
     exif[0x0112] = 6  # "turn right to display": garvid image would show it 180x320
@@ -308,8 +308,8 @@ def test_gar_bench_reads_images_as_stored_like_the_reference(tmp_path, capsys):
     assert "error" not in records["vqa_0"] and "error" not in records["vqa_1"]
 
 
-def test_gar_bench_vqa_corrected_run(tmp_path, capsys):
-    annotations = _gar_bench(tmp_path)
+def test_gar_bench_vqa_corrected_run(media, tmp_path, capsys):
+    annotations = _gar_bench(tmp_path, media)
     results = tmp_path / "vqa.jsonl"
     assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "--corrected", "-o", str(results)]) == 0
     err = capsys.readouterr().err
@@ -371,8 +371,8 @@ def test_malformed_items_are_their_own_errors(videorefer, tmp_path, capsys):
     assert "5 item(s) could not be asked" in err
 
 
-def test_malformed_gar_bench_items_are_their_own_errors(tmp_path, capsys):
-    annotations = _gar_bench(tmp_path)
+def test_malformed_gar_bench_items_are_their_own_errors(media, tmp_path, capsys):
+    annotations = _gar_bench(tmp_path, media)
     items = json.loads(annotations.read_text())[:1]
     good = items[0]
     items += [
@@ -417,9 +417,9 @@ def test_a_second_run_on_one_results_file_is_refused(videorefer, tmp_path, capsy
     assert "another garvid eval is writing to" in capsys.readouterr().err and not results.exists()
 
 
-def test_a_results_file_is_resumed_only_by_the_same_setup(tmp_path, capsys):
+def test_a_results_file_is_resumed_only_by_the_same_setup(media, tmp_path, capsys):
     """Another model or answer length would mix two setups' answers in one accuracy."""
-    annotations = _gar_bench(tmp_path)
+    annotations = _gar_bench(tmp_path, media)
     results = tmp_path / "vqa.jsonl"
     assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "--limit", "1", "-o", str(results)]) == 0
     records = [json.loads(line) for line in results.read_text().splitlines()]
@@ -435,17 +435,17 @@ def test_a_results_file_is_resumed_only_by_the_same_setup(tmp_path, capsys):
 
 @pytest.fixture
 def batches(monkeypatch) -> list[list]:
-    """The prompts of every batch of more than one that BatchedAnswering runs together."""
-    import garvid.qa.batching as batching
+    """The prompts of every batch of more than one that PooledAnswering runs together."""
+    import garvid.qa.steps as batching
 
     seen: list[list] = []
-    together = batching.run_prompts
+    together = batching.run_together
 
     def spy(jobs):
         seen.append(list(jobs))
         return together(jobs)
 
-    monkeypatch.setattr(batching, "run_prompts", spy)
+    monkeypatch.setattr(batching, "run_together", spy)
     return seen
 
 
@@ -483,14 +483,14 @@ def test_videorefer_batched_records_equal_one_at_a_time(videorefer, tmp_path, ba
     assert batches and max(len(batch) for batch in batches) == 3  # only the --batch-size 3 run batches
 
 
-def _gar_bench_two_sizes(folder: Path) -> Path:
+def _gar_bench_two_sizes(folder: Path, media: Path) -> Path:
     """GAR-Bench-VQA items on a 320x180 and a 180x320 image (tile grids 5x3 and 3x5), with one,
     two or six regions."""
-    annotations = _gar_bench(folder)
+    annotations = _gar_bench(folder, media)
     items = json.loads(annotations.read_text())
     tall = folder / "images" / "tall.png"
     Image.open(folder / "images" / "frame0.png").transpose(Image.Transpose.TRANSPOSE).save(tall)
-    labels = np.asarray(Image.open(MEDIA / "cups_first_frame.png").resize((320, 180), Image.NEAREST)).T
+    labels = np.asarray(Image.open(media / "cups_first_frame.png").resize((320, 180), Image.NEAREST)).T
     rles = [encode_rle(labels == value) for value in (1, 2)]
     for index, item in enumerate(items[:2]):
         items.append({**item, "id": f"tall_{index}", "image": "images/tall.png", "mask_rles": rles[: len(item["mask_rles"])]})
@@ -499,9 +499,9 @@ def _gar_bench_two_sizes(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("mode", ["--reference-compat", "--corrected"])
-def test_gar_bench_batched_records_equal_one_at_a_time(tmp_path, batches, mode):
+def test_gar_bench_batched_records_equal_one_at_a_time(media, tmp_path, batches, mode):
     """Items with other tile grids and region counts share batches; every record is as one at a time."""
-    annotations = _gar_bench_two_sizes(tmp_path)
+    annotations = _gar_bench_two_sizes(tmp_path, media)
     records = {}
     for size in ("1", "3"):
         results = tmp_path / f"batch{size}.jsonl"
@@ -515,13 +515,13 @@ def test_gar_bench_batched_records_equal_one_at_a_time(tmp_path, batches, mode):
 
 @pytest.mark.parametrize("command", ["videorefer-q", "gar-bench-vqa"])
 @pytest.mark.parametrize("size", ["0", "-1", "x", "2.5"])
-def test_bad_batch_size_is_one_line_before_any_model_loads(videorefer, tmp_path, capsys, monkeypatch, command, size):
+def test_bad_batch_size_is_one_line_before_any_model_loads(media, videorefer, tmp_path, capsys, monkeypatch, command, size):
     import garvid.gar.loading
 
     monkeypatch.setattr(garvid.gar.loading, "load_gar", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     annotations, root = videorefer
     if command == "gar-bench-vqa":
-        annotations, root = _gar_bench(tmp_path), tmp_path
+        annotations, root = _gar_bench(tmp_path, media), tmp_path
     results = tmp_path / "r.jsonl"
     where = "--video-root" if command == "videorefer-q" else "--image-root"
     assert run(["eval", command, str(annotations), where, str(root), *TINY, f"--batch-size={size}", "-o", str(results)]) == 2
@@ -530,37 +530,38 @@ def test_bad_batch_size_is_one_line_before_any_model_loads(videorefer, tmp_path,
     assert not results.exists()
 
 
-def test_mask_folders_live_while_their_items_are_in_flight(videorefer, tmp_path, monkeypatch):
-    """Each item's mask PNGs are in a temporary folder while it is answered: several at once in a
-    batched run, and none left when the run ends, stopped early with items still in flight."""
+def test_items_write_no_mask_files(videorefer, tmp_path, monkeypatch):
+    """Each item's prompt masks are passed in memory: a batched run stopped early with items
+    still in flight leaves nothing in the temporary folder, and writes nothing there meanwhile."""
     from garvid.eval.videorefer import run_videorefer
-    from garvid.options import GenerationOptions
+    from garvid.options import GenerationOptions, KeyframeOptions, ModelOptions, TrackingOptions
 
     annotations, root = videorefer
     items = [{**item, "id": f"q{i}"} for i, item in enumerate(json.loads(annotations.read_text()) * 3)]
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    template = VideoRequest(
-        video=Path(), regions=None, frames=2, fps=30, model="tiny-random", device="cpu", use_cache=False,
+    template = AnswerOptions(
+        model=ModelOptions("tiny-random", device="cpu"),
+        tracking=TrackingOptions(fps=30, use_cache=False),
+        keyframes=KeyframeOptions(frames=2),
         generation=GenerationOptions(max_new_tokens=4),
-    )  # fmt: skip
-    folders: list[int] = []
+    )
+    written: list[int] = []
     log = ResultLog(tmp_path / "r.jsonl")
     answered = run_videorefer(
-        items, root, template, "multi", log, on_item=lambda record: folders.append(len(list(scratch.glob("garvid-eval-*")))),
-        should_stop=lambda: bool(folders), batch_size=3,
+        items, root, template, "multi", log, on_item=lambda record: written.append(len(list(scratch.iterdir()))),
+        should_stop=lambda: bool(written), per_pass=3,
     )  # fmt: skip
     assert answered == len(log.records) == 3 and len(items) == 9  # one batch, then stopped
-    assert folders[0] == 8  # the other items' folders, while they wait for their answers
-    assert not list(scratch.glob("garvid-eval-*"))
+    assert written and set(written) == {0} and not list(scratch.iterdir())
 
 
-def test_out_of_memory_without_a_message_is_the_items_error_line(tmp_path, capsys, monkeypatch):
+def test_out_of_memory_without_a_message_is_the_items_error_line(media, tmp_path, capsys, monkeypatch):
     """A MemoryError carries no text: the record names it, the run goes on (it used to crash the run)."""
     from garvid.eval import gar_bench
 
-    annotations = _gar_bench(tmp_path)
+    annotations = _gar_bench(tmp_path, media)
     real = gar_bench.layout_steps
 
     def short_of_memory(image, layout, model, **options):
@@ -572,5 +573,5 @@ def test_out_of_memory_without_a_message_is_the_items_error_line(tmp_path, capsy
     results = tmp_path / "vqa.jsonl"
     assert run(["eval", "gar-bench-vqa", str(annotations), *TINY, "-o", str(results)]) == 0
     records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
-    assert records["vqa_1"]["error"] == "MemoryError" and records["vqa_1"]["prediction"] is None
+    assert records["vqa_1"]["error"] == "out of memory: MemoryError" and records["vqa_1"]["prediction"] is None
     assert "error" not in records["vqa_0"] and "Traceback" not in capsys.readouterr().err

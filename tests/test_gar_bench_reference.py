@@ -106,7 +106,7 @@ def test_answer_uses_the_layouts_boxes_for_every_replay(monkeypatch) -> None:
     from garvid.gar import encoding
     from garvid.gar.loading import load_gar
     from garvid.options import GenerationOptions
-    from garvid.qa.generation import drive
+    from garvid.qa.steps import drive
     from garvid.qa.image_answering import layout_steps
 
     seen = {}

@@ -188,15 +188,15 @@ def test_batched_greedy_generation_equals_each_prompt_alone(attn: str) -> None:
     stop = alone[2][4]  # the third prompt finishes early, the others run to the limit (or stop too)
     alone = [model.generate(p, max_new_tokens=10, eos_token_ids=(stop,)) for p in prompts]
     assert len(alone[2]) == 4 and max(len(tokens) for tokens in alone) == 10
-    assert model.generate_batch(prompts, max_new_tokens=10, eos_token_ids=(stop,)) == alone
-    kept = model.generate_batch(prompts, max_new_tokens=10, eos_token_ids=(stop,), drop_finished=False)
+    assert model.generate_many(prompts, max_new_tokens=10, eos_token_ids=(stop,)) == alone
+    kept = model.generate_many(prompts, max_new_tokens=10, eos_token_ids=(stop,), drop_finished=False)
     assert kept == alone
-    assert model.generate_batch(prompts[:1], max_new_tokens=10, eos_token_ids=(stop,)) == alone[:1]
+    assert model.generate_many(prompts[:1], max_new_tokens=10, eos_token_ids=(stop,)) == alone[:1]
 
 
 def test_batched_sampling_draws_each_prompt_from_its_own_seed(model_8b: GARModel) -> None:
     prompts = _prompts(model_8b, (5, 9, 2))
     alone = [model_8b.generate(p, max_new_tokens=6, do_sample=True, seed=s, eos_token_ids=()) for p, s in zip(prompts, (4, 5, 6))]
-    assert model_8b.generate_batch(prompts, max_new_tokens=6, do_sample=True, seeds=(4, 5, 6), eos_token_ids=()) == alone
-    swapped = model_8b.generate_batch(prompts[::-1], max_new_tokens=6, do_sample=True, seeds=(6, 5, 4), eos_token_ids=())
+    assert model_8b.generate_many(prompts, max_new_tokens=6, do_sample=True, seeds=(4, 5, 6), eos_token_ids=()) == alone
+    swapped = model_8b.generate_many(prompts[::-1], max_new_tokens=6, do_sample=True, seeds=(6, 5, 4), eos_token_ids=())
     assert swapped == alone[::-1]

@@ -31,7 +31,6 @@ from garvid.gar.processor import (
     GARImageInputs,
     ImageConfig,
     choose_grid,
-    decode_mask_ids,
     preprocess_image,
     prompt_label_map,
     region_box,
@@ -40,7 +39,15 @@ from garvid.gar.prompt import DESCRIBE_SLOT, describe_region_text, tokenize_prom
 from garvid.gar.tiny import gar_config, random_gar, save_checkpoint
 from garvid.gar.tokenizer import EOT_TOKEN_ID, load_chat_template, load_tokenizer
 from garvid.options import GenerationOptions
-from garvid.qa.image_answering import answer_image
+from garvid.qa.image_answering import regions_steps
+from garvid.qa.steps import drive
+
+
+def decode_mask_ids(mask_values: torch.Tensor, config: ImageConfig = ImageConfig()) -> torch.Tensor:
+    """Recover integer prompt ids from normalised mask tiles (the inverse of the processor's normalisation)."""
+    mean = torch.tensor(config.image_mean, device=mask_values.device)[:, None, None]
+    std = torch.tensor(config.image_std, device=mask_values.device)[:, None, None]
+    return torch.round((mask_values.float() * std + mean) / config.rescale_factor).to(torch.int64)
 
 
 def _random_image(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -256,7 +263,7 @@ def _reference_frame(image: np.ndarray, mask: np.ndarray, max_num_tiles: int) ->
 @pytest.mark.slow
 def test_tokens_on_an_upscaled_grid_equal_the_reference_with_a_gar_1b_shaped_model(tmp_path, monkeypatch):
     """GAR-1B's shape (PE-L with a CLS token, tied embeddings, 16 tiles) on a 600x400 frame
-    upscaled to a 5x3 grid: garvid's ``answer_image`` sees the prompt the reference sees."""
+    upscaled to a 5x3 grid: garvid's ``regions_steps`` sees the prompt the reference sees."""
     save_checkpoint(random_gar(gar_config("gar-1b", tie_word_embeddings=True), seed=5), tmp_path / "gar-1b", max_num_tiles=16)
     model = load_gar(str(tmp_path / "gar-1b"), dtype="fp32", device="cpu")
     assert model.config.mllm.vision_use_cls_token and model.mllm.lm_head.weight is model.input_embeddings.weight
@@ -267,7 +274,7 @@ def test_tokens_on_an_upscaled_grid_equal_the_reference_with_a_gar_1b_shaped_mod
     prompts: list[torch.Tensor] = []
     generate = model.generate
     monkeypatch.setattr(model, "generate", lambda embeds, **kw: prompts.append(embeds) or generate(embeds, **kw))
-    ours = answer_image(Image.fromarray(image), {1: mask}, None, model, generation=GenerationOptions(max_new_tokens=12))
+    ours = drive(regions_steps(Image.fromarray(image), {1: mask}, None, model, generation=GenerationOptions(max_new_tokens=12)))
 
     frame = _reference_frame(image, mask, 16)
     assert frame.grid == (5, 3) and frame.num_tiles == 16

@@ -41,7 +41,7 @@ VIDEO_PANELS = ["Keyframes and windows", "Models and devices", "Video and tracki
 @pytest.mark.parametrize(
     "command, panels, option",
     [
-        (["ask"], ["Objects", *VIDEO_PANELS, "Output"], "--mask"),
+        (["ask"], ["Output", "Objects", *VIDEO_PANELS], "--format"),
         (["batch"], ["Items", "Output", "Engine", "Objects", *VIDEO_PANELS], "--question"),
         (["segment"], ["Output", "Items", "Objects", "Models and devices", "Video and tracking"], "--output"),
         (["eval", "videorefer-q"], ["Items", "Output", "Engine", *VIDEO_PANELS], "--video-root"),

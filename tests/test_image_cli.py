@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,27 +14,22 @@ from PIL import Image
 from garvid.gar.prompt import DESCRIBE_INSTRUCTION
 from garvid.regions.masks import mask_bbox
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 TINY = ["--model", "tiny-random", "--device", "cpu", "--max-new-tokens", "6"]
-
-pytestmark = pytest.mark.skipif(
-    not (MEDIA / "cups.mp4").is_file() or shutil.which("ffmpeg") is None, reason="needs ../shared/media and ffmpeg"
-)
 
 
 @pytest.fixture(scope="module")
-def cups(tmp_path_factory) -> tuple[Path, Path]:
+def cups(tmp_path_factory, media) -> tuple[Path, Path]:
     """Frame 0 of cups.mp4 as PNG, and its palette mask (1 ball, 2 held cup, 3 middle, 4 right)."""
     folder = tmp_path_factory.mktemp("cups")
     frame = folder / "frame0.png"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(MEDIA / "cups.mp4"), "-frames:v", "1", str(frame)], check=True
+        ["ffmpeg", "-v", "error", "-i", str(media / "cups.mp4"), "-frames:v", "1", str(frame)], check=True
     )
-    return frame, MEDIA / "cups_first_frame.png"
+    return frame, media / "cups_first_frame.png"
 
 
-def _palette_labels() -> np.ndarray:
-    return np.asarray(Image.open(MEDIA / "cups_first_frame.png"))
+def _palette_labels(cups: tuple[Path, Path]) -> np.ndarray:
+    return np.asarray(Image.open(cups[1]))
 
 
 def test_text_answer_streams_to_stdout_and_warns(cups, capsys):
@@ -60,7 +54,7 @@ def test_json_answer_to_file(cups, tmp_path, capsys):
     assert data["prompt_question"] == "Is <Prompt1> left of <Prompt3>?"
     assert 1 <= len(data["answer_token_ids"]) <= 6
     assert all(isinstance(i, int) for i in data["answer_token_ids"])
-    labels = _palette_labels()
+    labels = _palette_labels(cups)
     assert [r["id"] for r in data["regions"]] == [2, 4]
     for region in data["regions"]:
         assert region["bbox"] == list(mask_bbox(labels == region["id"]))
@@ -74,7 +68,7 @@ def test_json_answer_to_file(cups, tmp_path, capsys):
 def test_single_region_is_described(cups, tmp_path, capsys):
     frame, _ = cups
     ball = tmp_path / "ball.png"
-    Image.fromarray(((_palette_labels() == 1) * 255).astype(np.uint8)).save(ball)
+    Image.fromarray(((_palette_labels(cups) == 1) * 255).astype(np.uint8)).save(ball)
     code = run(["image", str(frame), "--mask", str(ball), *TINY, "--format", "json"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -138,7 +132,7 @@ def test_exif_orientation_is_applied_like_video_rotation(cups, tmp_path, capsys)
     code = run(["image", str(photo), "-m", str(mask), "Is obj 2 left of #4?", *TINY, "--format", "json"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    labels = _palette_labels()
+    labels = _palette_labels(cups)
     assert [r["bbox"] for r in json.loads(out)["regions"]] == [list(mask_bbox(labels == i)) for i in (2, 4)]
     stored_mask = tmp_path / "stored.png"
     Image.open(mask).transpose(Image.Transpose.ROTATE_90).save(stored_mask)
@@ -151,7 +145,7 @@ def test_exif_orientation_is_applied_like_video_rotation(cups, tmp_path, capsys)
 def test_jpeg_mask_is_one_line_error(cups, tmp_path, capsys):
     frame, mask = cups
     lossy = tmp_path / "mask.jpg"
-    Image.fromarray(_palette_labels() * 60).save(lossy, format="JPEG")
+    Image.fromarray(_palette_labels(cups) * 60).save(lossy, format="JPEG")
     code = run(["image", str(frame), "--mask", str(lossy), "what is object 1?", *TINY])
     _assert_one_line_error(code, capsys.readouterr().err, "mask.jpg is a JPEG file", "PNG")
 
@@ -159,7 +153,7 @@ def test_jpeg_mask_is_one_line_error(cups, tmp_path, capsys):
 def test_repeated_mask_holding_several_objects_is_one_line_error(cups, tmp_path, capsys):
     frame, mask = cups
     ball = tmp_path / "ball.png"
-    Image.fromarray(((_palette_labels() == 1) * 255).astype(np.uint8)).save(ball)
+    Image.fromarray(((_palette_labels(cups) == 1) * 255).astype(np.uint8)).save(ball)
     code = run(["image", str(frame), "--mask", str(ball), "--mask", str(mask), "what is object 1?", *TINY])
     _assert_one_line_error(code, capsys.readouterr().err, "holds 4 object ids (1, 2, 3, 4)", "one binary PNG per object")
 

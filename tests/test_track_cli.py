@@ -101,7 +101,7 @@ def test_help_shows_an_example() -> None:
         (["track", str(SAMPLE), "--mask", str(SAMPLE_MASK), "--mask-frame", "500"], "outside the video"),
         (["track", str(SAMPLE), "--mask", str(SAMPLE_MASK), "--tracker", "nope"], "unknown tracker preset 'nope'"),
         (["track", str(SAMPLE), "--mask", str(SAMPLE_MASK), "--render", "x.gif"], "should end in .mp4"),
-        (["track", str(SAMPLE), "--mask", str(SAMPLE_MASK), "--stride", "0"], "positive integer or 'auto'"),
+        (["track", str(SAMPLE), "--mask", str(SAMPLE_MASK), "--stride", "0"], "--stride must be a whole number of at least 1, or auto"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_no_output_file(tmp_path: Path, args: list[str], message: str) -> None:

@@ -29,7 +29,6 @@ from garvid.tracking.feed import FrameFeed
 from garvid.tracking.model import build_predictor
 from garvid.tracking.session import TrackingSession, memory_reach
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 WIDTH, HEIGHT, NUM_FRAMES = 128, 96, 30
 
 
@@ -382,7 +381,7 @@ def test_local_checkpoint_loads_strictly(tmp_path: Path) -> None:
 
 
 def test_device_names_are_checked() -> None:
-    with pytest.raises(GarvidError, match="unknown device"):
+    with pytest.raises(GarvidError, match="device must be auto, cpu, cuda or cuda:N"):
         Sam2Tracker.from_preset("tiny-random", device="tpu")
     if not torch.cuda.is_available():
         with pytest.raises(GarvidError, match="CUDA is not available"):
@@ -399,10 +398,10 @@ def test_importing_the_package_loads_neither_torch_nor_sam2() -> None:
 
 
 @pytest.mark.slow
-def test_cups_four_objects_every_30th_frame(tracker: Sam2Tracker) -> None:
-    labels = np.array(Image.open(MEDIA / "cups_first_frame.png"))
+def test_cups_four_objects_every_30th_frame(media: Path, tracker: Sam2Tracker) -> None:
+    labels = np.array(Image.open(media / "cups_first_frame.png"))
     masks = {value: labels == value for value in (1, 2, 3, 4)}
-    with Video(MEDIA / "cups.mp4") as video:
+    with Video(media / "cups.mp4") as video:
         frames = tracked_frames(video.info.num_frames, 0, 30)
         tracks = tracker.track(video, RegionPrompts(frame=0, masks=masks), frames)
     assert tracks.object_ids == [1, 2, 3, 4] and len(tracks.frames) == 10

@@ -92,7 +92,7 @@ ordinary_text = st.text(
 
 def question_prompt(question: str) -> str:
     plan = plan_question([1, 2], question)
-    return region_question_text(sorted(plan.slot_objects), plan.question)
+    return region_question_text(sorted(plan.slot_objects), plan.prompt_question)
 
 
 @pytest.mark.parametrize("name", sorted(TOKENIZERS))
@@ -139,7 +139,7 @@ def test_temporal_prompt_keeps_user_text_plain(token: str) -> None:
     protocol = load_protocol(None)
     layouts = [KeyframeLayout(0.0, replayed=(0,)), KeyframeLayout(1.0, replayed=(0,))]
     plan = plan_question([1], f"what is {token} object 1 doing?")
-    tokens = tokenize_prompt(tokenizer, PLM_CHAT_TEMPLATE, temporal_text(protocol.text, [0], layouts, plan.question), 8, leading_images=0)
+    tokens = tokenize_prompt(tokenizer, PLM_CHAT_TEMPLATE, temporal_text(protocol.text, [0], layouts, plan.prompt_question), 8, leading_images=0)
     assert len(tokens.image_spans) == 2 and tokens.input_ids.count(IMAGE_TOKEN_ID) == 16
     assert tokens.input_ids.count(tokenizer.convert_tokens_to_ids(EOT_TOKEN)) == 2  # system and user turns only
     assert len(tokens.crop_spans[0]) == 2 and set(tokens.crop_spans) == {0}

@@ -19,11 +19,12 @@ from PIL import Image
 from garvid.errors import RegionError
 from garvid.gar.loading import load_gar
 from garvid.gar.tokenizer import CROP_TOKEN_IDS, IMAGE_TOKEN_ID
-from garvid.options import GenerationOptions
+from garvid.options import AnswerOptions, GenerationOptions, KeyframeOptions, ModelOptions, TrackingOptions
 from garvid.output.formats import answer_cues
 from garvid.qa.answers import NOT_VISIBLE_TEXT
 from garvid.qa.reporting import Reporter
-from garvid.qa.request import VideoRequest
+from garvid.qa.video_request import VideoRequest
+from garvid.qa.context import AnswerContext
 from garvid.qa.video_answering import answer_video
 from garvid.regions.input import RegionInput
 from garvid.tracking import ObjectObservation, Tracks
@@ -120,12 +121,17 @@ class EmbedSpy:
         del self.model.embed_inputs
 
 
-def _request(clip, question: str | None = "what does object 2 do to object 1?", **options) -> VideoRequest:
+def _request(
+    clip, question: str | None = "what does object 2 do to object 1?", generation=GenerationOptions(max_new_tokens=3), **keyframes
+) -> VideoRequest:
     video, mask = clip
-    options.setdefault("frames", 4)
-    options.setdefault("generation", GenerationOptions(max_new_tokens=3))
-    options.setdefault("use_cache", False)
-    return VideoRequest(video=video, regions=RegionInput(masks=(mask,)), question=question, model="tiny-random", device="cpu", **options)
+    options = AnswerOptions(
+        model=ModelOptions("tiny-random", device="cpu"),
+        tracking=TrackingOptions(use_cache=False),
+        keyframes=KeyframeOptions(**{"frames": 4, **keyframes}),
+        generation=generation,
+    )
+    return VideoRequest(video=video, regions=RegionInput(masks=(mask,)), question=question, options=options)
 
 
 def _runs(ids: list[int], token: int) -> list[tuple[int, int]]:
@@ -142,7 +148,7 @@ def _runs(ids: list[int], token: int) -> list[tuple[int, int]]:
 def test_prompt_layout_keyframes_and_json(clip, model):
     tracker = ScriptedTracker()
     with EmbedSpy(model) as spy:
-        result = answer_video(_request(clip), tracker=tracker, model=model)
+        result = answer_video(_request(clip), AnswerContext(tracker=tracker, model=model))
     [(ids, features, crops)] = spy.calls
     keyframes = result.answers[0].keyframes
     assert len(keyframes) == 4 and set(keyframes) <= set(tracker.calls[0])
@@ -169,7 +175,7 @@ def test_prompt_layout_keyframes_and_json(clip, model):
 def test_masks_of_frame_t_reach_only_frame_t(clip, model):
     baseline = ScriptedTracker()
     with EmbedSpy(model) as spy:
-        result = answer_video(_request(clip), tracker=baseline, model=model)
+        result = answer_video(_request(clip), AnswerContext(tracker=baseline, model=model))
     keyframes = result.answers[0].keyframes
     moved_frame = keyframes[2]
 
@@ -177,7 +183,7 @@ def test_masks_of_frame_t_reach_only_frame_t(clip, model):
         return (100, 60) if object_id == 1 and frame == moved_frame else steady(object_id, frame)
 
     with EmbedSpy(model) as moved_spy:
-        answer_video(_request(clip), tracker=ScriptedTracker(moved), model=model)
+        answer_video(_request(clip), AnswerContext(tracker=ScriptedTracker(moved), model=model))
     (_, features_a, crops_a), (_, features_b, crops_b) = spy.calls[0], moved_spy.calls[0]
     changed = [not torch.equal(crops_a[0][k], crops_b[0][k]) for k in range(4)]
     assert changed == [False, False, True, False]  # object 1's replay changes on the moved keyframe only
@@ -192,7 +198,7 @@ def test_objects_not_visible_are_said_so_not_replayed(clip, model, tmp_path):
         return None if object_id == 2 and frame >= 20 else steady(object_id, frame)
 
     with EmbedSpy(model) as spy:
-        result = answer_video(_request(clip), tracker=ScriptedTracker(hidden_late), model=model)
+        result = answer_video(_request(clip), AnswerContext(tracker=ScriptedTracker(hidden_late), model=model))
     ids, _, crops = spy.calls[0]
     keyframes = result.answers[0].keyframes
     shown = sum(f < 20 for f in keyframes)
@@ -215,7 +221,7 @@ def test_visible_strategy_keeps_to_frames_with_the_objects(clip, model):
     def late(object_id: int, frame: int):
         return steady(object_id, frame) if frame >= 24 or frame == 0 else None
 
-    result = answer_video(_request(clip, strategy="visible"), tracker=ScriptedTracker(late), model=model)
+    result = answer_video(_request(clip, strategy="visible"), AnswerContext(tracker=ScriptedTracker(late), model=model))
     assert all(f >= 24 or f == 0 for f in result.answers[0].keyframes)
 
 
@@ -224,13 +230,13 @@ def test_object_never_visible_is_an_error(clip, model):
         return None if object_id == 2 and frame > 0 else steady(object_id, frame)
 
     with pytest.raises(RegionError, match="object 2 is never visible"):
-        answer_video(_request(clip, start=1.0), tracker=ScriptedTracker(gone), model=model)
+        answer_video(_request(clip, start=1.0), AnswerContext(tracker=ScriptedTracker(gone), model=model))
 
 
 def test_undefined_object_fails_before_tracking(clip, model):
     tracker = ScriptedTracker()
     with pytest.raises(RegionError, match="object 3"):
-        answer_video(_request(clip, "where is object 3?"), tracker=tracker, model=model)
+        answer_video(_request(clip, "where is object 3?"), AnswerContext(tracker=tracker, model=model))
     assert tracker.calls == []
 
 
@@ -241,13 +247,13 @@ def test_context_budget_reduces_keyframes_and_warns(clip, model, tmp_path):
     small = tmp_path / "small.toml"
     small.write_text(source.replace("context_tokens = 32768", "context_tokens = 2600"))
     recorder = Recorder()
-    result = answer_video(_request(clip, frames=8, protocol=str(small)), recorder, tracker=ScriptedTracker(), model=model)
+    result = answer_video(_request(clip, frames=8, protocol=str(small)), AnswerContext(recorder, tracker=ScriptedTracker(), model=model))
     assert result.frames_per_window < 8 and len(result.answers[0].keyframes) == result.frames_per_window
     assert any("would not fit" in w and f"using {result.frames_per_window}" in w for w in recorder.warnings)
 
 
 def test_windows_give_one_timed_answer_each(clip, model):
-    result = answer_video(_request(clip, window=1.0, frames=2), tracker=ScriptedTracker(), model=model)
+    result = answer_video(_request(clip, window=1.0, frames=2), AnswerContext(tracker=ScriptedTracker(), model=model))
     assert [(a.start, a.end) for a in result.answers] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]
     assert all(a.start * FPS <= f < a.end * FPS for a in result.answers for f in a.keyframes)
     cues = answer_cues(result)
@@ -260,7 +266,7 @@ def test_describe_each_object_per_window(clip, model):
 
     recorder = Recorder()
     with EmbedSpy(model) as spy:
-        result = answer_video(_request(clip, None, window=2.0, frames=2), recorder, tracker=ScriptedTracker(second_leaves), model=model)
+        result = answer_video(_request(clip, None, window=2.0, frames=2), AnswerContext(recorder, tracker=ScriptedTracker(second_leaves), model=model))
     assert [(a.start, a.object_id) for a in result.answers] == [(0.0, 1), (0.0, 2), (2.0, 1), (2.0, 2)]
     assert result.answers[3].text == NOT_VISIBLE_TEXT  # object 2 is gone in the second window: no generation
     assert len(spy.calls) == 3
@@ -273,6 +279,6 @@ def test_describe_each_object_per_window(clip, model):
 
 
 def test_same_request_is_deterministic(clip, model):
-    first = answer_video(_request(clip, generation=GenerationOptions(max_new_tokens=5)), tracker=ScriptedTracker(), model=model)
-    second = answer_video(_request(clip, generation=GenerationOptions(max_new_tokens=5)), tracker=ScriptedTracker(), model=model)
+    first = answer_video(_request(clip, generation=GenerationOptions(max_new_tokens=5)), AnswerContext(tracker=ScriptedTracker(), model=model))
+    second = answer_video(_request(clip, generation=GenerationOptions(max_new_tokens=5)), AnswerContext(tracker=ScriptedTracker(), model=model))
     assert first.answers[0].token_ids == second.answers[0].token_ids and len(first.answers[0].token_ids) > 0

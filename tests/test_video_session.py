@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from garvid.options import GenerationOptions
+from garvid.options import AnswerOptions, GenerationOptions, KeyframeOptions, ModelOptions, TrackingOptions
 from garvid.qa.reporting import Reporter
-from garvid.qa.request import VideoRequest
-from garvid.qa.session import VideoSession
+from garvid.qa.video_request import VideoRequest
+from garvid.qa.video_session import VideoSession
 from garvid.qa.video_answering import answer_video
 from garvid.regions.input import RegionInput
 
@@ -20,17 +20,13 @@ FIRST, FOLLOW_UP, OTHER = "what does object 2 do to object 1?", "where is object
 @pytest.fixture
 def request_(two_object_clip, tmp_path) -> VideoRequest:
     video, mask = two_object_clip
-    return VideoRequest(
-        video=video,
-        regions=RegionInput(masks=(mask,)),
-        frames=3,
-        model="tiny-random",
-        tracker="tiny-random",
-        device="cpu",
-        dtype="fp32",
+    options = AnswerOptions(
+        model=ModelOptions("tiny-random", dtype="fp32", device="cpu"),
+        tracking=TrackingOptions("tiny-random", cache_dir=tmp_path / "cache"),
+        keyframes=KeyframeOptions(frames=3),
         generation=GenerationOptions(max_new_tokens=6),
-        cache_dir=tmp_path / "cache",
     )
+    return VideoRequest(video=video, regions=RegionInput(masks=(mask,)), options=options)
 
 
 class Interrupting(Reporter):
@@ -71,5 +67,6 @@ def test_follow_ups_reuse_everything_and_answer_as_a_fresh_ask(request_, monkeyp
 
 
 def test_the_session_loads_gar_with_the_requested_attention_kernel(request_):
-    with VideoSession(replace(request_, attn="eager")) as session:
+    options = request_.options
+    with VideoSession(replace(request_, options=replace(options, model=replace(options.model, attn="eager")))) as session:
         assert session.model.mllm.model.language_model.config._attn_implementation == "eager"

@@ -14,17 +14,35 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from garvid.qa.request import VideoRequest
+from garvid.qa.video_request import VideoRequest
 
 JOURNAL_FILE = ".garvid-batch.jsonl"
 
 
 def request_fields(request: VideoRequest) -> dict[str, Any]:
-    """The parts of ``request`` that decide its answer, as plain JSON values."""
+    """The parts of ``request`` that decide its answer, as plain JSON values.
+
+    The groups are flattened to one level under the names journals have always used
+    (``model``, ``strategy``, ``stride`` as typed, ...), so outputs of earlier runs resume.
+    """
+    options = request.options
     regions = replace(request.regions, masks=tuple(Path(m).resolve() for m in request.regions.masks))
-    fields = asdict(replace(request, video=Path(request.video).resolve(), regions=regions))
-    for where in ("device", "cache_dir", "use_cache"):
-        del fields[where]
+    fields: dict[str, Any] = {
+        "video": Path(request.video).resolve(),
+        "regions": asdict(regions),
+        "question": request.question,
+        "literal_question": request.literal_question,
+        **asdict(options.keyframes),
+        "model": options.model.name,
+        "dtype": options.model.dtype,
+        "attn": options.model.attn,
+        "tracker": options.tracking.tracker,
+        "stride": str(options.tracking.stride),
+        "fps": options.tracking.fps,
+        "generation": asdict(options.generation),
+        "prompt": asdict(options.prompt),
+        "tracks": request.tracks,
+    }
     return json.loads(json.dumps(fields, default=str))
 
 

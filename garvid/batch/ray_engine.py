@@ -29,12 +29,10 @@ import numpy as np
 
 from garvid.batch.runner import BatchPlan, StopCheck, _with_cache, answer_requests, grouped_by_clip
 from garvid.batch.sink import BatchSink, BatchSummary
-from garvid.devices import memory_errors
-from garvid.errors import GarvidError, first_line
-from garvid.options import BatchSize
-from garvid.presets import default_preset
+from garvid.errors import CheckpointError, GarvidError, OptionError
+from garvid.failures import ends_run, failure_text, item_errors
+from garvid.options import AnswerOptions, PromptsPerPass
 from garvid.qa.reporting import Reporter
-from garvid.qa.request import VideoRequest
 from garvid.tracking.backends import LazyTracker
 
 #: Seconds to wait for a cluster to answer before giving up on it.
@@ -59,7 +57,7 @@ def _cluster_endpoint(address: str) -> tuple[str, int]:
         try:
             address = get_ray_address_from_environment("auto", None)
         except ConnectionError:
-            raise GarvidError("--ray-address auto: no running Ray cluster found on this machine") from None
+            raise OptionError("ray_address", "auto: no running Ray cluster found on this machine") from None
     parts = urlsplit(address if "://" in address else f"//{address}")
     try:
         host, port = parts.hostname, parts.port
@@ -141,53 +139,56 @@ def ray_session(address: str | None = None, *, verbose: bool = False) -> Iterato
             ray.shutdown()
 
 
-def _stage_classes(template: VideoRequest, batch_size: BatchSize) -> tuple[type, type]:
+def _stage_classes(options: AnswerOptions, per_pass: PromptsPerPass) -> tuple[type, type]:
     """The two actor classes, with the run's models and batch size baked in.
 
     They take no constructor arguments: Ray keeps those in its object store, from where
     it cannot restart an actor once they are released.
     """
-    tracker_name = template.tracker or default_preset("trackers")
-    model_name = template.model or default_preset("models")
+    tracking, model = options.tracking, options.model
 
     class TrackStage:
         """Tracks items into the tracking cache with one tracker."""
 
         def __init__(self):
-            self.tracker = LazyTracker(tracker_name, template.device)
+            self.tracker = LazyTracker(tracking.tracker, model.device)
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-            from garvid.qa.video_answering import track_request
+            from garvid.qa.context import AnswerContext
+            from garvid.qa.video_answering import track_ahead
 
-            errors = []
+            errors, fatal = [], []
             for request in batch["request"]:
                 try:
-                    track_request(request, tracker=self.tracker)
+                    track_ahead(request, AnswerContext(tracker=self.tracker))
                     errors.append("")
-                except (GarvidError, *memory_errors()) as error:
-                    errors.append(f"track: {error}")
-            return {**batch, "error": np.array(errors, dtype=object)}
+                    fatal.append(False)
+                except item_errors() as error:
+                    errors.append(f"track: {failure_text(error)}")
+                    fatal.append(ends_run(error))
+            return {**batch, "error": np.array(errors, dtype=object), "fatal": np.array(fatal, dtype=bool)}
 
     class AnswerStage:
-        """Answers tracked items with one GAR, ``batch_size`` prompts per forward pass."""
+        """Answers tracked items with one GAR, ``per_pass`` prompts per forward pass."""
 
         def __init__(self):
             from garvid.gar.loading import load_gar
 
-            self.model = load_gar(model_name, dtype=template.dtype, device=template.device, attn_implementation=template.attn)
+            self.model = load_gar(model.name, dtype=model.dtype, device=model.device, attn_implementation=model.attn)
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
             errors = [str(error) for error in batch["error"]]
             results: list[Any] = [None] * len(errors)
             ready = [index for index, error in enumerate(errors) if not error]
             requests = [batch["request"][index] for index in ready]
-            for outcome in answer_requests(requests, self.model, batch_size, Reporter(), lambda: False):
+            for outcome in answer_requests(requests, self.model, per_pass, Reporter(), lambda: False):
                 index = ready[outcome.key]
                 if outcome.error is not None:
-                    errors[index] = f"answer: {first_line(outcome.error)}"
+                    errors[index] = f"answer: {failure_text(outcome.error)}"
                 else:
                     results[index] = outcome.result
-            return {"index": batch["index"], "error": np.array(errors, dtype=object), "result": np.array(results, dtype=object)}
+            results_array = np.array(results, dtype=object)
+            return {"index": batch["index"], "error": np.array(errors, dtype=object), "fatal": batch["fatal"], "result": results_array}
 
     return TrackStage, AnswerStage
 
@@ -201,10 +202,10 @@ def run_ray(
     should_stop: StopCheck = lambda: False,
     concurrency: int = 1,
     verbose: bool = False,
-    batch_size: BatchSize = 1,
+    per_pass: PromptsPerPass = 1,
 ) -> BatchSummary:
     """Run the plan's pending items on Ray (in the caller's :func:`ray_session`, else one for ``address``),
-    each answering actor taking ``batch_size`` items at a time (``auto``: blocks of
+    each answering actor taking ``per_pass`` items at a time (``auto``: blocks of
     :data:`AUTO_BLOCK` items, batched as the actor's device allows)."""
     import ray
 
@@ -215,7 +216,7 @@ def run_ray(
             tasks = [task for task, _ in pending]
             requests = [_with_cache(request, Path(scratch)) for _, request in pending]
             if tasks:
-                _stream(ray, tasks, requests, plan.template, sink, reporter, should_stop, concurrency, batch_size)
+                _stream(ray, tasks, requests, plan.run.options, sink, reporter, should_stop, concurrency, per_pass)
     summary = sink.finish()
     summary.interrupted = should_stop()
     return summary
@@ -225,19 +226,19 @@ def _stream(
     ray,
     tasks,
     requests,
-    template: VideoRequest,
+    options: AnswerOptions,
     sink: BatchSink,
     reporter: Reporter,
     should_stop: StopCheck,
     concurrency: int,
-    batch_size: BatchSize,
+    per_pass: PromptsPerPass,
 ) -> None:
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    track_stage, answer_stage = _stage_classes(template, batch_size)
+    track_stage, answer_stage = _stage_classes(options, per_pass)
     pool = ray.data.ActorPoolStrategy(size=concurrency)
     dataset = ray.data.from_items([{"index": i, "request": request} for i, request in enumerate(requests)])
     tracked = dataset.map_batches(track_stage, batch_size=1, compute=pool, num_gpus=gpus)
-    block = batch_size if isinstance(batch_size, int) else AUTO_BLOCK
+    block = per_pass if isinstance(per_pass, int) else AUTO_BLOCK
     answered = tracked.map_batches(answer_stage, batch_size=block, compute=pool, num_gpus=gpus)
     total, done = len(tasks), 0
     reporter.progress("items", done, total)
@@ -245,6 +246,8 @@ def _stream(
         index = int(row["index"])
         if row["error"]:
             stage, _, reason = str(row["error"]).partition(": ")
+            if row["fatal"]:
+                raise CheckpointError(reason)  # as the local engine: no item can escape missing weights
             sink.failed(tasks[index], stage, reason)
         else:
             sink.done(tasks[index], requests[index], row["result"])

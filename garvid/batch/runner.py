@@ -3,7 +3,7 @@
 Stage 1 tracks every pending item with one SAM2 (loaded on the first cache miss) and
 leaves the tracks in the tracking cache; the tracker is freed; stage 2 loads GAR once and
 answers every item, finding its tracks in the cache, ``--batch-size`` prompts per forward
-pass (:mod:`garvid.qa.batching`). Peak memory is the larger model, not the sum. A failing
+pass (:mod:`garvid.qa.steps`). Peak memory is the larger model, not the sum. A failing
 item (bad video or mask, out of memory) is recorded and the run goes on; ``should_stop``
 (Ctrl-C in the CLI) ends the run after the current batch.
 """
@@ -11,20 +11,20 @@ item (bad video or mask, out of memory) is recorded and the run goes on; ``shoul
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from garvid.batch.sink import BatchSink, BatchSummary
 from garvid.batch.tasks import BatchTask, TaskProblem
-from garvid.errors import CheckpointError, GarvidError, first_line
+from garvid.errors import GarvidError
+from garvid.failures import ends_run, failure_text, item_errors
 from garvid.files import RunInputs
-from garvid.options import BatchSize
-from garvid.presets import default_preset
-from garvid.qa.batching import BatchedAnswering, Outcome
-from garvid.qa.generation import Steps
+from garvid.options import AnswerOptions, PromptsPerPass, ModelOptions
+from garvid.qa.steps import Outcome, PooledAnswering, Steps
 from garvid.qa.reporting import Reporter
-from garvid.qa.request import VideoRequest
+from garvid.qa.video_request import VideoRequest, run_input_paths
+from garvid.regions.input import RegionInput
 
 if TYPE_CHECKING:
     from garvid.gar.model import GARModel
@@ -32,47 +32,55 @@ if TYPE_CHECKING:
 StopCheck = Callable[[], bool]
 
 
-def item_request(template: VideoRequest, task: BatchTask, describe: bool) -> VideoRequest:
+@dataclass(frozen=True)
+class BatchRun:
+    """What a run applies to every item: the option groups, the run's objects by name
+    (``--object`` phrases, detector, threshold) and its question, or describe."""
+
+    options: AnswerOptions = field(default_factory=AnswerOptions)
+    objects: RegionInput = field(default_factory=RegionInput)
+    question: str | None = None
+    describe: bool = False
+
+
+def item_request(run: BatchRun, task: BatchTask) -> VideoRequest:
     """The request for one item: the run's options with the item's video, mask, question, span
     and objects (a row's own ``objects`` replace the run's ``--object`` phrases)."""
-    question = None if describe else (task.question or template.question)
-    if not describe and not question:
-        raise GarvidError("no question: give --question or a 'question' field for this item")
-    return replace(
-        template,
+    question = None if run.describe else (task.question or run.question)
+    if not run.describe and not question:
+        raise GarvidError("no question: give the run a question, or this item a 'question' field")
+    keyframes = run.options.keyframes
+    span = {"start": task.start, "end": task.end}
+    return VideoRequest(
         video=task.video,
         regions=replace(
-            template.regions,
+            run.objects,
             masks=() if task.mask is None else (task.mask,),
             frame=task.mask_frame,
-            objects=task.objects or tuple(template.regions.objects),
+            objects=task.objects or tuple(run.objects.objects),
         ),
-        tracks=task.tracks,
         question=question,
-        start=task.start if task.start is not None else template.start,
-        end=task.end if task.end is not None else template.end,
+        options=replace(run.options, keyframes=replace(keyframes, **{k: v for k, v in span.items() if v is not None})),
+        tracks=task.tracks,
     )
 
 
-def batch_inputs(tasks: list[BatchTask], template: VideoRequest, manifest: Path | None = None) -> RunInputs:
-    """Every file the run reads: the manifest, each item's video and mask, the run's model,
-    tracker and protocol files (a template's own ``video`` is a placeholder, not an input)."""
-    items = (path for task in tasks for path in (task.video, task.mask))
-    return RunInputs([manifest, template.protocol, template.model, template.tracker, *items])
+def batch_inputs(tasks: list[BatchTask], run: BatchRun, manifest: Path | None = None) -> RunInputs:
+    """Every file the run reads: the manifest, each item's video, mask and tracks, the run's
+    model, tracker and protocol files."""
+    items = (path for task in tasks for path in (task.video, task.mask, task.tracks))
+    return RunInputs([manifest, *run_input_paths(run.options), *items])
 
 
 @dataclass
 class BatchPlan:
     """What a run will do: the items to compute, after skipping finished ones."""
 
-    template: VideoRequest
-    describe: bool
+    run: BatchRun
     pending: list[tuple[BatchTask, VideoRequest]]
 
 
-def plan_batch(
-    tasks: list[BatchTask], problems: list[TaskProblem], template: VideoRequest, describe: bool, sink: BatchSink
-) -> BatchPlan:
+def plan_batch(tasks: list[BatchTask], problems: list[TaskProblem], run: BatchRun, sink: BatchSink) -> BatchPlan:
     """Check every output, skip items finished for this very request, record the input
     problems and build each remaining item's request.
 
@@ -83,13 +91,13 @@ def plan_batch(
     """
     from garvid.devices import check_attention
 
-    check_attention(template.attn, template.device)
+    check_attention(run.options.model.attn, run.options.model.device)
     for task in tasks:
         sink.check(task)
     planned, failed, other = [], [], []
     for task in tasks:
         try:
-            request = item_request(template, task, describe)
+            request = item_request(run, task)
         except GarvidError as error:
             failed.append((task, str(error)))
             continue
@@ -115,7 +123,7 @@ def plan_batch(
             sink.skip(task)
         else:
             pending.append((task, request))
-    return BatchPlan(template, describe, pending)
+    return BatchPlan(run, pending)
 
 
 def run_local(
@@ -123,16 +131,16 @@ def run_local(
     sink: BatchSink,
     reporter: Reporter | None = None,
     should_stop: StopCheck = lambda: False,
-    batch_size: BatchSize = 1,
+    per_pass: PromptsPerPass = 1,
 ) -> BatchSummary:
-    """Track every pending item, then answer every tracked one, ``batch_size`` prompts at a time
+    """Track every pending item, then answer every tracked one, ``per_pass`` prompts per forward pass
     (see the module docstring)."""
     reporter = reporter or Reporter()
     with tempfile.TemporaryDirectory(prefix="garvid-batch-") as scratch:
         items = [(task, _with_cache(request, Path(scratch))) for task, request in plan.pending]
-        tracked = _track_all(items, plan.template, sink, reporter, should_stop)
+        tracked = _track_all(items, plan.run.options, sink, reporter, should_stop)
         if not should_stop() and not sink.summary.pipe_closed:
-            _answer_all(tracked, plan.template, sink, reporter, should_stop, batch_size)
+            _answer_all(tracked, plan.run.options.model, sink, reporter, should_stop, per_pass)
     summary = sink.finish()
     summary.interrupted = should_stop()
     return summary
@@ -140,51 +148,54 @@ def run_local(
 
 def _with_cache(request: VideoRequest, scratch: Path) -> VideoRequest:
     """Stages hand tracks over through the cache; with --no-cache, a scratch one for this run."""
-    return request if request.use_cache else replace(request, use_cache=True, cache_dir=scratch)
+    tracking = request.options.tracking
+    if tracking.use_cache:
+        return request
+    return replace(request, options=replace(request.options, tracking=replace(tracking, use_cache=True, cache_dir=scratch)))
 
 
-def _track_all(items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck):
-    from garvid.devices import memory_errors
-    from garvid.qa.video_answering import track_request
+def _track_all(items, options: AnswerOptions, sink: BatchSink, reporter: Reporter, should_stop: StopCheck):
+    from garvid.qa.context import AnswerContext
+    from garvid.qa.video_answering import track_ahead
     from garvid.tracking.backends import LazyTracker
 
-    tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
+    tracker = LazyTracker(options.tracking.tracker, options.model.device)
     tracked = []
     for done, (task, request) in enumerate(items):
         if should_stop():
             break
         reporter.progress("tracking", done, len(items))
         try:
-            track_request(request, tracker=tracker)
+            track_ahead(request, AnswerContext(tracker=tracker))
             tracked.append((task, request))
-        except CheckpointError:
-            raise  # no tracker weights: no item can be tracked
-        except (GarvidError, *memory_errors()) as error:
-            sink.failed(task, "track", first_line(error))
+        except item_errors() as error:
+            if ends_run(error):
+                raise  # no tracker weights: no item can be tracked
+            sink.failed(task, "track", failure_text(error))
     reporter.progress("tracking", len(items), len(items))
     tracker.free()
     return tracked
 
 
 def _answer_all(
-    items, template: VideoRequest, sink: BatchSink, reporter: Reporter, should_stop: StopCheck, batch_size: BatchSize
+    items, model_options: ModelOptions, sink: BatchSink, reporter: Reporter, should_stop: StopCheck, per_pass: PromptsPerPass
 ) -> None:
     from garvid.gar.loading import load_gar
 
     if not items:
         return
     model = load_gar(
-        template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
+        model_options.name, dtype=model_options.dtype, device=model_options.device, attn_implementation=model_options.attn
     )
     items = grouped_by_clip(items)
     reporter.progress("answering", 0, len(items))
     answered = answer_requests(
-        [request for _, request in items], model, batch_size, reporter, lambda: should_stop() or sink.summary.pipe_closed
+        [request for _, request in items], model, per_pass, reporter, lambda: should_stop() or sink.summary.pipe_closed
     )
     for done, outcome in enumerate(answered, start=1):
         task, request = items[outcome.key]
         if outcome.error is not None:
-            sink.failed(task, "answer", first_line(outcome.error))
+            sink.failed(task, "answer", failure_text(outcome.error))
         else:
             sink.done(task, request, outcome.result)
         reporter.progress("answering", done, len(items))
@@ -192,13 +203,14 @@ def _answer_all(
 
 
 def answer_requests(
-    requests: list[VideoRequest], model: GARModel, batch_size: BatchSize, reporter: Reporter, should_stop: StopCheck
+    requests: list[VideoRequest], model: GARModel, per_pass: PromptsPerPass, reporter: Reporter, should_stop: StopCheck
 ) -> Iterator[Outcome[int]]:
-    """Answer ``requests`` with one loaded GAR, ``batch_size`` prompts at a time: each request's
+    """Answer ``requests`` with one loaded GAR, ``per_pass`` prompts per forward pass: each request's
     outcome (keyed by its index) as it finishes. Neighbouring requests about one clip share an
-    :class:`~garvid.qa.generation.AnswerMemo` (keyframes, encodings, prompt prefix)."""
-    from garvid.qa.generation import AnswerMemo
+    :class:`~garvid.qa.steps.AnswerMemo` (keyframes, encodings, prompt prefix)."""
+    from garvid.qa.steps import AnswerMemo
     from garvid.qa.planning import GarFiles
+    from garvid.qa.context import AnswerContext
     from garvid.qa.video_answering import video_steps
 
     files = GarFiles.read(str(model.checkpoint_dir))  # once for the run, not once per request
@@ -209,15 +221,15 @@ def answer_requests(
         if _clip(request) != clip:
             memo, clip = AnswerMemo(), _clip(request)  # what one clip's questions share, dropped when the clip changes
         shared = memo
-        return lambda: video_steps(request, model=model, memo=shared, files=files)
+        return lambda: video_steps(request, AnswerContext(model=model, files=files, memo=shared))
 
-    answering = BatchedAnswering.reporting_to(reporter, batch_size)
+    answering = PooledAnswering.reporting_to(reporter, per_pass)
     yield from answering.run(((index, start(request)) for index, request in enumerate(requests)), should_stop)
 
 
 def _clip(request: VideoRequest) -> tuple:
     """What requests that share an answer memo must have in common: the video and its objects."""
-    return request.video, request.fps, repr(request.regions), request.tracks  # a RegionInput may hold lists
+    return request.video, request.options.tracking.fps, repr(request.regions), request.tracks  # a RegionInput may hold lists
 
 
 def grouped_by_clip(items: list[tuple[BatchTask, VideoRequest]]) -> list[tuple[BatchTask, VideoRequest]]:

@@ -27,7 +27,7 @@ from garvid.batch.journal import JOURNAL_FILE, RequestJournal
 from garvid.batch.tasks import BatchTask, TaskProblem
 from garvid.errors import GarvidError
 from garvid.files import RunInputs, check_output_folder, exclusive_lock, write_text
-from garvid.qa.request import VideoRequest
+from garvid.qa.video_request import VideoRequest
 
 BatchFormat = Literal["json", "srt", "vtt", "jsonl"]
 BATCH_FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "jsonl")

@@ -29,17 +29,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from garvid.devices import memory_errors
-from garvid.errors import GarvidError, first_line
+from garvid.errors import GarvidError
+from garvid.failures import ends_run, failure_text, item_errors
 from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row, refuse_mixed
 from garvid.eval.running import answer_items
 from garvid.gar.processor import region_box
 from garvid.gar.prompt import region_question_text, with_multiple_choice_suffix
 from garvid.gar.tokenizer import NUM_PROMPTS
-from garvid.options import DEFAULT_ATTENTION, BatchSize, GenerationOptions, PromptOptions
-from garvid.qa.generation import Steps
-from garvid.qa.image_answering import RegionLayout, image_steps, layout_steps, load_image
+from garvid.options import PromptsPerPass, GenerationOptions, ModelOptions, PromptOptions
+from garvid.qa.steps import Steps
+from garvid.qa.image_answering import RegionLayout, layout_steps, load_image, regions_steps
 from garvid.qa.planning import GarFiles
 from garvid.qa.reporting import Reporter
 from garvid.regions.masks import decode_rle
@@ -126,14 +126,13 @@ def item_steps(
     prompt: PromptOptions,
     reference_compat: bool,
 ) -> Steps[dict[str, Any]]:
-    """Ask one item (``key`` its id), as steps (see :mod:`garvid.qa.generation`): its record for
+    """Ask one item (``key`` its id), as steps (see :mod:`garvid.qa.steps`): its record for
     the results file. Bad input and running out of memory are the item's error, in its record.
 
     ``files`` are ``model``'s checkpoint files (tokenizer, tile limits, chat template), read once
     for the run, not once per item.
     """
     record: dict[str, Any] = {"id": key, "type": str(item["type"]), "answer": str(item["answer"]).strip().upper()}
-    read_once = {"tokenizer": files.tokenizer, "image_config": files.image_config, "chat_template": files.chat_template}
     try:
         options = item_options(item, "choices")
         if not isinstance(item["mask_rles"], list):
@@ -145,14 +144,16 @@ def item_steps(
             question = with_multiple_choice_suffix(question)
             record["region_order"] = order = reference_region_order(question)
             layout = reference_layout(masks, question, order)
-            steps = layout_steps(image, layout, model, question=question, generation=generation, prompt=prompt, **read_once)
+            steps = layout_steps(image, layout, model, question=question, files=files, generation=generation, prompt=prompt)
         else:
             objects = {index + 1: mask for index, mask in enumerate(masks)}
             choice_prompt = replace(prompt, multiple_choice=True)
-            steps = image_steps(image, objects, question, model, generation=generation, prompt=choice_prompt, **read_once)
+            steps = regions_steps(image, objects, question, model, files=files, generation=generation, prompt=choice_prompt)
         output = (yield from steps).answer
-    except (GarvidError, *memory_errors()) as error:
-        record.update(prediction=None, correct=False, output=None, error=first_line(error))
+    except item_errors() as error:
+        if ends_run(error):
+            raise
+        record.update(prediction=None, correct=False, output=None, error=failure_text(error))
     else:
         prediction = extract_choice(output, options)
         # the reference scores by exact match of the whole answer; garvid reads the letter
@@ -166,20 +167,17 @@ def run_gar_bench(
     image_root: Path,
     log: ResultLog,
     *,
-    model_name: str,
-    dtype: str = "auto",
-    device: str = "auto",
-    attn: str = DEFAULT_ATTENTION,
+    model: ModelOptions,
     generation: GenerationOptions = GenerationOptions(max_new_tokens=ANSWER_TOKENS),
     prompt: PromptOptions = PromptOptions(),
     reference_compat: bool = True,
     reporter: Reporter | None = None,
     on_item: Callable[[dict[str, Any]], None] = lambda record: None,
     should_stop: Callable[[], bool] = lambda: False,
-    batch_size: BatchSize = 1,
+    per_pass: PromptsPerPass = 1,
 ) -> int:
-    """Answer every item not yet in ``log`` with one GAR, ``batch_size`` prompts per forward pass
-    (:mod:`garvid.qa.batching`): as the reference did (``reference_compat``) or as ``garvid
+    """Answer every item not yet in ``log`` with one GAR, ``per_pass`` prompts per forward pass
+    (:mod:`garvid.qa.steps`): as the reference did (``reference_compat``) or as ``garvid
     image`` would. The number of items answered (errors not counted).
 
     Records are logged as items finish, which with batches is not always their order in ``items``.
@@ -188,18 +186,18 @@ def run_gar_bench(
 
     keyed = ((item_id(item, position), item) for position, item in enumerate(items))
     mode = mode_name(reference_compat)
-    setup = {"mode": mode, "model": model_name, "max_new_tokens": str(generation.max_new_tokens)}  # in every record
+    setup = {"mode": mode, "model": model.name, "max_new_tokens": str(generation.max_new_tokens)}  # in every record
     refuse_mixed(log, **setup)
     pending = [(key, item) for key, item in keyed if not log.done(key)]
     if not pending:
         return 0
-    model = load_gar(model_name, dtype=dtype, device=device, attn_implementation=attn)
-    files = GarFiles.read(str(model.checkpoint_dir))
+    loaded = load_gar(model.name, dtype=model.dtype, device=model.device, attn_implementation=model.attn)
+    files = GarFiles.read(str(loaded.checkpoint_dir))
     options = {"generation": generation, "prompt": prompt, "reference_compat": reference_compat}
 
     def start(key: str, item: dict[str, Any]) -> Callable[[], Steps[dict[str, Any]]]:
-        return lambda: item_steps(item, image_root, model, files, key=key, **options)
+        return lambda: item_steps(item, image_root, loaded, files, key=key, **options)
 
     started = ((key, start(key, item)) for key, item in pending)
     reporter = reporter or Reporter()
-    return answer_items(started, log, batch_size, setup, reporter=reporter, on_item=on_item, should_stop=should_stop)
+    return answer_items(started, log, per_pass, setup, reporter=reporter, on_item=on_item, should_stop=should_stop)

@@ -6,9 +6,8 @@ from contextlib import closing
 from typing import Any, Callable, Iterable
 
 from garvid.eval.results import ResultLog
-from garvid.options import BatchSize
-from garvid.qa.batching import BatchedAnswering
-from garvid.qa.generation import Steps
+from garvid.options import PromptsPerPass
+from garvid.qa.steps import PooledAnswering, Steps
 from garvid.qa.reporting import Reporter
 
 Record = dict[str, Any]
@@ -17,7 +16,7 @@ Record = dict[str, Any]
 def answer_items(
     items: Iterable[tuple[str, Callable[[], Steps[Record]]]],
     log: ResultLog,
-    batch_size: BatchSize,
+    per_pass: PromptsPerPass,
     setup: dict[str, str],
     *,
     reporter: Reporter,
@@ -25,7 +24,7 @@ def answer_items(
     should_stop: Callable[[], bool],
 ) -> int:
     """Run each item's steps (``(id, start)``: ``start()`` begins it) with their prompts batched
-    (:class:`~garvid.qa.batching.BatchedAnswering`), and log each item's record, ``setup`` added,
+    (:class:`~garvid.qa.steps.PooledAnswering`), and log each item's record, ``setup`` added,
     as it finishes: not always in the order of ``items``. The number of items answered (records
     with an error not counted).
 
@@ -33,7 +32,7 @@ def answer_items(
     still in flight when ``should_stop`` ends the run, or when logging fails, are closed, so
     what they hold (open videos, temporary files) is released at once.
     """
-    answering = BatchedAnswering.reporting_to(reporter, batch_size)
+    answering = PooledAnswering.reporting_to(reporter, per_pass)
     answered = 0
     with closing(answering.run(items, should_stop)) as outcomes:
         for outcome in outcomes:  # every outcome has a result: the item's steps record their errors

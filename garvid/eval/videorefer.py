@@ -8,7 +8,7 @@ label N. In ``multi`` mask mode the given masks are the tracks (no SAM2); in ``s
 mode only the masks on ``frame_idx`` are given and SAM2 tracks them, as ``garvid ask``
 does. Every item goes through the same code as ``ask``
 (:func:`garvid.qa.video_answering.video_steps`), its prompts answered ``--batch-size`` at a
-time with other items' (:mod:`garvid.qa.batching`).
+time with other items' (:mod:`garvid.qa.steps`).
 
 Two evaluation protocols decide the question text, the default mask mode and how the
 answer's letter is read:
@@ -28,23 +28,21 @@ answer's letter is read:
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Literal
 
 import numpy as np
-from PIL import Image
 
-from garvid.devices import memory_errors
-from garvid.errors import GarvidError, RegionError
+from garvid.errors import GarvidError, OptionError, RegionError
+from garvid.failures import ends_run, failure_text, item_errors
 from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ResultLog, published_row, refuse_mixed
 from garvid.eval.running import answer_items
-from garvid.options import BatchSize
-from garvid.qa.generation import Steps, drive
+from garvid.options import AnswerOptions, PromptsPerPass
+from garvid.qa.steps import Steps, drive
 from garvid.qa.reporting import Reporter
-from garvid.qa.request import VideoRequest
+from garvid.qa.video_request import VideoRequest
 from garvid.regions.input import RegionInput
 from garvid.regions.masks import RLE, decode_rle, rle_runs
 from garvid.tracking import ObjectObservation, Tracks
@@ -205,14 +203,9 @@ def _prompt_frame(item: dict[str, Any], masks: list[dict[int, RLE]]) -> int:
     return min(common)
 
 
-def _write_masks(masks: list[dict[int, RLE]], frame: int, folder: Path) -> tuple[Path, ...]:
-    """One binary PNG per object (so overlapping objects keep all their pixels)."""
-    paths = []
-    for index, per_frame in enumerate(masks):
-        path = folder / f"object{index}.png"
-        Image.fromarray(decode_rle(per_frame[frame]).astype(np.uint8) * 255).save(path)
-        paths.append(path)
-    return tuple(paths)
+def _prompt_masks(masks: list[dict[int, RLE]], frame: int) -> tuple[np.ndarray, ...]:
+    """One boolean mask per object on ``frame``, in memory (so overlapping objects keep all their pixels)."""
+    return tuple(decode_rle(per_frame[frame]) for per_frame in masks)
 
 
 AnswerSteps = Callable[[VideoRequest, GivenMasks | None], Steps[str]]
@@ -222,7 +215,7 @@ AnswerSteps = Callable[[VideoRequest, GivenMasks | None], Steps[str]]
 def evaluate_item(
     item: dict[str, Any],
     video_root: Path,
-    template: VideoRequest,
+    options: AnswerOptions,
     mask_mode: MaskMode,
     answer: Callable[[VideoRequest, GivenMasks | None], str],
     protocol: EvalProtocol = "videorefer",
@@ -233,52 +226,49 @@ def evaluate_item(
         yield from ()  # no prompt for the caller to run: ``answer`` runs them
         return answer(request, given)
 
-    return drive(item_steps(item, video_root, template, mask_mode, steps, protocol))
+    return drive(item_steps(item, video_root, options, mask_mode, steps, protocol))
 
 
 def item_steps(
     item: dict[str, Any],
     video_root: Path,
-    template: VideoRequest,
+    options: AnswerOptions,
     mask_mode: MaskMode,
     answer: AnswerSteps,
     protocol: EvalProtocol = "videorefer",
 ) -> Steps[dict[str, Any]]:
-    """Ask one item, as steps (see :mod:`garvid.qa.generation`): the record for the results file
+    """Ask one item, as steps (see :mod:`garvid.qa.steps`): the record for the results file
     (prediction None when no letter was given).
 
-    Its mask PNGs live in a temporary folder for exactly as long as the item is in flight:
-    removed when it finishes, fails or is closed unfinished. Bad input and running out of
-    memory are the item's error, in its record.
+    Its prompt masks are passed in memory (nothing is written to disk). Bad input and
+    running out of memory are the item's error, in its record.
     """
     videorefer = protocol == "videorefer"
     record: dict[str, Any] = {"id": item["id"], "type": str(item["type"]), "answer": None, "protocol": protocol, "mask_mode": mask_mode}
     try:
-        options = item_options(item, "options")
-        key = videorefer_answer_key(str(item["Answer"])) if videorefer else extract_choice(str(item["Answer"]), options)
+        choices = item_options(item, "options")
+        key = videorefer_answer_key(str(item["Answer"])) if videorefer else extract_choice(str(item["Answer"]), choices)
         record["answer"] = key
         masks = object_masks(item)
         frame = _prompt_frame(item, masks)
         if videorefer:
-            question = videorefer_question(str(item["Question"]), options)
+            question = videorefer_question(str(item["Question"]), choices)
         else:
-            question = choices_question(prompt_question(str(item["Question"])), options)
-        with tempfile.TemporaryDirectory(prefix="garvid-eval-") as scratch:
-            request = replace(
-                template,
-                video=video_root / str(item["video"]),
-                regions=RegionInput(masks=_write_masks(masks, frame, Path(scratch)), frame=frame),
-                question=question,
-                literal_question=videorefer,
-                prompt=replace(template.prompt, multiple_choice=not videorefer),
-                use_cache=template.use_cache and mask_mode == "single",
-            )
-            output = yield from answer(request, GivenMasks(masks) if mask_mode == "multi" else None)
-    except GarvidError as error:
-        return _failed(record, str(error))
-    except memory_errors() as error:
-        return _failed(record, f"out of memory: {error}")
-    prediction = videorefer_letter(output) if videorefer else extract_choice(output, options)
+            question = choices_question(prompt_question(str(item["Question"])), choices)
+        tracking = replace(options.tracking, use_cache=options.tracking.use_cache and mask_mode == "single")
+        request = VideoRequest(
+            video=video_root / str(item["video"]),
+            regions=RegionInput(masks=_prompt_masks(masks, frame), frame=frame),
+            question=question,
+            literal_question=videorefer,
+            options=replace(options, prompt=replace(options.prompt, multiple_choice=not videorefer), tracking=tracking),
+        )
+        output = yield from answer(request, GivenMasks(masks) if mask_mode == "multi" else None)
+    except item_errors() as error:
+        if ends_run(error):
+            raise
+        return _failed(record, failure_text(error))
+    prediction = videorefer_letter(output) if videorefer else extract_choice(output, choices)
     correct = prediction is not None and key is not None and prediction.lower() == key.lower()
     return {**record, "prediction": prediction, "correct": correct, "output": output}
 
@@ -290,7 +280,7 @@ def _failed(record: dict[str, Any], error: str) -> dict[str, Any]:
 def run_videorefer(
     items: list[dict[str, Any]],
     video_root: Path,
-    template: VideoRequest,
+    options: AnswerOptions,
     mask_mode: MaskMode,
     log: ResultLog,
     *,
@@ -298,44 +288,44 @@ def run_videorefer(
     reporter: Reporter | None = None,
     on_item: Callable[[dict[str, Any]], None] = lambda record: None,
     should_stop: Callable[[], bool] = lambda: False,
-    batch_size: BatchSize = 1,
+    per_pass: PromptsPerPass = 1,
 ) -> int:
     """Answer every item not yet in ``log`` with one GAR (and, in single mode, one SAM2),
-    ``batch_size`` prompts per forward pass (:mod:`garvid.qa.batching`); the number of items
+    ``per_pass`` prompts per forward pass (:mod:`garvid.qa.steps`); the number of items
     answered (errors not counted).
 
     Records are logged as items finish, which with batches is not always their order in ``items``.
     """
     if protocol not in EVAL_PROTOCOLS:
-        raise GarvidError(f"--eval-protocol must be {' or '.join(EVAL_PROTOCOLS)}, not {protocol!r}")
+        raise OptionError("eval_protocol", f"must be {' or '.join(EVAL_PROTOCOLS)}, not {protocol!r}")
     if mask_mode not in ("multi", "single"):
-        raise GarvidError(f"--mask-mode must be multi or single, not {mask_mode!r}")
+        raise OptionError("mask_mode", f"must be multi or single, not {mask_mode!r}")
     from garvid.gar.loading import load_gar
-    from garvid.presets import default_preset
 
     # what decides an answer, in every record: a results file is resumed only by the same setup
-    setup = {"model": template.model or default_preset("models"), "max_new_tokens": str(template.generation.max_new_tokens)}
+    setup = {"model": options.model.name, "max_new_tokens": str(options.generation.max_new_tokens)}
     refuse_mixed(log, protocol=protocol, mask_mode=mask_mode, **setup)
     from garvid.qa.planning import GarFiles
+    from garvid.qa.context import AnswerContext
     from garvid.qa.video_answering import video_steps
     from garvid.tracking.backends import LazyTracker
 
     pending = [item for item in items if not log.done(str(item["id"]))]
     if not pending:
         return 0
-    model = load_gar(
-        template.model or default_preset("models"), dtype=template.dtype, device=template.device, attn_implementation=template.attn
-    )
+    wanted = options.model
+    model = load_gar(wanted.name, dtype=wanted.dtype, device=wanted.device, attn_implementation=wanted.attn)
     files = GarFiles.read(str(model.checkpoint_dir))  # once for the run, not once per item
-    tracker = LazyTracker(template.tracker or default_preset("trackers"), template.device)
+    tracker = LazyTracker(options.tracking.tracker, wanted.device)
     reporter = reporter or Reporter()
 
     def answer(request: VideoRequest, given: GivenMasks | None) -> Steps[str]:
-        answered = yield from video_steps(request, reporter, tracker=given or tracker, model=model, files=files)
+        context = AnswerContext(reporter, model=model, files=files, tracker=given or tracker)
+        answered = yield from video_steps(request, context)
         return answered.answers[0].text
 
     def start(item: dict[str, Any]) -> Callable[[], Steps[dict[str, Any]]]:
-        return lambda: item_steps(item, video_root, template, mask_mode, answer, protocol)
+        return lambda: item_steps(item, video_root, options, mask_mode, answer, protocol)
 
     started = ((str(item["id"]), start(item)) for item in pending)
-    return answer_items(started, log, batch_size, setup, reporter=reporter, on_item=on_item, should_stop=should_stop)
+    return answer_items(started, log, per_pass, setup, reporter=reporter, on_item=on_item, should_stop=should_stop)

@@ -81,7 +81,7 @@ def decode_answer(tokenizer, token_ids: list[int]) -> str:
 
 
 def decoding_arguments(options: GenerationOptions) -> dict[str, Any]:
-    """What :meth:`GARModel.generate` and ``generate_batch`` take from ``options`` (the seed aside:
+    """What :meth:`GARModel.generate` and ``generate_many`` take from ``options`` (the seed aside:
     one for a prompt, one per prompt for a batch); answers end at the end-of-turn token."""
     return {
         "max_new_tokens": options.max_new_tokens,

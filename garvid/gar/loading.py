@@ -55,7 +55,7 @@ def _hub_snapshot(repo: str) -> Path:
     if path is None:
         raise CheckpointError(
             f"GAR checkpoint {repo} is not in the Hugging Face cache and could not be downloaded ({reason}); "
-            f"get it with `{download_command(repo)}` (about 20 GB for GAR-8B) or pass a local folder with --model"
+            f"get it with `{download_command(repo)}` (about 20 GB for GAR-8B) or name a local checkpoint folder as the model"
         )
     return path
 

@@ -180,7 +180,7 @@ class GARModel(nn.Module):
                 _truncate(cache, prefix_length if prefix_read else 0)
 
     @torch.inference_mode()
-    def generate_batch(
+    def generate_many(
         self,
         prompts: Sequence[torch.Tensor],
         *,
@@ -244,7 +244,7 @@ class GARModel(nn.Module):
         on_token: Callable[[int, int], None] | None,
         drop_finished: bool = True,
     ) -> list[list[int]]:
-        """The decoding loop shared by :meth:`generate` and :meth:`generate_batch`.
+        """The decoding loop shared by :meth:`generate` and :meth:`generate_many`.
 
         ``hidden`` ``(B, d)`` is the last prompt position's state of each row, ``cache``
         holds the prompts, ``mask`` their padding (None: one unpadded row). Returns the new

@@ -224,13 +224,6 @@ def normalize(tiles: torch.Tensor, config: ImageConfig) -> torch.Tensor:
     return (tiles.to(torch.float32) - mean[:, None, None]) / std[:, None, None]
 
 
-def decode_mask_ids(mask_values: torch.Tensor, config: ImageConfig = ImageConfig()) -> torch.Tensor:
-    """Recover integer prompt ids from normalised mask tiles (inverse of :func:`normalize`)."""
-    mean = torch.tensor(config.image_mean, device=mask_values.device)[:, None, None]
-    std = torch.tensor(config.image_std, device=mask_values.device)[:, None, None]
-    return torch.round((mask_values.float() * std + mean) / config.rescale_factor).to(torch.int64)
-
-
 # --- regions -----------------------------------------------------------------------------
 
 

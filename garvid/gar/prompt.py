@@ -127,8 +127,15 @@ def rewrite_question(question: str, object_to_slot: Mapping[int, int]) -> Rewrit
 
 @dataclass(frozen=True)
 class QuestionPlan:
+    """Which of the user's objects a question is about and which of GAR's region slots each fills.
+
+    The one plan type of image and video answering. A description of several objects, one
+    after the other, fills no slot here: each object goes in ``DESCRIBE_SLOT`` in turn.
+    """
+
+    objects: list[int]  # the objects asked about (or described), ascending
     slot_objects: dict[int, int]  # GAR prompt slot -> the user's object id, slots ascending
-    question: str  # the question as GAR reads it (<PromptK> for objects)
+    prompt_question: str  # the question as GAR reads it (<PromptK> for objects)
 
 
 def plan_question(object_ids: Sequence[int], question: str, multiple_choice: bool = False) -> QuestionPlan:
@@ -145,7 +152,7 @@ def plan_question(object_ids: Sequence[int], question: str, multiple_choice: boo
         raise RegionError("the question is empty")
     rewritten = rewrite_question(question.strip(), {object_id: object_id - 1 for object_id in object_ids})
     text = with_multiple_choice_suffix(rewritten.text) if multiple_choice else rewritten.text
-    return QuestionPlan({slot: slot + 1 for slot in rewritten.slots}, text)
+    return QuestionPlan([slot + 1 for slot in rewritten.slots], {slot: slot + 1 for slot in rewritten.slots}, text)
 
 
 # --- user text stays text ----------------------------------------------------------------

@@ -15,7 +15,6 @@ from typing import Literal, Sequence
 import pysubs2
 
 SubtitleFormat = Literal["srt", "vtt"]
-SUBTITLE_SUFFIXES = {".srt": "srt", ".vtt": "vtt"}
 
 
 @dataclass(frozen=True)

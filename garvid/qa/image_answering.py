@@ -18,19 +18,22 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.answering import TokenCallback
-from garvid.gar.processor import ImageConfig, NormBox, preprocess_image, to_rgb
+from garvid.gar.processor import NormBox, preprocess_image, to_rgb
 from garvid.gar.prompt import (
     DESCRIBE_INSTRUCTION,
     DESCRIBE_SLOT,
+    QuestionPlan,
     describe_region_text,
     plan_question,
     region_question_text,
     tokenize_prompt,
 )
-from garvid.gar.tokenizer import load_chat_template, load_tokenizer
-from garvid.options import DEFAULT_ATTENTION, GenerationOptions, PromptOptions
-from garvid.presets import default_preset
-from garvid.qa.generation import PromptJob, Steps, drive
+from garvid.options import GenerationOptions, ModelOptions, PromptOptions, TrackingOptions
+from garvid.presets import random_weights_warning
+from garvid.qa.context import AnswerContext
+from garvid.qa.planning import GarFiles
+from garvid.qa.reporting import Reporter
+from garvid.qa.steps import PromptJob, Steps, drive
 from garvid.regions.input import RegionInput
 from garvid.regions.masks import mask_bbox
 
@@ -82,37 +85,28 @@ def load_image(image: Image.Image | str | Path, *, exif_orientation: bool = True
         raise GarvidError(f"cannot read image {path}: {error}") from None
 
 
-@dataclass(frozen=True)
-class _PromptPlan:
-    slot_objects: dict[int, int]  # GAR prompt slot -> the user's object id
-    text: str  # the user turn: region list, crop runs, question
-    prompt_question: str  # the question as GAR reads it (<PromptK> for objects)
-
-
-def _plan_prompt(object_ids: list[int], question: str | None, multiple_choice: bool) -> _PromptPlan:
-    """Which slots hold which objects, and the prompt text, for the objects and question."""
+def _plan_prompt(object_ids: list[int], question: str | None, multiple_choice: bool) -> QuestionPlan:
+    """Which slots hold which objects for the question; no question describes the one object."""
     if not object_ids:
-        raise RegionError("no regions given: pass --mask, --box, --point or --object")
+        raise RegionError("no regions given: give masks, boxes, points or objects by name")
     if question is None or not question.strip():
         if len(object_ids) != 1:
             raise RegionError(
                 f"{len(object_ids)} objects given but no question: ask about them "
                 "(e.g. \"what is object 1 doing?\") or give one object to describe"
             )
-        return _PromptPlan({DESCRIBE_SLOT: object_ids[0]}, describe_region_text(DESCRIBE_SLOT), DESCRIBE_INSTRUCTION)
-    plan = plan_question(object_ids, question, multiple_choice)
-    return _PromptPlan(plan.slot_objects, region_question_text(sorted(plan.slot_objects), plan.question), plan.question)
+        return QuestionPlan(list(object_ids), {DESCRIBE_SLOT: object_ids[0]}, DESCRIBE_INSTRUCTION)
+    return plan_question(object_ids, question, multiple_choice)
 
 
-def answer_image(
-    image: Image.Image | str | Path, masks: Mapping[int, np.ndarray], question: str | None, model, **options: Any
-) -> ImageAnswer:
-    """Ask ``model`` (a loaded GARModel) about ``masks`` (object id -> bool mask) in ``image``:
-    :func:`image_steps` run alone."""
-    return drive(image_steps(image, masks, question, model, **options))
+def _user_turn(plan: QuestionPlan, question: str | None) -> str:
+    """The user turn an image prompt reads: the region list, crop runs and question (or the describe text)."""
+    if question is None or not question.strip():
+        return describe_region_text(DESCRIBE_SLOT)
+    return region_question_text(sorted(plan.slot_objects), plan.prompt_question)
 
 
-def image_steps(
+def regions_steps(
     image: Image.Image | str | Path,
     masks: Mapping[int, np.ndarray],
     question: str | None,
@@ -121,9 +115,9 @@ def image_steps(
     prompt: PromptOptions = PromptOptions(),
     **options: Any,
 ) -> Steps[ImageAnswer]:
-    """Ask ``model`` about ``masks`` (object id -> bool mask) in ``image``, as steps (see
-    :mod:`garvid.qa.generation`). ``options`` are :func:`layout_steps`'s: decoding, streaming, and
-    the tokenizer, tile limits and chat template (by default the model's checkpoint's)."""
+    """Ask ``model`` (a loaded GARModel) about ``masks`` (object id -> bool mask) in ``image``, as
+    steps (see :mod:`garvid.qa.steps`). ``options`` are :func:`layout_steps`'s: decoding,
+    streaming, and the checkpoint's small files (by default the model's)."""
     frame = load_image(image)
     size = frame.size
     for object_id, mask in masks.items():
@@ -133,7 +127,7 @@ def image_steps(
             )
     plan = _plan_prompt(sorted(masks), question, prompt.multiple_choice)
     slot_masks = {slot: np.asarray(masks[object_id], dtype=bool) for slot, object_id in plan.slot_objects.items()}
-    layout = RegionLayout(plan.text, slot_masks, plan.slot_objects, plan.prompt_question)
+    layout = RegionLayout(_user_turn(plan, question), slot_masks, plan.slot_objects, plan.prompt_question)
     return (yield from layout_steps(frame, layout, model, question=question, prompt=prompt, **options))
 
 
@@ -154,29 +148,26 @@ def layout_steps(
     model,
     *,
     question: str | None = None,
-    tokenizer=None,
-    image_config: ImageConfig | None = None,
-    chat_template: str | None = None,
+    files: GarFiles | None = None,
     generation: GenerationOptions = GenerationOptions(),
     prompt: PromptOptions = PromptOptions(),
     on_token: TokenCallback | None = None,
 ) -> Steps[ImageAnswer]:
     """Ask ``model`` about an RGB ``frame`` shown through ``layout`` (``question`` is only recorded),
-    as steps (see :mod:`garvid.qa.generation`).
+    as steps (see :mod:`garvid.qa.steps`).
 
     Every slot whose crop tokens are in the text is replayed, from ``layout.boxes`` when given.
-    Tokenizer, tile limits and chat template default to the model's checkpoint files.
+    ``files`` (tokenizer, tile limits, chat template) default to the model's checkpoint's.
     """
     started = time.perf_counter()
     checkpoint_dir = Path(model.checkpoint_dir)
-    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(checkpoint_dir)
-    image_config = image_config or ImageConfig.from_checkpoint(checkpoint_dir)
-    chat_template = chat_template or load_chat_template(checkpoint_dir, tokenizer)
+    files = files or GarFiles.read(str(checkpoint_dir))
+    tokenizer, image_config = files.tokenizer, files.image_config
     inputs = preprocess_image(frame, layout.masks, image_config, mask_resample=prompt.mask_resample)
     if layout.boxes is not None:
         inputs = replace(inputs, region_boxes=dict(layout.boxes))
     tokens = tokenize_prompt(
-        tokenizer, chat_template, layout.text, image_config.tokens_per_tile * inputs.num_tiles, double_bos=prompt.double_bos
+        tokenizer, files.chat_template, layout.text, image_config.tokens_per_tile * inputs.num_tiles, double_bos=prompt.double_bos
     )
     preprocessed = time.perf_counter()
     generated = yield PromptJob(
@@ -219,80 +210,81 @@ class ImageRequest:
     """Everything ``garvid image`` needs, as files and names: the CLI's options one to one."""
 
     image: Path
-    masks: tuple[Path, ...]
+    regions: RegionInput = field(default_factory=RegionInput)  # boxes, points and objects become masks (detector, SAM2)
     question: str | None = None
-    prompts: RegionInput = RegionInput()  # boxes, points and objects: masks on the image (detector, SAM2)
-    tracker: str | None = None  # SAM2 preset for boxes, points and box detectors; None = the default
-    model: str | None = None  # preset name or checkpoint folder; None = configs/models.toml's default
-    dtype: str = "auto"
-    device: str = "auto"
-    resize_masks: bool = False
-    attn: str = DEFAULT_ATTENTION  # the language model's attention kernel
-    generation: GenerationOptions = GenerationOptions()
-    prompt: PromptOptions = PromptOptions()
+    model: ModelOptions = field(default_factory=ModelOptions)
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)  # its tracker segments boxes and points
+    generation: GenerationOptions = field(default_factory=GenerationOptions)
+    prompt: PromptOptions = field(default_factory=PromptOptions)
 
     def input_paths(self) -> tuple[Path | str | None, ...]:
         """What the request reads from disk (a model that is not a path is a preset or hub id)."""
-        return (self.image, *self.masks, self.model, self.tracker, self.prompts.detector)
+        return (self.image, *self.regions.masks, self.model.name, self.tracking.tracker, self.regions.detector)
 
 
-@dataclass
-class PreparedImage:
-    """A request whose image and masks were read and checked against the question."""
-
-    request: ImageRequest
-    frame: Image.Image
-    masks: dict[int, np.ndarray]
+def answer_image(request: ImageRequest, context: AnswerContext | None = None) -> ImageAnswer:
+    """Answer ``request`` end to end, its prompt alone: :func:`image_steps` driven."""
+    return drive(image_steps(request, context))
 
 
-def prepare_image(request: ImageRequest) -> PreparedImage:
-    """Read the image and masks and check the question names only defined objects.
+def image_steps(request: ImageRequest, context: AnswerContext | None = None) -> Steps[ImageAnswer]:
+    """Answer ``request`` as steps (see :mod:`garvid.qa.steps`): the one answering entry for images.
 
-    Everything that can go wrong with the user's input fails here, before the slow model load.
+    Everything that can go wrong with the user's input (the image, masks, prompts and the
+    question) fails before GAR loads; the context's model is used, else the request's is
+    loaded into it. Answers stream to the context's reporter.
     """
     from garvid.devices import check_attention
+
+    context = context if context is not None else AnswerContext()
+    check_attention(request.model.attn, request.model.device)
+    frame = load_image(request.image)
+    masks = _request_masks(request, frame, context.reporter)
+    _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
+    if context.warn_weights and (warning := random_weights_warning(request.model.name)):
+        context.reporter.warn(warning)
+    if context.model is None:
+        from garvid.gar.loading import load_gar
+
+        wanted = request.model
+        context.model = load_gar(wanted.name, dtype=wanted.dtype, device=wanted.device, attn_implementation=wanted.attn)
+    files = context.files = context.files or GarFiles.read(str(context.model.checkpoint_dir))
+    return (
+        yield from regions_steps(
+            frame,
+            masks,
+            request.question,
+            context.model,
+            files=files,
+            generation=request.generation,
+            prompt=request.prompt,
+            on_token=lambda _id, text: context.reporter.token(text),
+        )
+    )
+
+
+def _request_masks(request: ImageRequest, frame: Image.Image, reporter: Reporter) -> dict[int, np.ndarray]:
+    """The request's regions as masks on the image: its mask files, else every prompt segmented
+    (detector for names, SAM2 for boxes and points), the question checked against the objects first."""
     from garvid.regions.prompts import load_masks
 
-    check_attention(request.attn, request.device)
-    frame = load_image(request.image)
-    if not (request.prompts.boxes or request.prompts.points or request.prompts.objects):
-        masks = load_masks(list(request.masks), frame.size, resize=request.resize_masks, target="the image (as displayed)")
+    regions = request.regions
+    if not (regions.boxes or regions.points or regions.objects):
+        masks = load_masks(list(regions.masks), frame.size, resize=regions.resize_masks, target="the image (as displayed)")
         _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
-        return PreparedImage(request=request, frame=frame, masks=masks)
-    return PreparedImage(request=request, frame=frame, masks=_segment(request, frame))
-
-
-def _segment(request: ImageRequest, frame: Image.Image) -> dict[int, np.ndarray]:
-    """Every prompt as a mask on the image; the question is checked against the objects first."""
+        return masks
     from garvid.media.still import StillImage
     from garvid.tracking.segment import segment_prompt_frame
 
-    regions = replace(request.prompts, masks=request.masks, resize_masks=request.resize_masks, frame=0)
+    regions = replace(regions, frame=0)
+    tracker = request.tracking.tracker
+    for name, kind in ((regions.detector if regions.objects else None, "detectors"), (tracker, "trackers")):
+        if name and (warning := random_weights_warning(name, kind)):
+            reporter.warn(warning)
     with StillImage(np.asarray(frame), str(request.image)) as still:
         _plan_prompt(regions.resolve(still.info).object_ids, request.question, request.prompt.multiple_choice)
-        tracker = request.tracker or default_preset("trackers")
-        masks = segment_prompt_frame(still, regions, tracker=tracker, device=request.device).masks
+        masks = segment_prompt_frame(still, regions, tracker=tracker, device=request.model.device).masks
     for object_id, mask in masks.items():
         if not mask.any():
             raise RegionError(f"object {object_id}'s mask on {request.image} is empty: prompt it differently")
     return masks
-
-
-def ask_image(request: ImageRequest | PreparedImage, *, on_token: TokenCallback | None = None) -> ImageAnswer:
-    """Load GAR (preset or checkpoint folder) and answer a (prepared) request."""
-    from garvid.gar.loading import load_gar
-
-    prepared = request if isinstance(request, PreparedImage) else prepare_image(request)
-    options = prepared.request
-    model = load_gar(
-        options.model or default_preset("models"), dtype=options.dtype, device=options.device, attn_implementation=options.attn
-    )
-    return answer_image(
-        prepared.frame,
-        prepared.masks,
-        options.question,
-        model,
-        generation=options.generation,
-        prompt=options.prompt,
-        on_token=on_token,
-    )

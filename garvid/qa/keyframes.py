@@ -10,17 +10,12 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from garvid.errors import GarvidError
-
-#: Shortest ``--window``: answers are timed to a tenth of a second.
-MIN_WINDOW = 0.1
-
-Strategy = Literal["uniform", "visible"]
-STRATEGIES: tuple[str, ...] = ("uniform", "visible")
+from garvid.errors import GarvidError, OptionError
+from garvid.options import STRATEGIES, Strategy, check_window
 
 
 @dataclass(frozen=True)
@@ -41,11 +36,11 @@ def frame_span(timestamps: np.ndarray, duration: float, start: float | None, end
     start_time = 0.0 if start is None else float(start)
     end_time = duration if end is None else min(float(end), duration)
     if start_time < 0:
-        raise GarvidError(f"--start must not be negative, got {start_time:g}")
+        raise OptionError("start", f"must not be negative, not {start_time:g}")
     if start_time >= duration:
-        raise GarvidError(f"--start {start_time:g} s is not before the end of the {duration:g} s video")
+        raise OptionError("start", f"({start_time:g} s) is not before the end of the {duration:g} s video")
     if end_time <= start_time:
-        raise GarvidError(f"--end ({end_time:g} s) must come after --start ({start_time:g} s)")
+        raise OptionError("end", f"({end_time:g} s) must come after the start ({start_time:g} s)")
     first = int(np.searchsorted(timestamps, start_time - 1e-6))
     stop = int(np.searchsorted(timestamps, end_time - 1e-6))
     if stop <= first:
@@ -57,10 +52,7 @@ def split_windows(span: Window, timestamps: np.ndarray, seconds: float | None) -
     """``span`` cut into consecutive windows of ``seconds`` (the last may be shorter); one window without."""
     if seconds is None:
         return [span]
-    if not math.isfinite(seconds):
-        raise GarvidError(f"--window must be a finite number of seconds, got {seconds:g}: leave it out for one answer")
-    if not seconds >= MIN_WINDOW:
-        raise GarvidError(f"--window must be at least {MIN_WINDOW:g} s (timed answers show tenths of a second), got {seconds:g}")
+    check_window(seconds)
     last_frame_time = float(timestamps[span.stop - 1])
     starts = [span.start + i * seconds for i in range(math.ceil((span.end - span.start) / seconds))]
     starts = [start for start in starts if start <= last_frame_time + 1e-6]  # a tail with no frame joins the window before
@@ -94,7 +86,7 @@ def join_frameless_windows(windows: Sequence[Window], tracked: Sequence[int]) ->
             head = window if head is None else _joined(head, window)
     if not joined:
         raise GarvidError(
-            f"no tracked frame falls between {windows[0].start:g} s and {windows[-1].end:g} s: use a smaller --stride or a longer span"
+            f"no tracked frame falls between {windows[0].start:g} s and {windows[-1].end:g} s: track more often (a smaller stride) or ask about a longer span"
         )
     return joined
 

@@ -10,22 +10,13 @@ from typing import Any
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.config import GARConfig
 from garvid.gar.processor import ImageConfig, choose_grid
-from garvid.gar.prompt import DESCRIBE_SLOT, plan_question, tokenize_prompt
+from garvid.gar.prompt import DESCRIBE_SLOT, QuestionPlan, plan_question, tokenize_prompt
 from garvid.gar.tokenizer import load_chat_template, load_tokenizer
 from garvid.options import PromptOptions
 from garvid.qa.protocol import Protocol
-from garvid.qa.request import VideoRequest
+from garvid.qa.video_request import VideoRequest
 from garvid.qa.temporal_text import KeyframeLayout, describe_question, temporal_text
 from garvid.regions.prompts import RegionPrompts
-
-
-@dataclass(frozen=True)
-class QuestionPlan:
-    """Which objects a request is about and where each goes in GAR's region slots."""
-
-    objects: list[int]  # the objects asked about (or described), ascending
-    slot_objects: dict[int, int]  # asking: prompt slot -> object id; describing: empty (each object in DESCRIBE_SLOT)
-    prompt_question: str
 
 
 _PROMPT_SLOT = re.compile(r"<Prompt(\d+)>")
@@ -40,8 +31,7 @@ def plan_request(request: VideoRequest, prompts: RegionPrompts, protocol: Protoc
         return QuestionPlan(sorted(object_ids), {}, describe_question(protocol.text, DESCRIBE_SLOT))
     if request.literal_question:
         return _literal_plan(object_ids, request.question)
-    plan = plan_question(object_ids, request.question, request.prompt.multiple_choice)
-    return QuestionPlan(sorted(plan.slot_objects.values()), plan.slot_objects, plan.question)
+    return plan_question(object_ids, request.question, request.options.prompt.multiple_choice)
 
 
 def _literal_plan(object_ids: list[int], question: str) -> QuestionPlan:

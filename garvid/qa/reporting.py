@@ -1,11 +1,17 @@
 """How a long run talks to its caller: warnings, progress and streamed answers.
 
-Kept free of heavy imports so the CLI can subclass it without loading torch.
+Warnings have one channel: :meth:`Reporter.warn` issues a :class:`~garvid.errors.GarvidWarning`
+through Python's :mod:`warnings`, as code no reporter reaches does (opening a video), so a
+library caller filters or records them the usual way and the CLI prints each distinct one
+once per run. Kept free of heavy imports so the CLI can subclass it without loading torch.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
+
+from garvid.errors import GarvidWarning
 
 if TYPE_CHECKING:
     from garvid.qa.answers import Answer
@@ -13,10 +19,11 @@ if TYPE_CHECKING:
 
 
 class Reporter:
-    """What the pipeline tells its caller as it goes; the defaults stay silent."""
+    """What the pipeline tells its caller as it goes; the defaults warn and otherwise stay silent."""
 
     def warn(self, message: str) -> None:
-        """Something the user should know (fewer keyframes, a rebuilt cache entry)."""
+        """Something the user should know (fewer keyframes, a rebuilt cache entry), as a :class:`GarvidWarning`."""
+        warnings.warn(message, GarvidWarning, stacklevel=2)
 
     def progress(self, stage: str, done: int, total: int) -> None:
         """``done`` of ``total`` steps of ``stage`` (``tracking``, ``answering``)."""

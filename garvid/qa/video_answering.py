@@ -11,6 +11,7 @@ and generate. Models are loaded one after the other, so peak memory is the large
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -19,14 +20,15 @@ import numpy as np
 
 from garvid.detection.checkpoints import check_detector, detector_name
 from garvid.devices import check_attention, resolve_device
-from garvid.errors import GarvidError, RegionError
+from garvid.errors import GarvidError, OptionError, RegionError
 from garvid.gar.processor import GARImageInputs, preprocess_image, with_regions
 from garvid.gar.prompt import DESCRIBE_SLOT
 from garvid.media.open import open_video
 from garvid.media.source import FrameSource, VideoInfo
-from garvid.presets import default_preset, random_weights_warning
+from garvid.presets import random_weights_warning
 from garvid.qa.answers import NOT_VISIBLE_TEXT, Answer, VideoAnswer
-from garvid.qa.generation import AnswerMemo, PromptJob, Steps, drive
+from garvid.qa.context import AnswerContext
+from garvid.qa.steps import AnswerMemo, PromptJob, Steps, drive
 from garvid.qa.keyframes import (
     Window,
     fit_keyframes,
@@ -43,13 +45,13 @@ from garvid.qa.planning import (
 )
 from garvid.qa.protocol import Protocol, load_protocol
 from garvid.qa.reporting import Reporter
-from garvid.qa.request import VideoRequest
+from garvid.options import AnswerOptions
+from garvid.qa.video_request import VideoRequest
 from garvid.regions.prompts import RegionPrompts
 from garvid.tracking import Tracker, Tracks, auto_stride
 from garvid.tracking.cache import TrackCache
 from garvid.tracking.given import GivenTracks, given_prompts, read_tracks_file
 from garvid.tracking.provide import tracks_for
-from garvid.tracking.request import parse_stride
 from garvid.tracking.reuse import TrackingNeed
 
 if TYPE_CHECKING:
@@ -82,9 +84,10 @@ class VideoJob:
         """
         from garvid.gar.loading import resolve_dtype
 
-        check_attention(request.attn, request.device)
-        protocol = load_protocol(request.protocol)
-        resolve_dtype(request.dtype, resolve_device(request.device))  # every option is checked before work starts
+        options = request.options
+        check_attention(options.model.attn, options.model.device)
+        protocol = load_protocol(options.keyframes.protocol)
+        resolve_dtype(options.model.dtype, resolve_device(options.model.device))  # every option is checked before work starts
         info = video.info
         timestamps = video.timestamps()
         given = _given_tracks(request, info, timestamps)
@@ -97,14 +100,13 @@ class VideoJob:
                 "the question names no object (write 'object 2' or '#2'): it is asked about every object, "
                 + ", ".join(str(o) for o in plan.objects)
             )
-        stride = parse_stride(request.stride)
-        span = frame_span(timestamps, info.duration, request.start, request.end)
-        windows = split_windows(span, timestamps, request.window)
+        span = frame_span(timestamps, info.duration, options.keyframes.start, options.keyframes.end)
+        windows = split_windows(span, timestamps, options.keyframes.window)
         if isinstance(files, str):
             files = GarFiles.read(files)
-        builder = TemporalPromptBuilder(files, protocol, request.prompt, (info.width, info.height))
+        builder = TemporalPromptBuilder(files, protocol, options.prompt, (info.width, info.height))
         frames = _fit_frames(request, protocol, builder, plan, span, windows, reporter)
-        need = _tracking_need(request, stride, prompts.frame, span, frames * len(windows), info.num_frames)
+        need = _tracking_need(options, prompts.frame, span, frames * len(windows), info.num_frames)
         windows = _windows_with_frames(windows, need.in_range(given.frames) if given is not None else need.grid, reporter)
         return cls(
             protocol=protocol,
@@ -116,88 +118,81 @@ class VideoJob:
             files=files,
             builder=builder,
             frames=frames,
-            tracker_name=request.tracker or default_preset("trackers"),
+            tracker_name=options.tracking.tracker,
             need=need,
             given=given,
         )
 
 
-def track_request(request: VideoRequest, reporter: Reporter | None = None, *, tracker: Tracker | None = None) -> bool:
+#: Where a request's seconds go, in its answer's ``timings``.
+STAGES = ("decode", "track", "load", "encode", "generate")
+
+
+def _video_of(request: VideoRequest, context: AnswerContext) -> AbstractContextManager[FrameSource]:
+    """The context's video, left open for the next request; else the request's, closed after."""
+    if context.video is not None:
+        return nullcontext(context.video)
+    return open_video(request.video, fps=request.options.tracking.fps)
+
+
+def answer_video(request: VideoRequest, context: AnswerContext | None = None) -> VideoAnswer:
+    """Run a request end to end (see the module docstring), each prompt alone: :func:`video_steps` driven."""
+    return drive(video_steps(request, context))
+
+
+def video_steps(request: VideoRequest, context: AnswerContext | None = None) -> Steps[VideoAnswer]:
+    """Answer ``request`` as steps (see :mod:`garvid.qa.steps`): the one answering entry for videos.
+
+    Opens the video (unless the context holds it), checks and plans the request before any
+    model loads, gets its tracks (the context's where they serve, else the cache's or
+    tracked), loads GAR unless the context has it, then answers window after window.
+    """
+    context = context if context is not None else AnswerContext()
+    reporter = context.reporter
+    timings = dict.fromkeys(STAGES, 0.0)
+    started = time.perf_counter()
+    with _video_of(request, context) as video:
+        job = VideoJob.open(request, video, reporter, context.gar_files(request.options.model.name))
+        context.files = job.files
+        tracks, tracked_objects = _job_tracks_in(context, request, video, job, timings)
+        return (yield from _answer(request, video, job, tracks, tracked_objects, context, timings, started))
+
+
+def track_ahead(request: VideoRequest, context: AnswerContext) -> bool:
     """Plan ``request`` and make sure its tracks are in the cache; True when nothing had to be tracked.
 
-    The first stage of a batch: every item is tracked with one tracker, which is then
-    freed, and :func:`answer_video` finds the tracks in the cache.
+    The first stage of a batch: every item is tracked with the context's tracker, which is
+    then freed, and :func:`video_steps` finds the tracks in the cache.
     """
-    if not request.use_cache:
+    if not request.options.tracking.use_cache:
         raise ValueError("tracking ahead needs the tracking cache (use_cache=True)")
-    reporter = reporter or Reporter()
-    with open_video(request.video, fps=request.fps) as video:
-        job = VideoJob.open(request, video, reporter, request.model or default_preset("models"))
-        return not job_tracks(request, video, job, tracker, reporter, {})[1]
+    with _video_of(request, context) as video:
+        job = VideoJob.open(request, video, context.reporter, context.gar_files(request.options.model.name))
+        return not job_tracks(request, video, job, context.tracker, context.reporter, {})[1]
 
 
-def answer_video(
-    request: VideoRequest,
-    reporter: Reporter | None = None,
-    *,
-    tracker: Tracker | None = None,
-    model: GARModel | None = None,
-    memo: AnswerMemo | None = None,
-) -> VideoAnswer:
-    """Run a request end to end (see the module docstring), each prompt alone.
-
-    A ``tracker`` or ``model`` already loaded is used instead of loading the request's
-    (batch runs load each once); the request still names them for the cache and report.
-    A ``memo`` shared by requests about the same video reuses what they have in common.
-    """
-    return drive(video_steps(request, reporter, tracker=tracker, model=model, memo=memo))
+def _job_tracks_in(
+    context: AnswerContext, request: VideoRequest, video: FrameSource, job: VideoJob, timings: dict[str, float]
+) -> tuple[Tracks, list[int]]:
+    """The context's tracks of the job's objects when they serve its frames; else :func:`job_tracks`."""
+    held = context.tracks
+    if held is not None and job.given is None and job.need.served_by(set(held.frames)):
+        return held.select(job.prompts.object_ids, job.need.in_range(held.frames)), []
+    return job_tracks(request, video, job, context.tracker, context.reporter, timings)
 
 
-def video_steps(
-    request: VideoRequest,
-    reporter: Reporter | None = None,
-    *,
-    tracker: Tracker | None = None,
-    model: GARModel | None = None,
-    memo: AnswerMemo | None = None,
-    files: GarFiles | None = None,
-) -> Steps[VideoAnswer]:
-    """:func:`answer_video` as steps (see :mod:`garvid.qa.generation`): its prompts run by the caller.
-
-    ``files`` are the small files of ``model``'s checkpoint (tokenizer, chat template, tile
-    limits), read once by a caller answering many requests instead of once per request.
-    """
-    reporter = reporter or Reporter()
-    timings = dict.fromkeys(("decode", "track", "load", "encode", "generate"), 0.0)
-    started = time.perf_counter()
-    with open_video(request.video, fps=request.fps) as video:
-        model_source = str(model.checkpoint_dir) if model is not None else request.model or default_preset("models")
-        job = VideoJob.open(request, video, reporter, files if files is not None else model_source)
-        tracks, tracked_objects = job_tracks(request, video, job, tracker, reporter, timings)
-        memo = memo if memo is not None else AnswerMemo()
-        return (yield from answer_steps(request, video, job, tracks, tracked_objects, model, memo, reporter, timings, started))
-
-
-def answer_job(*args: Any, **kwargs: Any) -> VideoAnswer:
-    """:func:`answer_steps` run to its answer, each prompt alone (streamed to the reporter)."""
-    return drive(answer_steps(*args, **kwargs))
-
-
-def answer_steps(
+def _answer(
     request: VideoRequest,
     video: FrameSource,
     job: VideoJob,
     tracks: Tracks,
     tracked_objects: list[int],
-    model: GARModel | None,
-    memo: AnswerMemo,
-    reporter: Reporter,
+    context: AnswerContext,
     timings: dict[str, float],
     started: float,
-    *,
-    warn_weights: bool = True,
 ) -> Steps[VideoAnswer]:
-    """Answer a planned job over its tracks (loading GAR unless ``model`` is given), reusing ``memo``."""
+    """Answer a planned job over its tracks, loading GAR into the context unless it holds it."""
+    reporter, memo = context.reporter, context.memo
     plan, span, files = job.plan, job.span, job.files
     object_ids = plan.objects
     visible = {o: [f for f in tracks.frames if span.holds(f) and tracks.observation(o, f).visible] for o in object_ids}
@@ -213,17 +208,18 @@ def answer_steps(
     detector = detector_name(request.regions.detector) if request.regions.objects and job.given is None else None
     warnings = [random_weights_warning(tracks.tracker, "trackers"), random_weights_warning(files.name)]
     for warning in [*warnings, detector and random_weights_warning(detector, "detectors")]:
-        if warning and warn_weights:
+        if warning and context.warn_weights:
             reporter.warn(warning)
-    if model is None:
-        model = load_request_model(request, files, timings)
+    if context.model is None:
+        context.model = load_request_model(request, files, timings)
+    model = context.model
     answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings, memo)
     seen = sorted({f for frames_of in visible.values() for f in frames_of})
     answers: list[Answer] = []
     windows = _windows_with_frames(job.windows, tracks.frames, reporter)  # reused tracks may sit off the planned grid
     for done, window in enumerate(windows):
         reporter.progress("answering", done, len(windows))
-        keyframes = select_keyframes(tracks.frames, window, job.frames, request.strategy, seen)
+        keyframes = select_keyframes(tracks.frames, window, job.frames, request.options.keyframes.strategy, seen)
         answers.extend((yield from answerer.window(window, keyframes)))
     reporter.progress("answering", len(windows), len(windows))
 
@@ -234,7 +230,7 @@ def answer_steps(
         question=request.question,
         prompt_question=plan.prompt_question,
         answers=answers,
-        windowed=request.window is not None,
+        windowed=request.options.keyframes.window is not None,
         objects=_object_summaries(tracks, used),
         keyframes=[{"frame": f, "time": float(job.timestamps[f])} for f in used],
         frames_per_window=max(len(answer.keyframes) for answer in answers),
@@ -258,7 +254,8 @@ def load_request_model(request: VideoRequest, files: GarFiles, timings: dict[str
     from garvid.gar.loading import load_gar
 
     loading = time.perf_counter()
-    model = load_gar(files.name, dtype=request.dtype, device=request.device, attn_implementation=request.attn)
+    options = request.options.model
+    model = load_gar(files.name, dtype=options.dtype, device=options.device, attn_implementation=options.attn)
     timings["load"] = time.perf_counter() - loading
     return model
 
@@ -285,12 +282,10 @@ def _fit_frames(
 ) -> int:
     """Keyframes per window: the request's (or protocol's), at most a window's frames, fewer
     when the prompt would not fit."""
-    wanted = request.frames or protocol.frames
-    if wanted < 1:
-        raise GarvidError(f"--frames must be at least 1, got {wanted}")
+    wanted = request.options.keyframes.frames or protocol.frames
     wanted = min(wanted, max(window.stop - window.first for window in windows))  # no window has more to pick from
     slots = [DESCRIBE_SLOT] if request.question is None else sorted(plan.slot_objects)
-    budget = min(protocol.context_tokens, builder.files.context - request.generation.max_new_tokens)
+    budget = min(protocol.context_tokens, builder.files.context - request.options.generation.max_new_tokens)
 
     @cache
     def length(keyframes: int) -> int:  # each size is tokenized once, however often the fit asks
@@ -313,12 +308,11 @@ def _fit_frames(
     return frames
 
 
-def _tracking_need(
-    request: VideoRequest, stride: int | None, prompt_frame: int, span: Window, keyframes: int, num_frames: int
-) -> TrackingNeed:
+def _tracking_need(options: AnswerOptions, prompt_frame: int, span: Window, keyframes: int, num_frames: int) -> TrackingNeed:
     """The tracked grid: the span (extended to reach the prompt frame) every ``stride`` frames."""
-    if stride is None:
-        stride = auto_stride(span.stop - span.first, keyframes, resolve_device(request.device).type)
+    stride = options.tracking.stride
+    if stride == "auto":
+        stride = auto_stride(span.stop - span.first, keyframes, resolve_device(options.model.device).type)
     return TrackingNeed(min(span.first, prompt_frame), max(span.stop, prompt_frame + 1), stride, prompt_frame, num_frames)
 
 
@@ -328,7 +322,7 @@ def _given_tracks(request: VideoRequest, info: VideoInfo, timestamps: np.ndarray
         return None
     regions = request.regions
     if regions.masks or regions.boxes or regions.points:
-        raise GarvidError("--tracks gives the objects and their masks: drop --mask, --box and --point")
+        raise OptionError("tracks", "gives the objects and their masks: give no masks, boxes or points beside it")
     return read_tracks_file(request.tracks, info, list(timestamps))
 
 
@@ -348,9 +342,10 @@ def job_tracks(
     request's is loaded only when something must be tracked, and freed after.
     """
     started = time.perf_counter()
+    options = request.options
     from garvid.paths import cache_root
 
-    cache = TrackCache(request.cache_dir or cache_root(), on_problem=reporter.warn) if request.use_cache else None
+    cache = TrackCache(options.tracking.cache_dir or cache_root(), on_problem=reporter.warn) if options.tracking.use_cache else None
     provided = tracks_for(
         video,
         request.regions,
@@ -358,7 +353,7 @@ def job_tracks(
         job.need,
         cache,
         GivenTracks(job.given) if job.given is not None else loaded or job.tracker_name,
-        device=request.device,
+        device=options.model.device,
         progress=lambda done, total: reporter.progress("tracking", done, total),
     )
     if job.given is None:
@@ -429,7 +424,7 @@ class _Answerer:
 
     def _describe(self, window: Window, keyframes: list[int], pixels: list[np.ndarray], times: list[float]) -> Steps[list[Answer]]:
         bare = [self.memo.get("inputs", self._key(frame, ()), lambda image=image: self._preprocess(image, {})) for frame, image in zip(keyframes, pixels)]  # fmt: skip
-        config, resample = self.builder.image_config, self.request.prompt.mask_resample
+        config, resample = self.builder.image_config, self.request.options.prompt.mask_resample
         answers = []
         for object_id in self.plan.objects:
             shown = [self._shown(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
@@ -469,7 +464,7 @@ class _Answerer:
             masks,
             self.builder.image_config,
             single_tile=self.builder.single_tile,
-            mask_resample=self.request.prompt.mask_resample,
+            mask_resample=self.request.options.prompt.mask_resample,
         )
 
     def _generate(
@@ -485,7 +480,7 @@ class _Answerer:
         layouts = self.builder.layout(times, [[slot for slot, _ in on] for on in shown], slots)
         tokens = self.builder.tokens(slots, layouts, self.plan.prompt_question)
         replayed = [layout.replayed for layout in layouts]
-        scaling = self.request.prompt.replay_scaling
+        scaling = self.request.options.prompt.replay_scaling
         self.reporter.answer_begins(window, object_id)
         generated = yield PromptJob(
             model=self.model,
@@ -494,7 +489,7 @@ class _Answerer:
             frames=inputs,
             replayed_slots=replayed,
             scaling=scaling,
-            generation=self.request.generation,
+            generation=self.request.options.generation,
             memo=self.memo,
             encoding_key=(self.request.question is None, tuple(self._key(f, on) for f, on in zip(keyframes, shown)), tuple(map(tuple, replayed)), scaling),
             prefix_length=_prefix_length(tokens),

@@ -4,11 +4,12 @@ find ``--object`` phrases on the prompt frame, plan the tracked frames and track
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from garvid.detection.checkpoints import check_detector
-from garvid.errors import GarvidError
+from garvid.errors import OptionError
+from garvid.options import DEVICE_NAME, TrackingOptions
 from garvid.media.open import open_video
 from garvid.regions.input import RegionInput
 from garvid.tracking.frames import auto_stride
@@ -27,24 +28,19 @@ class TrackRequest:
 
     video: Path
     regions: RegionInput
-    tracker: str
-    stride: str = "auto"
-    keyframes: int = DEFAULT_KEYFRAMES
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    keyframes: int = DEFAULT_KEYFRAMES  # what ``stride="auto"`` plans for
     device: str = "auto"
-    fps: float | None = None  # frame rate of a folder of frames (video files state their own)
 
-    def input_paths(self) -> tuple[Path | str, ...]:
+    def __post_init__(self) -> None:
+        if self.keyframes < 1:
+            raise OptionError("frames", f"must be at least 1, not {self.keyframes}")  # the keyframes of --frames
+        if not DEVICE_NAME.fullmatch(self.device):
+            raise OptionError("device", f"must be auto, cpu, cuda or cuda:N, not {self.device!r}")
+
+    def input_paths(self) -> tuple[Path | str | None, ...]:
         """What the request reads from disk (a tracker that is not a path is a preset)."""
-        return (self.video, *self.regions.masks, self.tracker, self.regions.detector)
-
-
-def parse_stride(stride: str) -> int | None:
-    """A positive integer stride, or None for ``auto`` (chosen once the device is known)."""
-    if stride == "auto":
-        return None
-    if not (str(stride).isascii() and str(stride).isdigit()) or int(stride) < 1:
-        raise GarvidError(f"--stride must be a positive integer or 'auto', not {stride!r}")
-    return int(stride)
+        return (self.video, *self.regions.masks, self.tracking.tracker, self.regions.detector)
 
 
 def track_video(
@@ -56,16 +52,16 @@ def track_video(
     """Decode, validate prompts and track every object of ``request`` through the whole video
     (through :func:`~garvid.tracking.provide.tracks_for`, without the cache): ``tracker``,
     or the request's built after the detector is freed."""
-    with open_video(request.video, fps=request.fps) as video:
+    with open_video(request.video, fps=request.tracking.fps) as video:
         info = video.info
         prompts = request.regions.resolve(info)
-        stride = parse_stride(request.stride)  # bad input fails before the model loads
         check_detector(request.regions)
-        if stride is None:
+        stride = request.tracking.stride
+        if stride == "auto":
             from garvid.devices import resolve_device  # torch: not for --help
 
             device_type = tracker.device_type if tracker is not None else resolve_device(request.device).type
             stride = auto_stride(info.num_frames, request.keyframes, device_type)
         need = TrackingNeed(0, info.num_frames, stride, prompts.frame, info.num_frames)
-        chosen = tracker if tracker is not None else request.tracker
+        chosen = tracker if tracker is not None else request.tracking.tracker
         return tracks_for(video, request.regions, prompts, need, None, chosen, device=request.device, progress=progress).tracks

@@ -16,25 +16,22 @@ An answer equals that of a fresh ``garvid ask`` with the same question and keyfr
 
 from __future__ import annotations
 
-import time
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from garvid.media.open import open_video
-from garvid.presets import default_preset
+from garvid.options import GenerationOptions, KeyframeOptions
 from garvid.qa.answers import VideoAnswer
-from garvid.qa.generation import AnswerMemo
 from garvid.qa.reporting import Reporter
-from garvid.qa.request import VideoRequest
-from garvid.qa.video_answering import VideoJob, answer_job, job_tracks, load_request_model
+from garvid.qa.context import AnswerContext
+from garvid.qa.video_answering import STAGES, VideoJob, answer_video, job_tracks, load_request_model
+from garvid.qa.video_request import VideoRequest
 from garvid.tracking.tracks import Tracks
 
 if TYPE_CHECKING:
     from garvid.gar.model import GARModel
-    from garvid.tracking.tracker import Sam2Tracker
-
-STAGES = ("decode", "track", "load", "encode", "generate")
+    from garvid.tracking.interface import Tracker
 
 
 class VideoSession:
@@ -51,54 +48,55 @@ class VideoSession:
         reporter: Reporter | None = None,
         *,
         model: GARModel | None = None,
-        tracker: Sam2Tracker | None = None,
+        tracker: Tracker | None = None,
     ):
         self.request = replace(request, question=None)
-        self.reporter = reporter or Reporter()
         self.timings = dict.fromkeys(STAGES, 0.0)  # opening the session: tracking and loading
+        context = AnswerContext(reporter or Reporter(), model=model, tracker=tracker)
         self._stack = ExitStack()
-        self.video = self._stack.enter_context(open_video(request.video, fps=request.fps))
+        context.video = self._stack.enter_context(open_video(request.video, fps=request.options.tracking.fps))
         try:
-            model_source = str(model.checkpoint_dir) if model is not None else request.model or default_preset("models")
-            job = VideoJob.open(self.request, self.video, self.reporter, model_source)  # every object, as describe
-            self.files = job.files
-            self.tracks, self.tracked_objects = job_tracks(self.request, self.video, job, tracker, self.reporter, self.timings)
-            if model is None:
-                model = load_request_model(self.request, self.files, self.timings)
+            job = VideoJob.open(self.request, context.video, context.reporter, context.gar_files(request.options.model.name))  # every object, as describe
+            context.files = job.files
+            context.tracks, self.tracked_objects = job_tracks(self.request, context.video, job, tracker, context.reporter, self.timings)
+            if context.model is None:
+                context.model = load_request_model(self.request, job.files, self.timings)
         except BaseException:
             self._stack.close()
             raise
-        self.model: GARModel = model
-        self.memo = AnswerMemo()
-        self._asked = False
+        self.context = context
+
+    @property
+    def tracks(self) -> Tracks:
+        assert self.context.tracks is not None
+        return self.context.tracks
+
+    @property
+    def model(self) -> GARModel:
+        assert self.context.model is not None
+        return self.context.model
 
     @property
     def object_ids(self) -> list[int]:
         return list(self.tracks.object_ids)
 
-    def ask(self, question: str | None, **changes: Any) -> VideoAnswer:
+    def ask(
+        self, question: str | None, *, keyframes: KeyframeOptions | None = None, generation: GenerationOptions | None = None
+    ) -> VideoAnswer:
         """Answer ``question`` on its own (None: describe every object).
 
-        ``changes`` override request fields for this question only (``frames``,
-        ``strategy``, ``start``, ``end``, ``window``, ``generation``, ...). An interrupted
-        answer (KeyboardInterrupt from a reporter) leaves the session usable.
+        ``keyframes`` and ``generation`` replace the session's for this question only. An
+        interrupted answer (KeyboardInterrupt from a reporter) leaves the session usable.
         """
-        request = replace(self.request, question=question, **changes)
-        timings = dict.fromkeys(STAGES, 0.0)
-        started = time.perf_counter()
-        job = VideoJob.open(request, self.video, self.reporter, self.files)
-        tracks, tracked = self._tracks_for(request, job, timings)
-        warn = not self._asked
-        self._asked = True
-        return answer_job(
-            request, self.video, job, tracks, tracked, self.model, self.memo, self.reporter, timings, started, warn_weights=warn
+        options = replace(
+            self.request.options,
+            keyframes=keyframes or self.request.options.keyframes,
+            generation=generation or self.request.options.generation,
         )
-
-    def _tracks_for(self, request: VideoRequest, job: VideoJob, timings: dict[str, float]) -> tuple[Tracks, list[int]]:
-        """The session's tracks of the job's objects when they serve its frames; tracked again otherwise."""
-        if job.given is None and job.need.served_by(set(self.tracks.frames)):
-            return self.tracks.select(job.prompts.object_ids, job.need.in_range(self.tracks.frames)), []
-        return job_tracks(request, self.video, job, None, self.reporter, timings)
+        try:
+            return answer_video(replace(self.request, question=question, options=options), self.context)
+        finally:
+            self.context.warn_weights = False  # said with the first answer
 
     def close(self) -> None:
         self._stack.close()

@@ -6,9 +6,9 @@ and while the batch's prompts are read in one pass, each of its tokens also hold
 layer's activations (the MLP's three intermediate tensors and a few hidden-state copies;
 the eager kernel adds each head's full ``T x T`` score matrix). A fixed reserve is left
 for the vision tower's tile chunks and the allocator. An estimate: a batch that still
-runs out of memory is retried smaller (:class:`garvid.qa.batching.BatchedAnswering`).
+runs out of memory is retried smaller (:class:`garvid.qa.steps.PooledAnswering`).
 
-On a CPU, ``auto`` is 1: see :data:`CPU_BATCH_SIZE`.
+On a CPU, ``auto`` is 1: see :data:`CPU_PER_PASS`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 #: Largest batch ``auto`` picks: beyond it the decode step stops being weight-bound on
 #: current GPUs, so a larger batch adds latency and memory for little throughput.
-MAX_AUTO_BATCH_SIZE = 64
+MAX_AUTO_PER_PASS = 64
 #: Free memory kept back on CUDA: the vision tower's tile chunks (17 tiles of PE-G at
 #: 1024 patches), the LM head's logits, the allocator's fragmentation.
 RESERVED_BYTES = 3 * 2**30
@@ -26,7 +26,7 @@ RESERVED_BYTES = 3 * 2**30
 #: little and letter answers (one or two tokens) nothing: not worth a batch's wait and
 #: memory by default (measured: benchmarks/results/MEASUREMENTS.md, "Batched generation"
 #: and "Batched answering"). ``--batch-size 8`` is there for long descriptions of many clips.
-CPU_BATCH_SIZE = 1
+CPU_PER_PASS = 1
 
 
 def kv_bytes_per_token(model) -> int:
@@ -42,23 +42,23 @@ def prefill_bytes_per_token(model) -> int:
     return (3 * text.intermediate_size + 4 * text.hidden_size) * _element_size(model)
 
 
-def fit_batch_size(free_bytes: int, tokens: int, per_token_bytes: int, per_prompt_bytes: int = 0) -> int:
+def fit_prompts_per_pass(free_bytes: int, tokens: int, per_token_bytes: int, per_prompt_bytes: int = 0) -> int:
     """Prompts of ``tokens`` tokens that fit ``free_bytes`` (less the reserve), at least 1."""
     per_prompt = tokens * per_token_bytes + per_prompt_bytes
-    return max(1, min(MAX_AUTO_BATCH_SIZE, (free_bytes - RESERVED_BYTES) // max(per_prompt, 1)))
+    return max(1, min(MAX_AUTO_PER_PASS, (free_bytes - RESERVED_BYTES) // max(per_prompt, 1)))
 
 
-def auto_batch_size(model, tokens: int) -> int:
+def auto_prompts_per_pass(model, tokens: int) -> int:
     """The batch size for prompts of up to ``tokens`` tokens (answer included) on ``model``'s device."""
     device = model.device
     if device.type != "cuda":
-        return CPU_BATCH_SIZE
+        return CPU_PER_PASS
     free, _ = torch.cuda.mem_get_info(device)
     text = model.config.mllm.text_config
     scores = 0
     if text._attn_implementation == "eager":  # every head's T x T scores in fp32, and their softmax
         scores = 2 * text.num_attention_heads * tokens * tokens * 4
-    return fit_batch_size(free, tokens, kv_bytes_per_token(model) + prefill_bytes_per_token(model), scores)
+    return fit_prompts_per_pass(free, tokens, kv_bytes_per_token(model) + prefill_bytes_per_token(model), scores)
 
 
 def _element_size(model) -> int:
