@@ -76,7 +76,7 @@ def run_case(case: str, clip: Path, mask_png: Path, stride: int, tracker_name: s
     from garvid.media.video_file import Video
     from garvid.regions.prompts import RegionPrompts
     from garvid.tracking import Sam2Tracker, tracked_frames
-    from garvid.tracking.session import TrackingSession
+    from garvid.tracking.sam2_run import TrackingSession
 
     started = time.perf_counter()
     tracker = Sam2Tracker.from_preset(tracker_name, device="cpu")

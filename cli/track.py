@@ -15,7 +15,7 @@ from garvid.files import check_outputs, write_json
 from garvid.options import ModelOptions, TrackingOptions
 from garvid.presets import random_weights_warning
 from garvid.regions.input import RegionInput
-from garvid.tracking.request import DEFAULT_KEYFRAMES, TrackRequest, track_video
+from garvid.tracking.track_request import DEFAULT_KEYFRAMES, TrackRequest, track_video
 
 EXAMPLE = (
     "Example:\n\n"

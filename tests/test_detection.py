@@ -174,7 +174,7 @@ def test_object_errors_are_one_line_exit_2_and_leave_no_output(tmp_path: Path, e
 def test_the_detector_is_freed_before_sam2_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     import weakref
 
-    from garvid.tracking.request import TrackRequest, track_video
+    from garvid.tracking.track_request import TrackRequest, track_video
     from garvid.tracking.tracker import Sam2Tracker
 
     alive: list[weakref.ref] = []

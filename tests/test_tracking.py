@@ -27,7 +27,7 @@ from garvid.tracking import Sam2Tracker, Tracks, auto_stride, tracked_frames
 from garvid.tracking.checkpoints import resolve_tracker
 from garvid.tracking.feed import FrameFeed
 from garvid.tracking.model import build_predictor
-from garvid.tracking.session import TrackingSession, memory_reach
+from garvid.tracking.sam2_run import TrackingSession, memory_reach
 
 WIDTH, HEIGHT, NUM_FRAMES = 128, 96, 30
 

@@ -5,7 +5,7 @@ object, runs each object through its own ``_run_single_frame_inference`` call
 (``batch_size=1``, its memory bank built from that object's outputs alone) and shares
 only the frames' image features; objects would interact only through
 ``non_overlap_masks`` / ``non_overlap_masks_for_mem_enc``, which are off in the predictor
-and in every SAM2.1 config garvid uses (``garvid.tracking.session`` steps objects one by
+and in every SAM2.1 config garvid uses (``garvid.tracking.sam2_run`` steps objects one by
 one the same way). So an object tracked alone gets the masks it gets when tracked with
 others on the same frames (``tests/test_track_reuse.py`` checks it with the random
 hiera-tiny), and tracks can be kept per object.

@@ -73,7 +73,7 @@ class Sam2Tracker:
         the result; by default it is the most common gap between tracked frames.
         ``progress(done, total)`` is called after every tracked frame.
         """
-        from garvid.tracking.session import TrackingSession
+        from garvid.tracking.sam2_run import TrackingSession
 
         session = TrackingSession(self.predictor, video, frames)
         session.add_prompts(prompts)
