@@ -13,6 +13,7 @@ import pytest
 from garvid import presets
 from garvid.errors import CheckpointError
 from garvid.media.open import open_video
+from garvid.options import TrackingOptions
 from garvid.regions.input import RegionInput
 from garvid.tracking import LazyTracker, ObjectObservation, Sam2Tracker, Tracker, Tracks, make_tracker
 from garvid.tracking.backends import BACKENDS, tracker_backend
@@ -20,6 +21,7 @@ from garvid.tracking.cache import TrackCache
 from garvid.tracking.given import GivenTracks
 from garvid.tracking.provide import tracks_for
 from garvid.tracking.reuse import TrackingNeed
+from garvid.tracking.track_request import TrackRequest, track_video
 from garvid.tracking.tracks import common_gap
 
 
@@ -175,3 +177,11 @@ def test_in_memory_masks_key_the_cache_by_content(two_object_clip, tmp_path) -> 
         regions = RegionInput(masks=(moved,))
         assert tracks_for(video, regions, regions.resolve(video.info), _need(video), cache, tracker).tracked == [1]
 
+
+def test_track_video_goes_through_the_entry_with_a_given_tracker(two_object_clip) -> None:
+    path, mask = two_object_clip
+    tracker = StillTracker()
+    request = TrackRequest(path, RegionInput(masks=(mask,), frame=3), TrackingOptions(stride="auto"), keyframes=2, device="cpu")
+    tracks = track_video(request, tracker=tracker)
+    # auto stride from the tracker's device type: 15 frames, 2 keyframes x 2 frames each on a CPU
+    assert tracker.calls == [([1, 2], [0, 3, 4, 8, 12])] and tracks.prompt_frame == 3
