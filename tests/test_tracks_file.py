@@ -125,7 +125,7 @@ def test_tracks_file_problems_in_the_request(clip, tmp_path, capsys, no_sam2):
     mask = tmp_path / "mask.png"
     mask.write_bytes(b"")
     assert run(["ask", str(clip), "what does object 1 do?", "--tracks", str(path), "-m", str(mask), *TINY]) == 2
-    assert "drop --mask" in capsys.readouterr().err
+    assert "--tracks gives the objects and their masks: give no masks" in capsys.readouterr().err
     assert run(["ask", str(clip), "what does object 4 do?", "--tracks", str(path), *TINY]) == 2
     assert "4" in capsys.readouterr().err
     assert run(["ask", str(clip), "what does object 1 do?", "--tracks", str(tmp_path / "absent.json"), *TINY]) == 2
