@@ -1,4 +1,11 @@
-"""Shared fixtures: small synthetic clips made with ffmpeg, and ffmpeg's own decoding."""
+"""Shared fixtures: small synthetic clips made with ffmpeg, ffmpeg's own decoding, and the real
+clips in ``../shared/media`` (the ``media`` fixture).
+
+The slow-test guard (tests/slow_guard.py, loaded here) fails a test that is not marked
+``@pytest.mark.slow`` when its call phase takes longer than ``GARVID_SLOW_TEST_SECONDS``
+(default 30 s; 0 turns it off), so that ``pytest -m "not slow"`` stays a fast loop. Only the
+call phase is timed, not the setup of shared fixtures that build tiny models once.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,27 @@ from hypothesis import settings
 # no example database in the checkout.
 settings.register_profile("garvid", derandomize=True, database=None)
 settings.load_profile("garvid")
+
+pytest_plugins = ["pytester", "slow_guard"]
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+MEDIA_FILES = ("cups.mp4", "cups_first_frame.png", "dog.mp4", "juggle.mp4", "bedroom.mp4")
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    """The real clips folder ``../shared/media`` beside the repo (cups.mp4, dog.mp4, juggle.mp4,
+    bedroom.mp4, cups_first_frame.png: see its README.md).
+
+    One policy when it is missing: every test that uses it fails (an error naming the path),
+    never skips. CI always has ``../shared`` beside the repo, so a missing folder is a broken
+    checkout, not an optional extra to skip over silently.
+    """
+    missing = [name for name in MEDIA_FILES if not (MEDIA / name).is_file()]
+    if missing:
+        what = f"there is no folder {MEDIA}" if not MEDIA.is_dir() else f"{MEDIA} lacks {', '.join(missing)}"
+        pytest.fail(f"the real test clips are missing: {what} (../shared/media must sit beside the repo)", pytrace=False)
+    return MEDIA
 
 
 def _run(args: list[str]) -> bytes:

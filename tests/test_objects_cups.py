@@ -22,15 +22,24 @@ from garvid.media.video_file import Video
 from garvid.output.overlay import object_colour
 from garvid.regions.masks import decode_rle
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
-CUPS, CUPS_MASK = MEDIA / "cups.mp4", MEDIA / "cups_first_frame.png"
 SAM3 = ["--detector", "tiny-random-sam3", "--object-threshold", "0.1"]
 TINY = ["--tracker", "tiny-random", "--device", "cpu"]
 GAR = ["--model", "tiny-random", "--frames", "2", "--max-new-tokens", "4", "--format", "json"]
 
 
-def _frame0() -> np.ndarray:
-    with Video(CUPS) as video:
+@pytest.fixture(scope="module")
+def cups(media: Path) -> Path:
+    return media / "cups.mp4"
+
+
+@pytest.fixture(scope="module")
+def cups_mask(media: Path) -> Path:
+    """The palette mask of frame 0: 1 ball, 2 held cup, 3 middle cup, 4 right cup."""
+    return media / "cups_first_frame.png"
+
+
+def _frame0(cups: Path) -> np.ndarray:
+    with Video(cups) as video:
         return video.frames([0])[0]
 
 
@@ -40,24 +49,24 @@ def _frame0_masks(track_json: Path) -> dict[int, np.ndarray]:
 
 
 @pytest.mark.slow
-def test_track_numbers_masks_boxes_points_then_objects_and_keeps_sam3_masks(tmp_path: Path, capsys) -> None:
+def test_track_numbers_masks_boxes_points_then_objects_and_keeps_sam3_masks(cups, cups_mask, tmp_path: Path, capsys) -> None:
     ball = tmp_path / "ball.png"
-    Image.fromarray(((np.asarray(Image.open(CUPS_MASK)) == 1) * 255).astype(np.uint8)).save(ball)
+    Image.fromarray(((np.asarray(Image.open(cups_mask)) == 1) * 255).astype(np.uint8)).save(ball)
     out = tmp_path / "t.json"
-    args = ["track", str(CUPS), "--object", "red cup", "--point", "900,500", "--box", "500,300,700,600", "--mask", str(ball)]
+    args = ["track", str(cups), "--object", "red cup", "--point", "900,500", "--box", "500,300,700,600", "--mask", str(ball)]
     assert run([*args, *SAM3, *TINY, "--stride", "299", "-o", str(out)]) == 0, capsys.readouterr().err
     masks = _frame0_masks(out)
     assert sorted(masks) == [1, 2, 3, 4]  # the mask, the box, the point, then the object by name
-    assert (masks[1] == (np.asarray(Image.open(CUPS_MASK)) == 1)).all()
+    assert (masks[1] == (np.asarray(Image.open(cups_mask)) == 1)).all()
     detector = Detector.load(resolve_detector("tiny-random-sam3"), torch.device("cpu"), ["red cup"])
-    [instance] = select_instances(detector.candidates(_frame0(), "red cup"), "red cup", 1, 0.1, 0)
+    [instance] = select_instances(detector.candidates(_frame0(cups), "red cup"), "red cup", 1, 0.1, 0)
     assert instance.mask.any() and (masks[4] == instance.mask).all()  # SAM 3's mask is the object's prompt
 
 
 @pytest.mark.slow
-def test_ask_with_grounding_dino_objects_is_answered_and_cached_by_detector_settings(tmp_path: Path, capsys) -> None:
+def test_ask_with_grounding_dino_objects_is_answered_and_cached_by_detector_settings(cups, tmp_path: Path, capsys) -> None:
     cache, out = tmp_path / "cache", tmp_path / "a.json"
-    args = ["ask", str(CUPS), "what does object 2 do to object 1?", "--object", "cup", "--object", "cup"]
+    args = ["ask", str(cups), "what does object 2 do to object 1?", "--object", "cup", "--object", "cup"]
     base = [*args, "--detector", "tiny-random", *TINY, *GAR, "--stride", "150", "--cache-dir", str(cache), "-o", str(out)]
     assert run(base) == 0, capsys.readouterr().err
     first = json.loads(out.read_text())
@@ -70,33 +79,33 @@ def test_ask_with_grounding_dino_objects_is_answered_and_cached_by_detector_sett
 
 
 @pytest.mark.slow
-def test_describe_with_a_sam3_object_and_a_box(tmp_path: Path, capsys) -> None:
+def test_describe_with_a_sam3_object_and_a_box(cups, tmp_path: Path, capsys) -> None:
     out = tmp_path / "d.json"
-    args = ["describe", str(CUPS), "--box", "500,300,700,600", "--object", "red cup", *SAM3, *TINY, *GAR]
+    args = ["describe", str(cups), "--box", "500,300,700,600", "--object", "red cup", *SAM3, *TINY, *GAR]
     assert run([*args, "--stride", "150", "--no-cache", "-o", str(out)]) == 0, capsys.readouterr().err
     [window] = json.loads(out.read_text())["descriptions"]
     assert [o["id"] for o in window["objects"]] == [1, 2]
 
 
 @pytest.mark.slow
-def test_segment_png_round_trips_through_mask_and_the_preview_paints_each_mask(tmp_path: Path, capsys) -> None:
+def test_segment_png_round_trips_through_mask_and_the_preview_paints_each_mask(cups, cups_mask, tmp_path: Path, capsys) -> None:
     png, preview = tmp_path / "cups.png", tmp_path / "preview.png"
-    args = ["segment", str(CUPS), "--mask", str(CUPS_MASK), "--object", "red cup", *SAM3, *TINY]
+    args = ["segment", str(cups), "--mask", str(cups_mask), "--object", "red cup", *SAM3, *TINY]
     assert run([*args, "-o", str(png), "--preview", str(preview)]) == 0
     err = capsys.readouterr().err
     assert "object 'red cup'" in err and "mask" in err and f"wrote {png}" in err
     written = Image.open(png)
     assert written.mode == "P"
     labels = np.asarray(written)
-    given = np.asarray(Image.open(CUPS_MASK))
+    given = np.asarray(Image.open(cups_mask))
     assert ((labels == given) | (given == 0)).all()  # mask objects 1-4 keep their pixels (lower ids win)
     assert set(np.unique(labels)) == {0, 1, 2, 3, 4, 5}
     tracked = tmp_path / "t.json"
-    assert run(["track", str(CUPS), "--mask", str(png), *TINY, "--stride", "299", "-o", str(tracked)]) == 0
+    assert run(["track", str(cups), "--mask", str(png), *TINY, "--stride", "299", "-o", str(tracked)]) == 0
     masks = _frame0_masks(tracked)
     assert sorted(masks) == [1, 2, 3, 4, 5]
     assert all((masks[i] == (labels == i)).all() for i in masks)  # the same masks come back through --mask
-    frame, drawn = _frame0().astype(np.float64), np.asarray(Image.open(preview).convert("RGB")).astype(np.float64)
+    frame, drawn = _frame0(cups).astype(np.float64), np.asarray(Image.open(preview).convert("RGB")).astype(np.float64)
     for object_id in range(1, 6):
         inside = labels == object_id
         inner = inside & np.roll(inside, 3, 0) & np.roll(inside, -3, 0) & np.roll(inside, 3, 1) & np.roll(inside, -3, 1)
@@ -106,19 +115,19 @@ def test_segment_png_round_trips_through_mask_and_the_preview_paints_each_mask(t
     assert (drawn[background] == frame[background]).all(axis=1).mean() > 0.97  # the number tags aside
 
 
-def _clips(folder: Path) -> None:
+def _clips(folder: Path, cups: Path) -> None:
     folder.mkdir()
     for name in ("a", "b"):
         subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-i", str(CUPS), "-t", "0.5", "-an", "-vf", "scale=320:180", str(folder / f"{name}.mp4")],
+            ["ffmpeg", "-v", "error", "-y", "-i", str(cups), "-t", "0.5", "-an", "-vf", "scale=320:180", str(folder / f"{name}.mp4")],
             check=True,
         )
 
 
 @pytest.mark.slow
-def test_segment_a_folder_then_batch_finds_the_masks(tmp_path: Path, capsys) -> None:
+def test_segment_a_folder_then_batch_finds_the_masks(cups, tmp_path: Path, capsys) -> None:
     clips = tmp_path / "clips"
-    _clips(clips)
+    _clips(clips, cups)
     args = ["segment", str(clips), "--object", "cup", "--detector", "tiny-random", *TINY, "--preview", str(tmp_path / "previews")]
     assert run(args) == 0, capsys.readouterr().err
     assert (clips / "a.png").is_file() and (clips / "b.png").is_file() and (tmp_path / "previews" / "a.png").is_file()
@@ -133,9 +142,9 @@ def test_segment_a_folder_then_batch_finds_the_masks(tmp_path: Path, capsys) -> 
 
 
 @pytest.mark.slow
-def test_image_objects_by_name(tmp_path: Path, capsys) -> None:
+def test_image_objects_by_name(cups, tmp_path: Path, capsys) -> None:
     frame = tmp_path / "f.png"
-    Image.fromarray(_frame0()).resize((320, 180)).save(frame)
+    Image.fromarray(_frame0(cups)).resize((320, 180)).save(frame)
     args = ["image", str(frame), "--object", "cup", "--detector", "tiny-random", "--tracker", "tiny-random", "--model", "tiny-random"]
     assert run([*args, "--device", "cpu", "--max-new-tokens", "4", "--format", "json", "-o", str(tmp_path / "a.json")]) == 0
     regions = json.loads((tmp_path / "a.json").read_text())["regions"]

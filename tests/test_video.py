@@ -16,8 +16,6 @@ from garvid.errors import VideoError
 from garvid.media.open import open_video
 from garvid.media.video_file import Video
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
-
 
 def _mean_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
@@ -256,10 +254,8 @@ REAL_CLIPS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(REAL_CLIPS))
-def test_real_clips(name: str) -> None:
-    path = MEDIA / name
-    if not path.is_file():
-        pytest.fail(f"real test clip {path} is missing: the shared media folder must sit beside the repo")
+def test_real_clips(media: Path, name: str) -> None:
+    path = media / name
     width, height, num_frames, fps, duration = REAL_CLIPS[name]
     with Video(path) as video:
         info = video.info
