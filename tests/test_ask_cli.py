@@ -45,6 +45,7 @@ def ask(clip, *extra: str, question: str = QUESTION, cache: Path | None = None) 
     return ["ask", str(video), question, "--mask", str(mask), *TINY, *cache_args, *extra]
 
 
+@pytest.mark.slow
 def test_json_then_cached_second_run(clip, tmp_path, capsys):
     cache = tmp_path / "cache"
     first, second = tmp_path / "first.json", tmp_path / "second.json"
@@ -94,6 +95,7 @@ def test_text_streams_to_stdout_with_window_times(clip, capsys):
     assert lines[0].startswith("[0:00.0 - 0:01.0] ") and lines[1].startswith("[0:01.0 - 0:02.0] ")
 
 
+@pytest.mark.slow
 def test_srt_and_vtt_windows_parse_back_with_their_times(clip, tmp_path, capsys):
     cache = tmp_path / "cache"
     assert run(ask(clip, "--window", "0.5", "-o", str(tmp_path / "a.srt"), cache=cache)) == 0

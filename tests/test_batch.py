@@ -136,6 +136,7 @@ def test_srt_outputs_per_item(folder, tmp_path, capsys):
     assert not (out / "errors.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_redoing_finished_items(folder, tmp_path):
     out = tmp_path / "out"
     args = [sys.executable, "-m", "garvid_cli", "batch", str(folder), "-r", "--question", QUESTION, "-o", str(out), *TINY]
@@ -157,6 +158,7 @@ def test_interrupted_run_resumes_without_redoing_finished_items(folder, tmp_path
     assert len(list(out.rglob("*.json"))) == 3
 
 
+@pytest.mark.slow
 def test_stdin_jsonl_pipeline_and_closed_pipe(folder):
     tasks = "".join(json.dumps({"video": str(folder / f"{n}.mp4"), "mask": str(folder / f"{n}.png")}) + "\n" for n in ("cups_a", "cups_b"))
     done = garvid("batch", "-", "--question", QUESTION, "--format", "jsonl", *TINY, stdin=tasks)

@@ -199,7 +199,7 @@ def test_videorefer_protocol_item(videorefer):
     assert evaluate_item(item, root, AnswerOptions(), "single", lambda r, g: "b")["correct"]
 
 
-@pytest.mark.parametrize("mode", ["multi", "single"])
+@pytest.mark.parametrize("mode", ["multi", pytest.param("single", marks=pytest.mark.slow)])
 def test_videorefer_run_table_and_resume(videorefer, tmp_path, capsys, mode):
     annotations, root = videorefer
     results = tmp_path / "results.jsonl"
@@ -233,6 +233,7 @@ def test_videorefer_run_table_and_resume(videorefer, tmp_path, capsys, mode):
     assert summary["eval_protocol"] == "garvid" and summary["mask_mode"] == "multi"
 
 
+@pytest.mark.slow
 def test_interrupted_videorefer_run_resumes(videorefer, tmp_path):
     """SIGINT after the first finished item: exit 130, whole lines only; a rerun adds the rest."""
     annotations, root = videorefer
@@ -498,6 +499,7 @@ def _gar_bench_two_sizes(folder: Path, media: Path) -> Path:
     return annotations
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["--reference-compat", "--corrected"])
 def test_gar_bench_batched_records_equal_one_at_a_time(media, tmp_path, batches, mode):
     """Items with other tile grids and region counts share batches; every record is as one at a time."""

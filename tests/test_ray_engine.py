@@ -118,6 +118,7 @@ def test_auto_is_the_cluster_rays_files_name(stale_cluster, monkeypatch):
         check_reachable("auto")
 
 
+@pytest.mark.slow
 def test_ray_address_environment_variable_is_honoured(folder, stale_cluster, dead_address, tmp_path, monkeypatch):  # noqa: F811
     dead = dead_address()
     monkeypatch.setenv("RAY_ADDRESS", dead)
