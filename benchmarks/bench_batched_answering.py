@@ -62,8 +62,9 @@ def describe_requests(clips: list[Path], checkpoint: Path, frames: int, new_toke
     )
     requests = [VideoRequest(clip, RegionInput(masks=(clip.with_suffix(".png"),)), options=options) for clip in clips]
     tracker = LazyTracker("tiny-random", "cpu")
+    context = AnswerContext(tracker=tracker)
     for request in requests:
-        track_ahead(request, AnswerContext(tracker=tracker))
+        track_ahead(request, context)
     tracker.free()
     return requests
 

@@ -45,7 +45,7 @@ Stride = int | Literal["auto"]
 #: Shortest window: timed answers show tenths of a second.
 MIN_WINDOW = 0.1
 
-DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 """The device names garvid takes (whether the device is there is checked when it is used)."""
 
 
@@ -63,6 +63,12 @@ def _positive(field_name: str, value: float | None, *, zero: bool = False) -> No
         return
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         raise OptionError(field_name, f"must be a {'non-negative' if zero else 'positive'} number of seconds, not {value}")
+
+
+def check_device_name(name: str) -> None:
+    """A device garvid can name (whether it is there is checked when it is used)."""
+    if not _DEVICE_NAME.fullmatch(name):
+        raise OptionError("device", f"must be auto, cpu, cuda or cuda:N, not {name!r}")
 
 
 def check_window(seconds: float) -> None:
@@ -91,8 +97,7 @@ class ModelOptions:
             _set(self, "name", default_preset("models"))
         _one_of("dtype", self.dtype, DTYPES)
         _one_of("attn", self.attn, ATTENTION_IMPLEMENTATIONS)
-        if not DEVICE_NAME.fullmatch(self.device):
-            raise OptionError("device", f"must be auto, cpu, cuda or cuda:N, not {self.device!r}")
+        check_device_name(self.device)
 
 
 @dataclass(frozen=True)

@@ -151,16 +151,18 @@ def _stage_classes(options: AnswerOptions, per_pass: PromptsPerPass) -> tuple[ty
         """Tracks items into the tracking cache with one tracker."""
 
         def __init__(self):
+            from garvid.qa.context import AnswerContext
+
             self.tracker = LazyTracker(tracking.tracker, model.device)
+            self.context = AnswerContext(tracker=self.tracker)  # the checkpoint's files read once per actor
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-            from garvid.qa.context import AnswerContext
             from garvid.qa.video_answering import track_ahead
 
             errors, fatal = [], []
             for request in batch["request"]:
                 try:
-                    track_ahead(request, AnswerContext(tracker=self.tracker))
+                    track_ahead(request, self.context)
                     errors.append("")
                     fatal.append(False)
                 except item_errors() as error:

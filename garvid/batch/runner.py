@@ -160,13 +160,14 @@ def _track_all(items, options: AnswerOptions, sink: BatchSink, reporter: Reporte
     from garvid.tracking.backends import LazyTracker
 
     tracker = LazyTracker(options.tracking.tracker, options.model.device)
+    context = AnswerContext(tracker=tracker)  # one for the stage: the checkpoint's files are read once
     tracked = []
     for done, (task, request) in enumerate(items):
         if should_stop():
             break
         reporter.progress("tracking", done, len(items))
         try:
-            track_ahead(request, AnswerContext(tracker=tracker))
+            track_ahead(request, context)
             tracked.append((task, request))
         except item_errors() as error:
             if ends_run(error):

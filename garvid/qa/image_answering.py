@@ -239,8 +239,7 @@ def image_steps(request: ImageRequest, context: AnswerContext | None = None) -> 
     context = context if context is not None else AnswerContext()
     check_attention(request.model.attn, request.model.device)
     frame = load_image(request.image)
-    masks = _request_masks(request, frame, context.reporter)
-    _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
+    masks = _request_masks(request, frame, context.reporter)  # the question is checked against them there
     if context.warn_weights and (warning := random_weights_warning(request.model.name)):
         context.reporter.warn(warning)
     if context.model is None:

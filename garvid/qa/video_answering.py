@@ -162,12 +162,14 @@ def track_ahead(request: VideoRequest, context: AnswerContext) -> bool:
     """Plan ``request`` and make sure its tracks are in the cache; True when nothing had to be tracked.
 
     The first stage of a batch: every item is tracked with the context's tracker, which is
-    then freed, and :func:`video_steps` finds the tracks in the cache.
+    then freed, and :func:`video_steps` finds the tracks in the cache. The checkpoint's small
+    files are read for the first item and kept in the context for the next.
     """
     if not request.options.tracking.use_cache:
         raise ValueError("tracking ahead needs the tracking cache (use_cache=True)")
     with _video_of(request, context) as video:
         job = VideoJob.open(request, video, context.reporter, context.gar_files(request.options.model.name))
+        context.files = job.files
         return not job_tracks(request, video, job, context.tracker, context.reporter, {})[1]
 
 

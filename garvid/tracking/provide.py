@@ -56,9 +56,8 @@ def tracks_for(
     ``cache`` None everything is tracked on ``need.grid``. ``device`` also runs the detector;
     ``progress(done, total)`` follows the tracked frames.
     """
-    if isinstance(tracker, GivenTracks):
-        given = tracker.tracks
-        return ProvidedTracks(given.select(prompts.object_ids, need.in_range(given.frames)), [])
+    if isinstance(tracker, GivenTracks):  # nothing to detect, track or cache
+        return ProvidedTracks(tracker.track(video, prompts, range(need.first, need.stop)), [])
 
     def track(object_ids: list[int], frames: list[int]) -> Tracks:
         wanted, _ = detect_objects(video, prompts.only(object_ids), regions, device)  # freed before the tracker loads

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from garvid.detection.checkpoints import check_detector
 from garvid.errors import OptionError
-from garvid.options import DEVICE_NAME, TrackingOptions
+from garvid.options import TrackingOptions, check_device_name
 from garvid.media.open import open_video
 from garvid.regions.input import RegionInput
 from garvid.tracking.frames import auto_stride
@@ -34,9 +34,8 @@ class TrackRequest:
 
     def __post_init__(self) -> None:
         if self.keyframes < 1:
-            raise OptionError("frames", f"must be at least 1, not {self.keyframes}")  # the keyframes of --frames
-        if not DEVICE_NAME.fullmatch(self.device):
-            raise OptionError("device", f"must be auto, cpu, cuda or cuda:N, not {self.device!r}")
+            raise OptionError("frames", f"must be at least 1, not {self.keyframes}")  # keyframes per answer, as in KeyframeOptions
+        check_device_name(self.device)
 
     def input_paths(self) -> tuple[Path | str | None, ...]:
         """What the request reads from disk (a tracker that is not a path is a preset)."""
