@@ -22,6 +22,7 @@ from garvid.gar.tiny import gar_config, random_gar
 from garvid.gar.tokenizer import load_tokenizer
 from garvid.options import AnswerOptions, GenerationOptions, KeyframeOptions, ModelOptions, TrackingOptions, parse_prompts_per_pass
 from garvid.qa import steps
+from garvid.gar.answering import AnswerTexts
 from garvid.qa.steps import Generated, PooledAnswering, PromptJob
 
 QUESTIONS = ["what does object 1 do?", "where is object 2 at the end, and what is above it all the time?", "is #1 moving?"]
@@ -119,7 +120,8 @@ def _fake_runs(monkeypatch, fail=lambda jobs: None) -> list[list[int]]:
     runs: list[list[int]] = []
 
     def answer(job: PromptJob) -> Generated:
-        return Generated(f"{job.input_ids[0]}/{job.generation.seed}", [], 0.0, 0.0, streamed=False)
+        text = f"{job.input_ids[0]}/{job.generation.seed}"
+        return Generated(AnswerTexts(text, text, text), [], 0.0, 0.0, streamed=False)
 
     def run_together(jobs):
         fail(jobs)

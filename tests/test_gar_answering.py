@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from garvid.gar.answering import generate_answer
-from garvid.gar.tokenizer import build_tiny_tokenizer, clean_up_tokenization, load_tokenizer, write_tiny_processor_files
+from garvid.gar.answering import answer_text, answer_texts, generate_answer
+from garvid.gar.tokenizer import (
+    EOT_TOKEN,
+    build_tiny_tokenizer,
+    clean_up_tokenization,
+    load_tokenizer,
+    prompt_token,
+    write_tiny_processor_files,
+)
 from garvid.options import GenerationOptions
 
 RAW = "It 's a red cup , is n't it ? I 'm sure they 're here . We 've got ' quotes ' too !"
@@ -30,8 +37,8 @@ def _answer(text: str, *, clean_up: bool, max_new_tokens: int = 1024) -> tuple[s
     tokenizer = build_tiny_tokenizer(clean_up=clean_up)
     model = _ScriptedModel(tokenizer(text, add_special_tokens=False)["input_ids"])
     deltas: list[str] = []
-    answer, _ = generate_answer(model, tokenizer, None, GenerationOptions(max_new_tokens=max_new_tokens), lambda _i, d: deltas.append(d))
-    return answer, deltas
+    texts, _ = generate_answer(model, tokenizer, None, GenerationOptions(max_new_tokens=max_new_tokens), lambda _i, d: deltas.append(d))
+    return texts.text, deltas
 
 
 def test_clean_up_is_transformers_4_56s() -> None:
@@ -70,3 +77,45 @@ def test_checkpoint_tokenizer_carries_the_flag(tmp_path) -> None:
     write_tiny_processor_files(tmp_path / "off")
     assert load_tokenizer(tmp_path / "on").clean_up_tokenization_spaces is True
     assert load_tokenizer(tmp_path / "off").clean_up_tokenization_spaces is False
+
+
+def _ids_with_region_tokens(tokenizer, parts: list[str | int]) -> list[int]:
+    """Token ids of ``parts``: text tokenized as text, an int K as GAR's ``<PromptK>`` token."""
+    ids: list[int] = []
+    for part in parts:
+        if isinstance(part, int):
+            ids.append(tokenizer.convert_tokens_to_ids(prompt_token(part)))
+        else:
+            ids += tokenizer(part, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+@pytest.mark.parametrize("clean_up", [True, False])
+def test_region_tokens_read_as_the_objects_names(clean_up: bool) -> None:
+    tokenizer = build_tiny_tokenizer(clean_up=clean_up)
+    ids = _ids_with_region_tokens(tokenizer, [1, " is beside ", 0, " ; ", 3, " waves ."])
+    ids.append(tokenizer.convert_tokens_to_ids(EOT_TOKEN))
+    names = {0: "the red cup", 1: "object 2"}  # slot 3 holds no object: its token is dropped
+
+    texts = answer_texts(tokenizer, ids, names)
+
+    tidy = (lambda text: clean_up_tokenization(text).strip()) if clean_up else str.strip
+    assert texts.text == tidy("object 2 is beside the red cup ; waves .")
+    assert texts.raw_text == tidy("<Prompt1> is beside <Prompt0> ; <Prompt3> waves .")
+    # what the reference decodes (special tokens skipped), and what benchmarks score
+    assert texts.reference_text == answer_text(tokenizer, tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
+    assert texts.reference_text == tidy(" is beside  ;  waves .")
+
+
+def test_streamed_answer_names_the_objects_as_the_final_one() -> None:
+    tokenizer = build_tiny_tokenizer(clean_up=True)
+    model = _ScriptedModel(_ids_with_region_tokens(tokenizer, [1, " holds ", 0, " ."]))
+    deltas: list[str] = []
+    names = {0: "the red cup", 1: "object 2"}
+    for length in range(1, len(model.ids) + 1):
+        deltas.clear()
+        texts, _ = generate_answer(
+            model, tokenizer, None, GenerationOptions(max_new_tokens=length), lambda _i, d: deltas.append(d), names
+        )
+        assert "".join(deltas) == texts.text
+    assert texts.text == "object 2 holds the red cup."

@@ -149,7 +149,7 @@ def item_steps(
             objects = {index + 1: mask for index, mask in enumerate(masks)}
             choice_prompt = replace(prompt, multiple_choice=True)
             steps = regions_steps(image, objects, question, model, files=files, generation=generation, prompt=choice_prompt)
-        output = (yield from steps).answer
+        output = (yield from steps).reference_answer
     except item_errors() as error:
         if ends_run(error):
             raise

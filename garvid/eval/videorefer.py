@@ -322,7 +322,7 @@ def run_videorefer(
     def answer(request: VideoRequest, given: GivenMasks | None) -> Steps[str]:
         context = AnswerContext(reporter, model=model, files=files, tracker=given or tracker)
         answered = yield from video_steps(request, context)
-        return answered.answers[0].text
+        return answered.answers[0].reference_text
 
     def start(item: dict[str, Any]) -> Callable[[], Steps[dict[str, Any]]]:
         return lambda: item_steps(item, video_root, options, mask_mode, answer, protocol)

@@ -1,13 +1,21 @@
-"""What image and video answering share: streaming decoded text and the decode call."""
+"""What image and video answering share: streaming decoded text and the decode call.
+
+GAR writes region tokens in its answers (``<Prompt1> is beside <Prompt0>.``). The
+reference decodes with special tokens skipped, so they vanish (``is beside.``); garvid
+keeps three texts of each answer (:class:`AnswerTexts`): the user's, with each region
+token replaced by the name of the object in that slot; the model's raw text, tokens
+kept; and the reference's, which benchmarks score.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import torch
 
-from garvid.gar.tokenizer import CLEAN_UP_REACH, EOT_TOKEN_ID, clean_up_tokenization, wants_clean_up
+from garvid.gar.tokenizer import CLEAN_UP_REACH, EOT_TOKEN_ID, PROMPT_TOKENS, clean_up_tokenization, wants_clean_up
 from garvid.options import GenerationOptions
 
 TokenCallback = Callable[[int, str], None]
@@ -42,8 +50,8 @@ class TextStream:
     held back until a later token or :meth:`finish` settles them.
     """
 
-    def __init__(self, tokenizer, callback: TokenCallback):
-        self.tokenizer, self.callback = tokenizer, callback
+    def __init__(self, tokenizer, callback: TokenCallback, names: RegionNames | None = None):
+        self.tokenizer, self.callback, self.names = tokenizer, callback, names or {}
         self.reach = CLEAN_UP_REACH if wants_clean_up(tokenizer) else 1
         self.ids: list[int] = []
         self.emitted = ""
@@ -56,7 +64,7 @@ class TextStream:
 
     def __call__(self, token_id: int) -> None:
         self.ids.append(int(token_id))
-        raw = _decode(self.tokenizer, self.ids).rstrip("\ufffd")  # an incomplete UTF-8 sequence waits
+        raw = _named(_decode_raw(self.tokenizer, self.ids), self.names).rstrip("\ufffd")  # an incomplete UTF-8 sequence waits
         self._emit(int(token_id), answer_text(self.tokenizer, raw[: _settled_end(raw, self.reach)]))
 
     def finish(self, answer: str) -> None:
@@ -70,14 +78,65 @@ def _decode(tokenizer, token_ids: list[int]) -> str:
     return tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
+RegionNames = Mapping[int, str]
+"""How each region token of an answer reads for the user: prompt slot -> the name of its object."""
+
+_REGION_TOKEN = re.compile(r"(\s*)(?:<Prompt(\d+)>|<NO_Prompt>)")
+
+
+@dataclass(frozen=True)
+class AnswerTexts:
+    """One answer's texts (each with the checkpoint's clean-up applied, stripped)."""
+
+    text: str  # for the user: each region token replaced by its object's name (unknown slots dropped)
+    raw_text: str  # the model's own text, region tokens kept as ``<PromptK>``
+    reference_text: str  # as the reference decodes it (region tokens dropped): what benchmarks score
+
+
+def _region_token_ids(tokenizer) -> dict[int, str]:
+    """The checkpoint's ids of GAR's region tokens (``<Prompt0>``.. and ``<NO_Prompt>``)."""
+    ids = tokenizer.convert_tokens_to_ids(PROMPT_TOKENS)
+    return {token_id: token for token_id, token in zip(ids, PROMPT_TOKENS) if token_id != tokenizer.unk_token_id}
+
+
+def _decode_raw(tokenizer, token_ids: list[int]) -> str:
+    """Token ids to text with GAR's region tokens kept as ``<PromptK>`` and every other special token dropped."""
+    region_tokens = _region_token_ids(tokenizer)
+    parts, run = [], []
+    for token_id in token_ids:
+        if token_id in region_tokens:
+            parts += [_decode(tokenizer, run), region_tokens[token_id]]
+            run = []
+        else:
+            run.append(token_id)
+    return "".join([*parts, _decode(tokenizer, run)])
+
+
+def _named(raw: str, names: RegionNames) -> str:
+    """``raw`` with each region token replaced by its object's name, or dropped with the space
+    before it when no object fills its slot (``is beside <Prompt3>.`` reads ``is beside.``)."""
+
+    def name(match: re.Match[str]) -> str:
+        slot = match.group(2)
+        named = names.get(int(slot)) if slot is not None else None
+        return match.group(1) + named if named is not None else ""
+
+    return _REGION_TOKEN.sub(name, raw)
+
+
+def answer_texts(tokenizer, token_ids: list[int], names: RegionNames | None = None) -> AnswerTexts:
+    """Generated ids as the answer's three texts (see :class:`AnswerTexts`)."""
+    raw = _decode_raw(tokenizer, token_ids)
+    return AnswerTexts(
+        text=answer_text(tokenizer, _named(raw, names or {})),
+        raw_text=answer_text(tokenizer, raw),
+        reference_text=answer_text(tokenizer, _decode(tokenizer, token_ids)),
+    )
+
+
 def answer_text(tokenizer, text: str) -> str:
     """Decoded text as the reference's answer: the checkpoint's clean-up applied, then stripped."""
     return (clean_up_tokenization(text) if wants_clean_up(tokenizer) else text).strip()
-
-
-def decode_answer(tokenizer, token_ids: list[int]) -> str:
-    """Generated ids as the answer's text (special tokens dropped, the checkpoint's clean-up, stripped)."""
-    return answer_text(tokenizer, _decode(tokenizer, token_ids))
 
 
 def decoding_arguments(options: GenerationOptions) -> dict[str, Any]:
@@ -98,15 +157,17 @@ def generate_answer(
     inputs_embeds: torch.Tensor,
     options: GenerationOptions,
     on_token: TokenCallback | None = None,
+    names: RegionNames | None = None,
     **prefix,
-) -> tuple[str, list[int]]:
-    """Decode an answer from prompt embeddings: its text (special tokens dropped) and token ids.
+) -> tuple[AnswerTexts, list[int]]:
+    """Decode an answer from prompt embeddings: its texts (region tokens read as ``names``) and token ids.
 
-    ``prefix`` passes :meth:`GARModel.generate`'s ``prefix_length`` and ``prefix_cache``.
+    The stream sends the user's text. ``prefix`` passes :meth:`GARModel.generate`'s
+    ``prefix_length`` and ``prefix_cache``.
     """
-    stream = TextStream(tokenizer, on_token) if on_token is not None else None
-    answer_ids = model.generate(inputs_embeds, **decoding_arguments(options), seed=options.seed, on_token=stream, **prefix)
-    answer = decode_answer(tokenizer, answer_ids)
+    stream = TextStream(tokenizer, on_token, names) if on_token is not None else None
+    answer_ids = [int(i) for i in model.generate(inputs_embeds, **decoding_arguments(options), seed=options.seed, on_token=stream, **prefix)]
+    texts = answer_texts(tokenizer, answer_ids, names)
     if stream is not None:
-        stream.finish(answer)
-    return answer, [int(i) for i in answer_ids]
+        stream.finish(texts.text)
+    return texts, answer_ids

@@ -23,6 +23,8 @@ class Answer:
     token_ids: list[int] = field(default_factory=list)
     object_id: int | None = None
     prompt_tokens: int = 0  # length of the prompt GAR read (0 when it was not asked)
+    raw_text: str | None = None  # the model's own text, region tokens kept as <PromptK> (None when it was not asked)
+    reference_text: str | None = None  # the text as the reference decodes it (region tokens dropped): what benchmarks score
 
 
 @dataclass
@@ -58,17 +60,27 @@ class VideoAnswer:
                     "start": start,
                     "end": end,
                     "keyframes": keyframes,
-                    "objects": [{"id": a.object_id, "text": a.text, "prompt_tokens": a.prompt_tokens} for a in group],
+                    "objects": [
+                        {"id": a.object_id, "text": a.text, "raw_text": a.raw_text, "prompt_tokens": a.prompt_tokens} for a in group
+                    ],
                 }
                 for (start, end, keyframes), group in self.by_window()
             ]
         elif self.windowed:
             data["answers"] = [
-                {"start": a.start, "end": a.end, "keyframes": a.keyframes, "text": a.text, "prompt_tokens": a.prompt_tokens}
+                {
+                    "start": a.start,
+                    "end": a.end,
+                    "keyframes": a.keyframes,
+                    "text": a.text,
+                    "raw_text": a.raw_text,
+                    "prompt_tokens": a.prompt_tokens,
+                }
                 for a in self.answers
             ]
         else:
             data["answer"] = self.answers[0].text
+            data["raw_answer"] = self.answers[0].raw_text
             data["prompt_tokens"] = self.answers[0].prompt_tokens
         data.update(
             objects=self.objects,

@@ -36,6 +36,7 @@ from garvid.qa.reporting import Reporter
 from garvid.qa.steps import PromptJob, Steps, drive
 from garvid.regions.input import RegionInput
 from garvid.regions.masks import mask_bbox
+from garvid.regions.prompts import object_names
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,19 @@ class RegionSummary:
 
 @dataclass
 class ImageAnswer:
-    answer: str
+    answer: str  # for the user: region tokens read as the objects' names
     answer_token_ids: list[int]
     question: str | None
     prompt_question: str
     regions: list[RegionSummary]
     model: dict[str, str]  # name, path, dtype, device
     timings: dict[str, float] = field(default_factory=dict)  # seconds: preprocess, encode, generate, total
+    raw_answer: str = ""  # the model's own text, region tokens kept as <PromptK>
+    reference_answer: str = ""  # as the reference decodes it (region tokens dropped): what benchmarks score
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["reference_answer"]  # the raw answer holds it
         data["regions"] = [
             {"id": r.id, "bbox": list(r.bbox), "area": r.area} for r in self.regions
         ]
@@ -152,16 +156,19 @@ def layout_steps(
     generation: GenerationOptions = GenerationOptions(),
     prompt: PromptOptions = PromptOptions(),
     on_token: TokenCallback | None = None,
+    names: Mapping[int, str] | None = None,
 ) -> Steps[ImageAnswer]:
     """Ask ``model`` about an RGB ``frame`` shown through ``layout`` (``question`` is only recorded),
     as steps (see :mod:`garvid.qa.steps`).
 
     Every slot whose crop tokens are in the text is replayed, from ``layout.boxes`` when given.
     ``files`` (tokenizer, tile limits, chat template) default to the model's checkpoint's.
+    ``names`` (object id -> name) say what the answer calls each object (``object N`` by default).
     """
     started = time.perf_counter()
     checkpoint_dir = Path(model.checkpoint_dir)
     files = files or GarFiles.read(str(checkpoint_dir))
+    names = names or object_names(layout.slot_objects.values())
     tokenizer, image_config = files.tokenizer, files.image_config
     inputs = preprocess_image(frame, layout.masks, image_config, mask_resample=prompt.mask_resample)
     if layout.boxes is not None:
@@ -179,6 +186,7 @@ def layout_steps(
         scaling=prompt.replay_scaling,
         generation=generation,
         on_token=on_token,
+        region_names={slot: names[o] for slot, o in layout.slot_objects.items()},
     )
     regions = [
         RegionSummary(id=layout.slot_objects[slot], slot=slot, bbox=mask_bbox(mask), area=int(np.count_nonzero(mask)))
@@ -186,6 +194,8 @@ def layout_steps(
     ]
     return ImageAnswer(
         answer=generated.text,
+        raw_answer=generated.texts.raw_text,
+        reference_answer=generated.texts.reference_text,
         answer_token_ids=generated.token_ids,
         question=question,
         prompt_question=layout.prompt_question,
@@ -239,7 +249,7 @@ def image_steps(request: ImageRequest, context: AnswerContext | None = None) -> 
     context = context if context is not None else AnswerContext()
     check_attention(request.model.attn, request.model.device)
     frame = load_image(request.image)
-    masks = _request_masks(request, frame, context.reporter)  # the question is checked against them there
+    masks, names = _request_masks(request, frame, context.reporter)  # the question is checked against them there
     if context.warn_weights and (warning := random_weights_warning(request.model.name)):
         context.reporter.warn(warning)
     if context.model is None:
@@ -258,20 +268,22 @@ def image_steps(request: ImageRequest, context: AnswerContext | None = None) -> 
             generation=request.generation,
             prompt=request.prompt,
             on_token=lambda _id, text: context.reporter.token(text),
+            names=names,
         )
     )
 
 
-def _request_masks(request: ImageRequest, frame: Image.Image, reporter: Reporter) -> dict[int, np.ndarray]:
+def _request_masks(request: ImageRequest, frame: Image.Image, reporter: Reporter) -> tuple[dict[int, np.ndarray], dict[int, str]]:
     """The request's regions as masks on the image: its mask files, else every prompt segmented
-    (detector for names, SAM2 for boxes and points), the question checked against the objects first."""
+    (detector for names, SAM2 for boxes and points), the question checked against the objects first;
+    and what answers call each object."""
     from garvid.regions.prompts import load_masks
 
     regions = request.regions
     if not (regions.boxes or regions.points or regions.objects):
         masks = load_masks(list(regions.masks), frame.size, resize=regions.resize_masks, target="the image (as displayed)")
         _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)
-        return masks
+        return masks, object_names(masks)
     from garvid.media.still import StillImage
     from garvid.tracking.segment import segment_prompt_frame
 
@@ -281,9 +293,10 @@ def _request_masks(request: ImageRequest, frame: Image.Image, reporter: Reporter
         if name and (warning := random_weights_warning(name, kind)):
             reporter.warn(warning)
     with StillImage(np.asarray(frame), str(request.image)) as still:
-        _plan_prompt(regions.resolve(still.info).object_ids, request.question, request.prompt.multiple_choice)
+        prompts = regions.resolve(still.info)
+        _plan_prompt(prompts.object_ids, request.question, request.prompt.multiple_choice)
         masks = segment_prompt_frame(still, regions, tracker=tracker, device=request.model.device).masks
     for object_id, mask in masks.items():
         if not mask.any():
             raise RegionError(f"object {object_id}'s mask on {request.image} is empty: prompt it differently")
-    return masks
+    return masks, prompts.names

@@ -31,7 +31,7 @@ import torch
 from garvid.devices import memory_errors, release_memory
 from garvid.errors import first_line
 from garvid.failures import item_errors
-from garvid.gar.answering import TokenCallback, decode_answer, decoding_arguments, generate_answer, synchronize
+from garvid.gar.answering import AnswerTexts, RegionNames, TokenCallback, answer_texts, decoding_arguments, generate_answer, synchronize
 from garvid.gar.encoding import EncodeJob, Encoding, encode_many
 from garvid.gar.pass_size import auto_prompts_per_pass
 from garvid.gar.processor import GARImageInputs
@@ -99,6 +99,7 @@ class PromptJob:
     encoding_key: Hashable | None = None  # what decides the encoding, for the memo
     prefix_length: int = 0  # the prompt's leading tokens other questions share (alone: their cache is reused)
     on_token: TokenCallback | None = None  # streams the answer when the prompt runs alone
+    region_names: RegionNames | None = None  # how the answer's region tokens read for the user (slot -> name)
 
     @property
     def memoised(self) -> bool:
@@ -119,11 +120,16 @@ class PromptJob:
 class Generated:
     """A prompt's answer, and its share of the time spent encoding and generating."""
 
-    text: str
+    texts: AnswerTexts
     token_ids: list[int]
     encode_seconds: float
     generate_seconds: float
     streamed: bool  # the text already reached the job's ``on_token``
+
+    @property
+    def text(self) -> str:
+        """The answer as the user reads it."""
+        return self.texts.text
 
 
 Steps = Generator[PromptJob, Generated, Result]
@@ -166,9 +172,9 @@ def run_prompt(job: PromptJob) -> Generated:
             prefix = {"prefix_length": job.prefix_length, "prefix_cache": cache}
         synchronize(model.device)
         encoded = time.perf_counter()
-        text, token_ids = generate_answer(model, job.tokenizer, embeds, job.generation, job.on_token, **prefix)
+        texts, token_ids = generate_answer(model, job.tokenizer, embeds, job.generation, job.on_token, job.region_names, **prefix)
     synchronize(model.device)
-    return Generated(text, token_ids, encoded - started, time.perf_counter() - encoded, streamed=job.on_token is not None)
+    return Generated(texts, token_ids, encoded - started, time.perf_counter() - encoded, streamed=job.on_token is not None)
 
 
 def run_together(jobs: Sequence[PromptJob]) -> list[Generated]:
@@ -192,7 +198,7 @@ def run_together(jobs: Sequence[PromptJob]) -> list[Generated]:
     share = 1 / len(jobs)
     encode_seconds, generate_seconds = (encoded - started) * share, (time.perf_counter() - encoded) * share
     return [
-        Generated(decode_answer(job.tokenizer, ids), ids, encode_seconds, generate_seconds, streamed=False)
+        Generated(answer_texts(job.tokenizer, ids, job.region_names), ids, encode_seconds, generate_seconds, streamed=False)
         for job, ids in zip(jobs, answers)
     ]
 

@@ -215,7 +215,7 @@ def _answer(
     if context.model is None:
         context.model = load_request_model(request, files, timings)
     model = context.model
-    answerer = _Answerer(request, video, tracks, model, job.builder, plan, reporter, timings, memo)
+    answerer = _Answerer(request, video, tracks, model, job.builder, plan, job.prompts.names, reporter, timings, memo)
     seen = sorted({f for frames_of in visible.values() for f in frames_of})
     answers: list[Answer] = []
     windows = _windows_with_frames(job.windows, tracks.frames, reporter)  # reused tracks may sit off the planned grid
@@ -395,13 +395,14 @@ def _prefix_length(tokens) -> int:
 class _Answerer:
     """Answers one window at a time with a loaded GAR, reusing what ``memo`` holds."""
 
-    def __init__(self, request, video, tracks, model, builder, plan, reporter, timings, memo):
+    def __init__(self, request, video, tracks, model, builder, plan, names, reporter, timings, memo):
         self.request: VideoRequest = request
         self.video: FrameSource = video
         self.tracks: Tracks = tracks
         self.model = model
         self.builder: TemporalPromptBuilder = builder
         self.plan: QuestionPlan = plan
+        self.names: dict[int, str] = names  # object id -> what answers call it
         self.reporter: Reporter = reporter
         self.timings: dict[str, float] = timings
         self.memo: AnswerMemo = memo
@@ -431,7 +432,7 @@ class _Answerer:
         for object_id in self.plan.objects:
             shown = [self._shown(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
             if not any(shown):
-                answer = Answer(window.start, window.end, keyframes, NOT_VISIBLE_TEXT, object_id=object_id)
+                answer = Answer(window.start, window.end, keyframes, NOT_VISIBLE_TEXT, object_id=object_id, reference_text=NOT_VISIBLE_TEXT)
                 self.reporter.answer_begins(window, object_id)
                 self.reporter.token(answer.text)
                 self.reporter.answer_ends(answer)
@@ -484,6 +485,7 @@ class _Answerer:
         replayed = [layout.replayed for layout in layouts]
         scaling = self.request.options.prompt.replay_scaling
         self.reporter.answer_begins(window, object_id)
+        slot_objects = self.plan.slot_objects if object_id is None else {DESCRIBE_SLOT: object_id}
         generated = yield PromptJob(
             model=self.model,
             tokenizer=self.builder.files.tokenizer,
@@ -496,11 +498,15 @@ class _Answerer:
             encoding_key=(self.request.question is None, tuple(self._key(f, on) for f, on in zip(keyframes, shown)), tuple(map(tuple, replayed)), scaling),
             prefix_length=_prefix_length(tokens),
             on_token=lambda _id, delta: self.reporter.token(delta),
+            region_names={slot: self.names[o] for slot, o in slot_objects.items()},
         )
         self.timings["encode"] += generated.encode_seconds
         self.timings["generate"] += generated.generate_seconds
         if not generated.streamed:
             self.reporter.token(generated.text)
-        answer = Answer(window.start, window.end, keyframes, generated.text, generated.token_ids, object_id, len(tokens.input_ids))
+        texts = generated.texts
+        answer = Answer(
+            window.start, window.end, keyframes, texts.text, generated.token_ids, object_id, len(tokens.input_ids), texts.raw_text, texts.reference_text
+        )
         self.reporter.answer_ends(answer)
         return answer

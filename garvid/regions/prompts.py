@@ -11,9 +11,10 @@ GAR has five region slots, so object ids run from 1 to 5.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
@@ -59,6 +60,11 @@ class RegionPrompts:
     def object_ids(self) -> list[int]:
         return sorted([*self.masks, *self.boxes, *self.points, *self.objects])
 
+    @property
+    def names(self) -> dict[int, str]:
+        """What answers call each object (see :func:`object_names`)."""
+        return object_names(self.object_ids, self.objects)
+
     def only(self, object_ids: Sequence[int]) -> RegionPrompts:
         """The prompts of ``object_ids`` alone (what a question about them needs tracked)."""
         keep = set(object_ids)
@@ -69,6 +75,21 @@ class RegionPrompts:
             points={i: p for i, p in self.points.items() if i in keep},
             objects={i: o for i, o in self.objects.items() if i in keep},
         )
+
+
+def object_names(object_ids: Iterable[int], objects: Mapping[int, ObjectName] | None = None) -> dict[int, str]:
+    """What answers call each object: its ``--object`` phrase (with its number when the phrase
+    names several objects), else ``object N`` as the user numbers it."""
+    objects = objects or {}
+    uses = Counter(name.phrase for name in objects.values())
+    names = {}
+    for object_id in object_ids:
+        name = objects.get(object_id)
+        if name is None:
+            names[object_id] = f"object {object_id}"
+        else:
+            names[object_id] = name.phrase if uses[name.phrase] == 1 else f"{name.phrase} (object {object_id})"
+    return names
 
 
 def _fit_to_frame(labels: np.ndarray, name: str, size: tuple[int, int], resize: bool, target: str) -> np.ndarray:
