@@ -23,13 +23,16 @@ EXAMPLE = (
 )
 
 
-#: The tracking options ``track``, ``segment`` and ``image`` take (no cache: ``track`` always tracks).
+#: The tracking options ``segment`` and ``image`` take (no cache: they segment one frame).
 TRACKER_OPTIONS = TRACKING_OPTIONS.only("tracker", "stride", "fps")
 DEVICE_OPTION = MODEL_OPTIONS.only("device")
 
 
-@app.command(help=f"Track objects through a video with SAM2 and write their masks as JSON.\n\n{EXAMPLE}")
-@takes(REGION_OPTIONS, TRACKER_OPTIONS, DEVICE_OPTION)
+@app.command(
+    help="Track objects through a video with SAM2 and write their masks as JSON. Each object's tracks are "
+    f"kept in the tracking cache and reused, as by ask and describe; --render draws every frame.\n\n{EXAMPLE}"
+)
+@takes(REGION_OPTIONS, TRACKING_OPTIONS, DEVICE_OPTION)
 def track(
     video: VideoPath,
     frames: int = typer.Option(

@@ -197,7 +197,7 @@ def test_the_detector_is_freed_before_sam2_loads(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(Detector, "load", classmethod(tracked_load))
     monkeypatch.setattr(Sam2Tracker, "from_preset", classmethod(checked_build))
     regions = RegionInput(objects=("cup",), detector="tiny-random")
-    tracks = track_video(TrackRequest(SAMPLE, regions, TrackingOptions("tiny-random", stride=119), device="cpu"))
+    tracks = track_video(TrackRequest(SAMPLE, regions, TrackingOptions("tiny-random", stride=119, use_cache=False), device="cpu"))
     assert tracks.object_ids == [1] and len(alive) == 1
 
 

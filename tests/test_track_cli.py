@@ -59,7 +59,7 @@ def test_json_schema(tracked: tuple[dict, Path]) -> None:
 def test_overlay_paints_each_object_in_its_colour(tracked: tuple[dict, Path]) -> None:
     data, overlay = tracked
     with Video(overlay) as video:
-        assert video.info.num_frames == 3
+        assert video.info.num_frames == 120  # every frame of the video, masks held from the nearest tracked frame
         frame = video.frames([0])[0].astype(int)
     with Video(SAMPLE) as video:
         original = video.frames([0])[0].astype(int)
@@ -126,3 +126,21 @@ def test_mask_of_another_size_needs_resize_masks(tmp_path: Path) -> None:
     )
     assert resized.returncode == 0, resized.stderr
     assert len(json.loads((tmp_path / "b.json").read_text())["objects"]) == 4
+
+
+def test_tracks_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from garvid_cli.main import run
+
+    from garvid.tracking.tracker import Sam2Tracker
+
+    args = ["track", str(SAMPLE), "--mask", str(SAMPLE_MASK), "--tracker", "tiny-random", "--stride", "60", "--cache-dir", str(tmp_path / "c")]
+    assert run([*args, "-o", str(tmp_path / "first.json")]) == 0
+    assert list((tmp_path / "c").glob("tracks-v*/*.json"))  # one entry per object
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the cached tracks should have served")
+
+    monkeypatch.setattr(Sam2Tracker, "from_preset", classmethod(forbidden))
+    assert run([*args, "-o", str(tmp_path / "second.json")]) == 0, capsys.readouterr().err
+    first, second = (json.loads((tmp_path / name).read_text()) for name in ("first.json", "second.json"))
+    assert first["objects"] == second["objects"]

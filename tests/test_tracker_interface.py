@@ -181,7 +181,7 @@ def test_in_memory_masks_key_the_cache_by_content(two_object_clip, tmp_path) -> 
 def test_track_video_goes_through_the_entry_with_a_given_tracker(two_object_clip) -> None:
     path, mask = two_object_clip
     tracker = StillTracker()
-    request = TrackRequest(path, RegionInput(masks=(mask,), frame=3), TrackingOptions(stride="auto"), keyframes=2, device="cpu")
+    request = TrackRequest(path, RegionInput(masks=(mask,), frame=3), TrackingOptions(stride="auto", use_cache=False), keyframes=2, device="cpu")
     tracks = track_video(request, tracker=tracker)
     # auto stride from the tracker's device type: 15 frames, 2 keyframes x 2 frames each on a CPU
     assert tracker.calls == [([1, 2], [0, 3, 4, 8, 12])] and tracks.prompt_frame == 3

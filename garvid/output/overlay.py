@@ -7,6 +7,7 @@ only when complete.
 
 from __future__ import annotations
 
+import bisect
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -141,12 +142,27 @@ def render_overlay(
 def render_tracks(
     tracks: Tracks, out_path: Path, *, alpha: float = 0.5, progress: ProgressCallback | None = None
 ) -> None:
-    """Render the tracked frames of ``tracks`` with every visible object's mask."""
-    position = {frame: n for n, frame in enumerate(tracks.frames)}
+    """Render every frame the tracks span, at the video's rate, with every visible object's mask.
+
+    A frame between tracked frames shows the masks of the nearest tracked frame (the earlier
+    one on a tie). The span is the stride-long stretches around the tracked frames: for
+    ``garvid track`` (tracked through the whole video), every frame of the video.
+    """
+    tracked = list(tracks.frames)
+    if not tracked:
+        raise ValueError("no tracked frames to render")
+    reach = max(tracks.stride, 1) - 1
+    frames = range(max(0, tracked[0] - reach), min(tracks.video.num_frames, tracked[-1] + reach + 1))
+
+    @lru_cache(maxsize=2)  # frames come in order: consecutive frames share their nearest tracked frame
+    def tracked_masks(position: int) -> dict[int, np.ndarray]:
+        seen = {i: tracks.observations[i][position] for i in tracks.object_ids}
+        return {i: decode_rle(observation.rle) for i, observation in seen.items() if observation.visible}
 
     def masks_for(frame: int) -> dict[int, np.ndarray]:
-        seen = {i: tracks.observations[i][position[frame]] for i in tracks.object_ids}
-        return {i: decode_rle(observation.rle) for i, observation in seen.items() if observation.visible}
+        after = bisect.bisect_left(tracked, frame)
+        nearest = min((p for p in (after - 1, after) if 0 <= p < len(tracked)), key=lambda p: abs(tracked[p] - frame))
+        return tracked_masks(nearest)
 
     with open_video(tracks.video.path, fps=tracks.video.fps) as video:
         expected = (tracks.video.width, tracks.video.height, tracks.video.num_frames)
@@ -156,7 +172,7 @@ def render_tracks(
                 f"{video.info.width}x{video.info.height} with {video.info.num_frames} frames, the tracks say "
                 f"{expected[0]}x{expected[1]} with {expected[2]} frames"
             )
-        render_overlay(video, tracks.frames, masks_for, out_path, alpha=alpha, progress=progress)
+        render_overlay(video, frames, masks_for, out_path, fps=video.info.fps, alpha=alpha, progress=progress)
 
 
 def _encoder_args(path: Path, width: int, height: int, fps: float) -> list[str]:

@@ -49,7 +49,7 @@ from garvid.options import AnswerOptions
 from garvid.qa.video_request import VideoRequest
 from garvid.regions.prompts import RegionPrompts
 from garvid.tracking import Tracker, Tracks, auto_stride
-from garvid.tracking.cache import TrackCache
+from garvid.tracking.cache import request_cache
 from garvid.tracking.given import GivenTracks, given_prompts, read_tracks_file
 from garvid.tracking.provide import tracks_for
 from garvid.tracking.reuse import TrackingNeed
@@ -345,9 +345,7 @@ def job_tracks(
     """
     started = time.perf_counter()
     options = request.options
-    from garvid.paths import cache_root
-
-    cache = TrackCache(options.tracking.cache_dir or cache_root(), on_problem=reporter.warn) if options.tracking.use_cache else None
+    cache = request_cache(options.tracking, on_problem=reporter.warn)
     provided = tracks_for(
         video,
         request.regions,

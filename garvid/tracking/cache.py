@@ -25,6 +25,8 @@ from typing import Any, Callable, Sequence
 from garvid.detection.checkpoints import detection_settings
 from garvid.errors import GarvidError
 from garvid.files import atomic_path
+from garvid.options import TrackingOptions
+from garvid.paths import cache_root
 from garvid.regions.input import RegionInput
 from garvid.regions.kinds import digests, file_sha256
 from garvid.tracking.tracks import Tracks
@@ -167,3 +169,8 @@ class TrackCache:
         for folder in old:
             if folder.is_dir() and folder != self.folder:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def request_cache(tracking: TrackingOptions, on_problem: Callable[[str], None] | None = None) -> TrackCache | None:
+    """The cache ``tracking`` asks for (``--cache-dir``, else garvid's cache folder), or None with ``--no-cache``."""
+    return TrackCache(tracking.cache_dir or cache_root(), on_problem) if tracking.use_cache else None

@@ -4,14 +4,16 @@ find ``--object`` phrases on the prompt frame, plan the tracked frames and track
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from garvid.detection.checkpoints import check_detector
-from garvid.errors import OptionError
+from garvid.errors import GarvidWarning, OptionError
 from garvid.options import TrackingOptions, check_device_name
 from garvid.media.open import open_video
 from garvid.regions.input import RegionInput
+from garvid.tracking.cache import request_cache
 from garvid.tracking.frames import auto_stride
 from garvid.tracking.interface import ProgressCallback, Tracker
 from garvid.tracking.provide import tracks_for
@@ -49,8 +51,9 @@ def track_video(
     progress: ProgressCallback | None = None,
 ) -> Tracks:
     """Decode, validate prompts and track every object of ``request`` through the whole video
-    (through :func:`~garvid.tracking.provide.tracks_for`, without the cache): ``tracker``,
-    or the request's built after the detector is freed."""
+    (through :func:`~garvid.tracking.provide.tracks_for`, with the cache the request's
+    tracking options name, as ``ask`` uses it): ``tracker``, or the request's built after the
+    detector is freed, only if some object's cached tracks do not serve."""
     with open_video(request.video, fps=request.tracking.fps) as video:
         info = video.info
         prompts = request.regions.resolve(info)
@@ -63,4 +66,5 @@ def track_video(
             stride = auto_stride(info.num_frames, request.keyframes, device_type)
         need = TrackingNeed(0, info.num_frames, stride, prompts.frame, info.num_frames)
         chosen = tracker if tracker is not None else request.tracking.tracker
-        return tracks_for(video, request.regions, prompts, need, None, chosen, device=request.device, progress=progress).tracks
+        cache = request_cache(request.tracking, on_problem=lambda message: warnings.warn(message, GarvidWarning, stacklevel=2))
+        return tracks_for(video, request.regions, prompts, need, cache, chosen, device=request.device, progress=progress).tracks
