@@ -75,7 +75,9 @@ def tracks_for(
     if cache is None:
         return ProvidedTracks(track(prompts.object_ids, need.grid), prompts.object_ids)
     name = tracker if isinstance(tracker, str) else tracker.name
-    video_digest = content_digest(Path(video.info.path))
+    # the file's content, not the decoder: both decoders give the same frames, except on
+    # video whose frames the reader's conversion decides (FrameSource.frames_key)
+    video_digest = content_digest(Path(video.info.path)) + (f"+{video.frames_key()}" if video.frames_key() else "")
     keys = {
         o: TrackCacheKey(video_digest, regions_digest(regions, [o]), name, prompts.frame, o) for o in prompts.object_ids
     }
