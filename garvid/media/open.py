@@ -8,7 +8,7 @@ from pathlib import Path
 from garvid.errors import VideoError
 from garvid.media.frame_folder import FrameFolder
 from garvid.media.source import FrameSource
-from garvid.options import check_decoder
+from garvid.options import TrackingOptions, check_decoder
 
 
 def open_video(
@@ -35,6 +35,11 @@ def open_video(
     from garvid.media.torchcodec_file import TorchcodecVideo
 
     return TorchcodecVideo(path, device=decode_device, num_threads=num_threads)
+
+
+def open_video_with(path: str | Path, tracking: TrackingOptions) -> FrameSource:
+    """Open ``path`` as ``tracking`` says inputs are read: its decoder and decode device, a frame folder's rate."""
+    return open_video(path, fps=tracking.fps, decoder=tracking.decoder, decode_device=tracking.decode_device)
 
 
 def resolve_decoder(decoder: str, decode_device: str = "cpu") -> str:

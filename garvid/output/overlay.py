@@ -139,16 +139,23 @@ def render_overlay(
 
 
 def render_tracks(
-    tracks: Tracks, out_path: Path, *, alpha: float = 0.5, progress: ProgressCallback | None = None
+    tracks: Tracks,
+    out_path: Path,
+    *,
+    alpha: float = 0.5,
+    progress: ProgressCallback | None = None,
+    decoder: str = "auto",
+    decode_device: str = "cpu",
 ) -> None:
-    """Render the tracked frames of ``tracks`` with every visible object's mask."""
+    """Render the tracked frames of ``tracks`` with every visible object's mask (the video
+    read by ``decoder`` on ``decode_device``, as in :func:`~garvid.media.open.open_video`)."""
     position = {frame: n for n, frame in enumerate(tracks.frames)}
 
     def masks_for(frame: int) -> dict[int, np.ndarray]:
         seen = {i: tracks.observations[i][position[frame]] for i in tracks.object_ids}
         return {i: decode_rle(observation.rle) for i, observation in seen.items() if observation.visible}
 
-    with open_video(tracks.video.path, fps=tracks.video.fps) as video:
+    with open_video(tracks.video.path, fps=tracks.video.fps, decoder=decoder, decode_device=decode_device) as video:
         expected = (tracks.video.width, tracks.video.height, tracks.video.num_frames)
         if (video.info.width, video.info.height, video.info.num_frames) != expected:
             raise VideoError(

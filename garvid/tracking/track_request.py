@@ -10,7 +10,7 @@ from pathlib import Path
 from garvid.detection.checkpoints import check_detector
 from garvid.errors import OptionError
 from garvid.options import TrackingOptions, check_device_name
-from garvid.media.open import open_video
+from garvid.media.open import open_video_with
 from garvid.regions.input import RegionInput
 from garvid.tracking.frames import auto_stride
 from garvid.tracking.interface import ProgressCallback, Tracker
@@ -51,7 +51,7 @@ def track_video(
     """Decode, validate prompts and track every object of ``request`` through the whole video
     (through :func:`~garvid.tracking.provide.tracks_for`, without the cache): ``tracker``,
     or the request's built after the detector is freed."""
-    with open_video(request.video, fps=request.tracking.fps) as video:
+    with open_video_with(request.video, request.tracking) as video:
         info = video.info
         prompts = request.regions.resolve(info)
         check_detector(request.regions)
