@@ -15,6 +15,7 @@ from garvid.media.open import open_video, resolve_decoder
 from garvid.media.torchcodec_file import TorchcodecVideo
 from garvid.media.video_file import Video
 from garvid.options import TrackingOptions
+from garvid.tracking.cache import content_digest, video_key
 
 
 def _both(path: Path, indices: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -76,10 +77,15 @@ def test_ten_bit_video_matches_ffmpeg_and_keys_its_frames(make_clip, ffmpeg_fram
     decord_frames, torchcodec_frames = _both(clip)
     np.testing.assert_array_equal(torchcodec_frames[::-1], ffmpeg_frames(clip))
     assert np.abs(decord_frames.astype(np.int16) - torchcodec_frames).mean() > 1
+    digest = content_digest(clip)
     with Video(clip) as decord_video, TorchcodecVideo(clip) as torchcodec_video:
-        assert (decord_video.frames_key(), torchcodec_video.frames_key()) == ("", "torchcodec")
-    with TorchcodecVideo(make_clip("eight.mp4")) as video:
-        assert video.frames_key() == ""
+        assert (video_key(decord_video), video_key(torchcodec_video)) == (digest, f"{digest}+torchcodec")
+
+
+def test_the_tracking_cache_keys_8_bit_video_by_content_alone(make_clip) -> None:
+    clip = make_clip(source="testsrc2")
+    with Video(clip) as decord_video, TorchcodecVideo(clip) as torchcodec_video:
+        assert video_key(decord_video) == video_key(torchcodec_video) == content_digest(clip)
 
 
 def test_batches_read_forward_without_seeking_back(make_clip, monkeypatch) -> None:
