@@ -43,7 +43,7 @@ ITEMS = "Items"  # batch and eval: what to run over
 ENGINE = "Engine"  # batch and eval: where and how many at once
 
 VideoPath = Annotated[
-    Path, typer.Argument(metavar="VIDEO", help="Video file (anything ffmpeg/decord reads) or folder of frames.", show_default=False)
+    Path, typer.Argument(metavar="VIDEO", help="Video file (anything ffmpeg reads) or folder of frames.", show_default=False)
 ]
 Masks = Annotated[
     list[Path],
@@ -152,6 +152,22 @@ Fps = Annotated[
     typer.Option(
         "--fps",
         help="Frame rate of a folder of frames (default 30; video files state theirs).",
+        rich_help_panel=TRACKING,
+    ),
+]
+VideoDecoder = Annotated[
+    str,
+    typer.Option(
+        "--decoder",
+        help="Video decoder: decord, torchcodec, or auto (decord where it is installed, else torchcodec); the same frames on 8-bit video.",
+        rich_help_panel=TRACKING,
+    ),
+]
+DecodeDevice = Annotated[
+    str,
+    typer.Option(
+        "--decode-device",
+        help="Decode video on cpu, or on cuda / cuda:N (NVDEC, with torchcodec; not measured by garvid).",
         rich_help_panel=TRACKING,
     ),
 ]
@@ -360,6 +376,8 @@ TRACKING_OPTIONS = OptionGroup(
         Flag("tracker", Tracker, default_preset("trackers"), "tracker"),
         Flag("stride", Stride, "auto", "stride"),
         Flag("fps", Fps, None, "fps"),
+        Flag("decoder", VideoDecoder, "auto", "decoder"),
+        Flag("decode_device", DecodeDevice, "cpu", "decode_device"),
         Flag("cache_dir", CacheDir, None, "cache_dir"),
         Flag("no_cache", NoCache, False, "use_cache", lambda no_cache: not no_cache),
     ),

@@ -37,24 +37,24 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def _open(path: Path, fps: float | None) -> FrameSource:
+def _open(path: Path, tracking: TrackingOptions) -> FrameSource:
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         from garvid.media.still import StillImage
         from garvid.qa.image_answering import load_image
 
         return StillImage(np.asarray(load_image(path)), str(path))
-    from garvid.media.open import open_video
+    from garvid.media.open import open_video_with
 
-    return open_video(path, fps=fps)
+    return open_video_with(path, tracking)
 
 
-def segment_one(path: Path, regions: RegionInput, output: Path, preview: Path | None, *, tracker: str, device: str, fps: float | None) -> None:
+def segment_one(path: Path, regions: RegionInput, output: Path, preview: Path | None, *, tracking: TrackingOptions, device: str) -> None:
     """Segment the prompt frame of one video or image and write the label PNG (and preview)."""
     from garvid.output.masks import label_map, write_label_png, write_preview
     from garvid.tracking.segment import segment_prompt_frame
 
-    with _open(path, fps) as video:
-        segmentation = segment_prompt_frame(video, regions, tracker=tracker, device=device)
+    with _open(path, tracking) as video:
+        segmentation = segment_prompt_frame(video, regions, tracker=tracking.tracker, device=device)
         frame = video.frames([segmentation.frame])[0]
         labels = label_map(segmentation.masks, (video.info.width, video.info.height))
     table = Table(title=f"{path.name}: frame {segmentation.frame}", title_justify="left")
@@ -90,7 +90,7 @@ def _is_clip_folder(path: Path, recursive: bool) -> bool:
         f"that --mask reads, with a preview.\n\n{EXAMPLES}"
     )
 )
-@takes(REGION_OPTIONS, TRACKER_OPTIONS.only("tracker", "fps"), DEVICE_OPTION)
+@takes(REGION_OPTIONS, TRACKER_OPTIONS.without("stride"), DEVICE_OPTION)
 def segment(
     input_path: Path = typer.Argument(..., metavar="VIDEO|IMAGE|FOLDER", help="Video, image, folder of frames, or folder of clips."),
     output: Optional[Path] = typer.Option(
@@ -114,21 +114,21 @@ def segment(
     tracking: TrackingOptions,
     model: ModelOptions,
 ) -> None:
-    tracker, device, fps = tracking.tracker, model.device, tracking.fps
+    tracker, device = tracking.tracker, model.device
     for name, kind in ((tracker, "trackers"), (regions.detector if regions.objects else None, "detectors")):
         if name and (warning := random_weights_warning(name, kind)):
             warn(warning)
     if _is_clip_folder(input_path, recursive):
         if output is not None:
             raise GarvidError("for a folder of clips the masks are written beside each clip: drop -o (--masks-folder puts them under masks/)")
-        _segment_folder(input_path, regions, preview, recursive, masks_folder, overwrite, tracker=tracker, device=device, fps=fps)
+        _segment_folder(input_path, regions, preview, recursive, masks_folder, overwrite, tracking=tracking, device=device)
         return
     if output is None:
         raise GarvidError("give the label PNG to write with -o mask.png")
     _check_suffix(output, (".png",), "-o")
     _check_suffix(preview, PREVIEW_SUFFIXES, "--preview")
     check_outputs({"-o": output, "--preview": preview}, (input_path, *regions.masks, tracker, regions.detector))
-    segment_one(input_path, regions, output, preview, tracker=tracker, device=device, fps=fps)
+    segment_one(input_path, regions, output, preview, tracking=tracking, device=device)
 
 
 def _segment_folder(

@@ -23,8 +23,8 @@ EXAMPLE = (
 )
 
 
-#: The tracking options ``segment`` and ``image`` take (no cache: they segment one frame).
-TRACKER_OPTIONS = TRACKING_OPTIONS.only("tracker", "stride", "fps")
+#: The tracking options ``segment`` takes (no cache: it segments one frame).
+TRACKER_OPTIONS = TRACKING_OPTIONS.only("tracker", "stride", "fps", "decoder", "decode_device")
 DEVICE_OPTION = MODEL_OPTIONS.only("device")
 
 
@@ -62,7 +62,7 @@ def track(
         from garvid.output.overlay import render_tracks
 
         with progress_bar("rendering") as progress:
-            render_tracks(tracks, render, progress=progress)
+            render_tracks(tracks, render, progress=progress, decoder=tracking.decoder, decode_device=tracking.decode_device)
     write_json(tracks.to_json(), output)
     if output is not None:
         stderr.print(f"wrote {output}", highlight=False)

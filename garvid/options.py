@@ -45,6 +45,10 @@ Stride = int | Literal["auto"]
 #: Shortest window: timed answers show tenths of a second.
 MIN_WINDOW = 0.1
 
+Decoder = Literal["auto", "decord", "torchcodec"]
+"""The video decoder: decord, torchcodec, or auto (decord where it is installed, else torchcodec)."""
+DECODERS: tuple[Decoder, ...] = ("auto", "decord", "torchcodec")
+
 _DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 """The device names garvid takes (whether the device is there is checked when it is used)."""
 
@@ -69,6 +73,17 @@ def check_device_name(name: str) -> None:
     """A device garvid can name (whether it is there is checked when it is used)."""
     if not _DEVICE_NAME.fullmatch(name):
         raise OptionError("device", f"must be auto, cpu, cuda or cuda:N, not {name!r}")
+
+
+def check_decoder(decoder: str, decode_device: str) -> None:
+    """A decoder garvid knows, and a decode device it can use (only torchcodec decodes on a GPU)."""
+    _one_of("decoder", decoder, DECODERS)
+    if decode_device == "cpu":
+        return
+    if decode_device == "auto" or not _DEVICE_NAME.fullmatch(decode_device):
+        raise OptionError("decode_device", f"must be cpu, cuda or cuda:N, not {decode_device!r}")
+    if decoder == "decord":
+        raise OptionError("decode_device", f"{decode_device} needs the torchcodec decoder: decord decodes on the CPU only")
 
 
 def check_window(seconds: float) -> None:
@@ -102,15 +117,19 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class TrackingOptions:
-    """How objects are tracked: tracker preset or checkpoint, stride, a frame folder's rate, cache."""
+    """How the video is read and objects are tracked: decoder, tracker preset or checkpoint, stride,
+    a frame folder's rate, cache."""
 
     tracker: str = ""  # preset (configs/trackers.toml) or SAM2 .pt; "" = the default preset
     stride: Stride = "auto"  # track every N-th frame (plus the prompt frame); auto: from keyframes and device
     fps: float | None = None  # frame rate of a folder of frames (video files state their own)
     cache_dir: Path | None = None  # None = garvid's user cache
     use_cache: bool = True
+    decoder: Decoder = "auto"  # which library decodes video files (frame folders are images)
+    decode_device: str = "cpu"  # cpu, or cuda / cuda:N with torchcodec (NVDEC)
 
     def __post_init__(self) -> None:
+        check_decoder(self.decoder, self.decode_device)
         if not self.tracker:
             _set(self, "tracker", default_preset("trackers"))
         _set(self, "stride", parse_stride(self.stride))

@@ -57,7 +57,9 @@ def test_json_then_cached_second_run(clip, tmp_path, capsys):
     assert data["question"] == QUESTION and data["prompt_question"] == "what does <Prompt1> do to <Prompt0>?"
     assert [o["id"] for o in data["objects"]] == [1, 2]  # object 3 is not asked about, so not tracked
     assert len(data["keyframes"]) == 3 and data["tracker"]["cached"] is False
-    assert data["video"] == {"path": str(clip[0]), "fps": 10.0, "num_frames": 20, "duration": 2.0, "width": 160, "height": 96}
+    assert data["video"] == {
+        "path": str(clip[0]), "fps": 10.0, "num_frames": 20, "duration": 2.0, "width": 160, "height": 96, "decoder": "decord"
+    }
     assert data["model"]["name"] == "tiny-random" and data["protocol"] == {"name": "temporal", "version": 1}
     entries = sorted((cache / "tracks-v2").glob("*.json"))  # one entry per tracked object
     assert sorted(json.loads(e.read_text())["key"]["object"] for e in entries) == [1, 2]
@@ -154,6 +156,9 @@ def _one_line_error(code: int, err: str, *needles: str) -> None:
         (QUESTION, ["--protocol", "nope"], ["unknown protocol"]),
         (QUESTION, ["--attn", "flash_attention_2"], ["flash_attention_2", "CUDA"]),  # refused before tracking
         (QUESTION, ["--attn", "fast"], ["--attn", "sdpa, flash_attention_2, eager"]),
+        (QUESTION, ["--decoder", "ffmpeg"], ["--decoder must be one of auto, decord, torchcodec, not 'ffmpeg'"]),
+        (QUESTION, ["--decoder", "decord", "--decode-device", "cuda"], ["--decode-device cuda needs the torchcodec decoder"]),
+        (QUESTION, ["--decode-device", "gpu"], ["--decode-device must be cpu, cuda or cuda:N, not 'gpu'"]),
     ],
 )
 def test_bad_input_is_one_line_and_no_output_file(clip, tmp_path, capsys, question, extra, needles):
@@ -161,6 +166,18 @@ def test_bad_input_is_one_line_and_no_output_file(clip, tmp_path, capsys, questi
     code = run(ask(clip, *extra, "-o", str(target), question=question))
     _one_line_error(code, capsys.readouterr().err, *needles)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_answer_is_the_same_with_either_decoder(clip, tmp_path):
+    answers = {}
+    for decoder in ("decord", "torchcodec"):
+        target = tmp_path / f"{decoder}.json"
+        assert run(ask(clip, "--decoder", decoder, "--window", "1", "-o", str(target))) == 0
+        answers[decoder] = json.loads(target.read_text())
+        assert answers[decoder]["video"].pop("decoder") == decoder
+        answers[decoder].pop("timings")
+    assert answers["torchcodec"] == answers["decord"]
 
 
 def test_no_masks_is_an_error(clip, capsys):

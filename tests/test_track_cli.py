@@ -39,7 +39,7 @@ def test_json_schema(tracked: tuple[dict, Path]) -> None:
     data, _ = tracked
     assert data["video"] == {
         "path": str(SAMPLE), "fps": pytest.approx(29.97, abs=0.01), "num_frames": 120,
-        "duration": pytest.approx(4.0, abs=0.01), "width": 640, "height": 360,
+        "duration": pytest.approx(4.0, abs=0.01), "width": 640, "height": 360, "decoder": "decord",
     }
     assert data["tracker"]["name"] == "tiny-random" and data["tracker"]["stride"] == 40
     assert [o["id"] for o in data["objects"]] == [1, 2, 3, 4]
@@ -54,6 +54,18 @@ def test_json_schema(tracked: tuple[dict, Path]) -> None:
         assert decoded.sum() == first["area"] == len(xs)
         assert 0.0 <= first["score"] <= 1.0
         assert obj["frames"][1]["time"] == pytest.approx(40 / 29.97, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_the_tracks_are_the_same_with_torchcodec(tracked: tuple[dict, Path], tmp_path: Path) -> None:
+    done = garvid(
+        "track", str(SAMPLE), "--mask", str(SAMPLE_MASK), "--tracker", "tiny-random", "--stride", "40",
+        "--decoder", "torchcodec", "-o", str(tmp_path / "t.json"),
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["video"].pop("decoder") == "torchcodec"
+    assert data == {**tracked[0], "video": {k: v for k, v in tracked[0]["video"].items() if k != "decoder"}}
 
 
 def test_overlay_paints_each_object_in_its_colour(tracked: tuple[dict, Path]) -> None:

@@ -14,6 +14,7 @@ from PIL import Image
 import garvid.media.source as source_module
 from garvid.errors import VideoError
 from garvid.media.open import open_video
+from garvid.media.torchcodec_file import TorchcodecVideo
 from garvid.media.video_file import Video
 
 
@@ -28,7 +29,8 @@ def test_metadata_of_a_small_clip(make_clip) -> None:
     assert (info.num_frames, info.fps, info.width, info.height, info.rotation) == (20, 10.0, 128, 64, 0)
     assert info.duration == pytest.approx(2.0, abs=1e-6)
     assert info.to_json() == {
-        "path": str(path), "fps": 10.0, "num_frames": 20, "duration": info.duration, "width": 128, "height": 64
+        "path": str(path), "fps": 10.0, "num_frames": 20, "duration": info.duration, "width": 128, "height": 64,
+        "decoder": "decord",
     }
 
 
@@ -133,8 +135,8 @@ def test_container_without_timestamps_still_gives_the_right_frames(make_clip, ff
         assert _mean_error(frame, reference[index]) < 1.0, index
 
 
-def _read_all(path: Path) -> None:
-    with Video(path) as video:
+def _read_all(path: Path, decoder: str = "decord") -> None:
+    with {"decord": Video, "torchcodec": TorchcodecVideo}[decoder](path) as video:
         video.frames(range(video.info.num_frames))
 
 
@@ -193,11 +195,12 @@ BAD_FILES = {
 }
 
 
+@pytest.mark.parametrize("decoder", ["decord", "torchcodec"])
 @pytest.mark.parametrize("kind", list(BAD_FILES))
-def test_bad_files_give_one_line_video_error_naming_the_file(make_clip, tmp_path: Path, kind: str) -> None:
+def test_bad_files_give_one_line_video_error_naming_the_file(make_clip, tmp_path: Path, kind: str, decoder: str) -> None:
     path = _bad_file(kind, make_clip, tmp_path)
     with pytest.raises(VideoError) as caught:
-        _read_all(path)
+        _read_all(path, decoder)
     message = str(caught.value)
     assert str(path) in message and BAD_FILES[kind] in message
     assert "\n" not in message and "github" not in message and ".cc:" not in message

@@ -4,7 +4,9 @@ An output file says nothing about the question, model or protocol that produced 
 after each item the sink appends ``{"id", "request"}`` to ``OUT_DIR/.garvid-batch.jsonl``
 (written after the output itself: a crash in between leaves an output without a record,
 which a rerun treats as unknown, never as done). The request is every option that shapes
-the answer, with the video and mask as absolute paths; where it runs (device, cache) is left out.
+the answer, with the video and mask as absolute paths; where and how it runs (device, cache,
+video decoder) is left out: decord and torchcodec give the same frames of 8-bit video (each output's
+``video.decoder`` says which read them), so a run resumed with the other decoder keeps its outputs.
 """
 
 from __future__ import annotations

@@ -98,6 +98,7 @@ class FrameFolder(FrameSource):
             height=height,
             duration=round(len(self._files) / rate, 6),
             rotation=0,
+            decoder="pillow",
         )
 
     def _read(self, index: int) -> np.ndarray:

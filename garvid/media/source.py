@@ -6,7 +6,7 @@ index checks); :class:`VideoInfo` describes the clip in display orientation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -29,6 +29,10 @@ class VideoInfo:
     height: int
     duration: float  # seconds, from the first frame's start to the last frame's end
     rotation: int  # clockwise degrees (0, 90, 180, 270) the stored frames are turned for display
+    # what read the frames: decord, torchcodec ("torchcodec on cuda:0" on a GPU) or pillow
+    # (frame folders, images); "" when unknown (a tracks file of an older garvid). Not part
+    # of any content key: both video decoders give the same frames (tests/test_decoders.py).
+    decoder: str = field(default="", compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +42,7 @@ class VideoInfo:
             "duration": self.duration,
             "width": self.width,
             "height": self.height,
+            **({"decoder": self.decoder} if self.decoder else {}),
         }
 
 
@@ -119,6 +124,16 @@ class FrameSource:
 
     def close(self) -> None:
         """Release the reader; no frame can be read after."""
+
+    def frames_key(self) -> str:
+        """What besides the input's content decides its frames: ``""`` when any reader gives
+        the same frames (content keys such as the tracking cache's then hold for every
+        decoder), else a name for this reader's frames, which such keys add.
+
+        Both video decoders give the same 8-bit RGB frames pixel for pixel; they differ on
+        video of more than 8 bits a sample, which the torchcodec reader says here.
+        """
+        return ""
 
     def drop_read_ahead(self) -> None:
         """Free frames decoded ahead of the last read (only decoders that read ahead hold any)."""

@@ -18,7 +18,7 @@ class StillImage(FrameSource):
         self._rgb, self._name = rgb, name
         self._times = np.zeros(1)
         height, width = rgb.shape[:2]
-        self.info = VideoInfo(path=name, num_frames=1, fps=1.0, width=width, height=height, duration=1.0, rotation=0)
+        self.info = VideoInfo(path=name, num_frames=1, fps=1.0, width=width, height=height, duration=1.0, rotation=0, decoder="pillow")
 
     def _decode_ascending(self, indices: np.ndarray) -> np.ndarray:
         return np.repeat(self._rgb[None], len(indices), axis=0)

@@ -15,19 +15,16 @@ decord applies the container's rotation (display matrix or ``rotate`` tag), and
 
 from __future__ import annotations
 
-import math
 import re
-from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import decord
-import ffmpeg
 import numpy as np
 
 from garvid.errors import VideoError, first_line
 from garvid.media import source
-from garvid.media.source import FrameSource, VideoInfo
+from garvid.media.probe import convert_hint, display_size, file_info, frame_rate, probe_video, round_times
+from garvid.media.source import FrameSource
 
 # decord's bundled FFmpeg libraries log demuxer/decoder complaints straight to stderr;
 # every failure that matters reaches us as an exception instead. The level is private to
@@ -47,9 +44,6 @@ _DECORD_ERRORS = (decord.DECORDError, decord.DECORDLimitReachedError)
 _DECORD_NOISE = re.compile(
     r"^(\[[\d:]+\] \S+:\d+: )+(\[[^\]]*\] ?)?|Check failed: .*?\(-?\d+ vs\. -?\d+\) |\s*(and )?`DECORD_.*$"
 )
-
-# ffprobe format names of single images (png_pipe, jpeg_pipe, image2, ...).
-_IMAGE_FORMAT = re.compile(r"(^|,)(image2|image2pipe|[a-z0-9]+_pipe)(,|$)")
 
 
 class Video(FrameSource):
@@ -71,11 +65,8 @@ class Video(FrameSource):
         self._path = Path(path)
         self._name = str(path)
         self._num_threads = num_threads or 1
-        stream = _probe_video_stream(self._path, self._name)
-        rotation = _rotation(stream)
-        width, height = int(stream["width"]), int(stream["height"])
-        if rotation in (90, 270):
-            width, height = height, width
+        stream = probe_video(self._path, self._name)["stream"]
+        width, height = display_size(stream)
         if width in _DECORD_BAD_WIDTHS:
             raise VideoError(
                 f"{self._name}: decord 0.6.0 cannot decode frames {width} pixels wide (a known decord bug); "
@@ -83,18 +74,10 @@ class Video(FrameSource):
             )
         self._reader: decord.VideoReader | None = self._open_reader()
         num_frames = len(self._reader)
-        fps = _frame_rate(stream, num_frames, self._name)
+        fps = frame_rate(stream, num_frames, self._name)
         self._times, self._seekable = self._frame_times(num_frames, fps)
         self._position = 0  # next frame decord will return (tracked in sequential mode only)
-        self.info = VideoInfo(
-            path=self._name,
-            num_frames=num_frames,
-            fps=fps,
-            width=width,
-            height=height,
-            duration=round(float(self._times[-1]) + 1.0 / fps, 6),
-            rotation=rotation,
-        )
+        self.info = file_info(self._name, stream, self._times, "decord")
 
     def close(self) -> None:
         """Free decord's decoder; the Video cannot decode any more."""
@@ -139,7 +122,7 @@ class Video(FrameSource):
         except _DECORD_ERRORS as error:
             raise VideoError(
                 f"{self._name}: cannot decode frames {int(indices[0])}..{int(indices[-1])} "
-                f"({_decord_reason(error)}); it may be truncated or damaged. {_convert_hint(self._name)}"
+                f"({_decord_reason(error)}); it may be truncated or damaged. {convert_hint(self._name)}"
             ) from None
         # A decord bridge (e.g. torch) set elsewhere in the process changes the type.
         frames = batch.asnumpy() if hasattr(batch, "asnumpy") else batch.numpy()
@@ -159,14 +142,13 @@ class Video(FrameSource):
         except (*_DECORD_ERRORS, RuntimeError, AssertionError) as error:
             raise VideoError(
                 f"{self._name}: decord cannot read this video ({_decord_reason(error)}); it may be truncated "
-                f"or damaged. {_convert_hint(self._name)}"
+                f"or damaged. {convert_hint(self._name)}"
             ) from None
 
     def _frame_times(self, num_frames: int, fps: float) -> tuple[np.ndarray, bool]:
         """Start time of each frame and whether decord may seek (both need sane timestamps)."""
         assert self._reader is not None
-        # decord keeps float32 seconds: round away its noise (0.0999999 -> 0.1) at 1 us
-        starts = np.round(self._reader.get_frame_timestamp(np.arange(num_frames))[:, 0].astype(np.float64), 6)
+        starts = round_times(self._reader.get_frame_timestamp(np.arange(num_frames))[:, 0])
         # Containers without per-frame timestamps (e.g. AVI with B-frames) give garbage here.
         usable = bool(np.isfinite(starts).all() and starts[0] >= -1e-3 and (np.diff(starts) > 0).all())
         if not usable:
@@ -174,71 +156,6 @@ class Video(FrameSource):
         return starts, True
 
 
-def _probe_video_stream(path: Path, name: str) -> dict[str, Any]:
-    """The first video stream ffprobe finds, after cheap checks that rule out non-videos."""
-    if not path.exists():
-        raise VideoError(f"{name}: no such file")
-    if not path.is_file():
-        raise VideoError(f"{name}: not a regular file")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{name}: the file is empty (0 bytes)")
-    try:
-        # an absolute path, so a name starting with '-' is never taken for an option
-        probe = ffmpeg.probe(str(path.resolve()), v="error")
-    except FileNotFoundError:
-        raise VideoError("ffprobe not found: install FFmpeg (e.g. apt-get install ffmpeg)") from None
-    except ffmpeg.Error as error:
-        lines = error.stderr.decode(errors="replace").strip().splitlines()
-        reason = lines[-1].replace(str(path.resolve()) + ": ", "") if lines else "unknown error"
-        raise VideoError(f"{name}: not a readable video ({reason})") from None
-    streams = [
-        s
-        for s in probe.get("streams", [])
-        if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
-    ]
-    if not streams:
-        raise VideoError(f"{name}: the file has no video stream")
-    if _IMAGE_FORMAT.search(probe.get("format", {}).get("format_name", "")):
-        raise VideoError(f"{name}: this is a still image, not a video")
-    return streams[0]
-
-
-def _rotation(stream: dict[str, Any]) -> int:
-    """Clockwise display rotation, read the way decord reads it (tag first, then matrix)."""
-    tag = stream.get("tags", {}).get("rotate")
-    matrix = [d for d in stream.get("side_data_list", []) if "rotation" in d]
-    if tag not in (None, "", "0"):
-        degrees = float(tag)
-    elif matrix:
-        degrees = -float(matrix[0]["rotation"])  # ffprobe reports the matrix counter-clockwise
-    else:
-        return 0
-    degrees = math.fmod(degrees, 360.0)
-    whole = int(degrees + 360.0 if degrees < 0 else degrees)
-    return whole if whole in (90, 180, 270) else 0  # decord ignores other angles
-
-
-def _frame_rate(stream: dict[str, Any], num_frames: int, name: str) -> float:
-    for key in ("avg_frame_rate", "r_frame_rate"):
-        try:
-            rate = Fraction(stream.get(key, "0/0"))
-        except (ValueError, ZeroDivisionError):
-            continue
-        if rate > 0:
-            return float(rate)
-    duration = float(stream.get("duration") or 0)
-    if duration > 0:
-        return num_frames / duration
-    raise VideoError(f"{name}: the file does not say its frame rate")
-
-
 def _decord_reason(error: BaseException) -> str:
     """The gist of a decord error: no timestamp, source location, file name or env-var advice."""
     return _DECORD_NOISE.sub("", first_line(error)).strip()
-
-
-def _convert_hint(name: str) -> str:
-    return (
-        f"If it plays elsewhere, remux it (ffmpeg -i {name} -c copy fixed.mp4) "
-        f"or re-encode it (ffmpeg -i {name} -pix_fmt yuv420p fixed.mp4)"
-    )

@@ -140,9 +140,16 @@ def render_overlay(
 
 
 def render_tracks(
-    tracks: Tracks, out_path: Path, *, alpha: float = 0.5, progress: ProgressCallback | None = None
+    tracks: Tracks,
+    out_path: Path,
+    *,
+    alpha: float = 0.5,
+    progress: ProgressCallback | None = None,
+    decoder: str = "auto",
+    decode_device: str = "cpu",
 ) -> None:
-    """Render every frame the tracks span, at the video's rate, with every visible object's mask.
+    """Render every frame the tracks span, at the video's rate, with every visible object's mask
+    (the video read by ``decoder`` on ``decode_device``, as in :func:`~garvid.media.open.open_video`).
 
     A frame between tracked frames shows the masks of the nearest tracked frame (the earlier
     one on a tie). The span is the stride-long stretches around the tracked frames: for
@@ -164,7 +171,7 @@ def render_tracks(
         nearest = min((p for p in (after - 1, after) if 0 <= p < len(tracked)), key=lambda p: abs(tracked[p] - frame))
         return tracked_masks(nearest)
 
-    with open_video(tracks.video.path, fps=tracks.video.fps) as video:
+    with open_video(tracks.video.path, fps=tracks.video.fps, decoder=decoder, decode_device=decode_device) as video:
         expected = (tracks.video.width, tracks.video.height, tracks.video.num_frames)
         if (video.info.width, video.info.height, video.info.num_frames) != expected:
             raise VideoError(

@@ -23,7 +23,7 @@ from garvid.devices import check_attention, resolve_device
 from garvid.errors import GarvidError, OptionError, RegionError
 from garvid.gar.processor import GARImageInputs, preprocess_image, with_regions
 from garvid.gar.prompt import DESCRIBE_SLOT
-from garvid.media.open import open_video
+from garvid.media.open import open_video_with
 from garvid.media.source import FrameSource, VideoInfo
 from garvid.presets import random_weights_warning
 from garvid.qa.answers import NOT_VISIBLE_TEXT, Answer, VideoAnswer
@@ -132,7 +132,7 @@ def _video_of(request: VideoRequest, context: AnswerContext) -> AbstractContextM
     """The context's video, left open for the next request; else the request's, closed after."""
     if context.video is not None:
         return nullcontext(context.video)
-    return open_video(request.video, fps=request.options.tracking.fps)
+    return open_video_with(request.video, request.options.tracking)
 
 
 def answer_video(request: VideoRequest, context: AnswerContext | None = None) -> VideoAnswer:

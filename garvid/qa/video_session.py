@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from garvid.media.open import open_video
+from garvid.media.open import open_video_with
 from garvid.options import GenerationOptions, KeyframeOptions
 from garvid.qa.answers import VideoAnswer
 from garvid.qa.reporting import Reporter
@@ -54,7 +54,7 @@ class VideoSession:
         self.timings = dict.fromkeys(STAGES, 0.0)  # opening the session: tracking and loading
         context = AnswerContext(reporter or Reporter(), model=model, tracker=tracker)
         self._stack = ExitStack()
-        context.video = self._stack.enter_context(open_video(request.video, fps=request.options.tracking.fps))
+        context.video = self._stack.enter_context(open_video_with(request.video, request.options.tracking))
         try:
             job = VideoJob.open(self.request, context.video, context.reporter, context.gar_files(request.options.model.name))  # every object, as describe
             context.files = job.files

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 from garvid.detection.checkpoints import detection_settings
 from garvid.errors import GarvidError
 from garvid.files import atomic_path
+from garvid.media.source import FrameSource
 from garvid.options import TrackingOptions
 from garvid.paths import cache_root
 from garvid.regions.input import RegionInput
@@ -48,6 +49,18 @@ def content_digest(path: Path) -> str:
 
         return folder_digest(Path(path))
     return file_digest(path)
+
+
+def video_key(video: FrameSource) -> str:
+    """The video part of a cache key: the input's content, whichever decoder reads it.
+
+    Both decoders give the same frames of 8-bit video (tests/test_decoders.py), so their
+    tracks share entries; where a reader's frames differ (:meth:`FrameSource.frames_key`:
+    torchcodec on video of more than 8 bits a sample) its name is added, and the entries
+    of decord's frames keep the key they always had.
+    """
+    frames_key = video.frames_key()
+    return content_digest(Path(video.info.path)) + (f"+{frames_key}" if frames_key else "")
 
 
 def _json_digest(data: Any) -> str:

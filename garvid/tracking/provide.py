@@ -13,7 +13,6 @@ memory it held.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 from garvid.detection.objects import detect_objects
@@ -21,7 +20,7 @@ from garvid.media.source import FrameSource
 from garvid.regions.input import RegionInput
 from garvid.regions.prompts import RegionPrompts
 from garvid.tracking.backends import make_tracker
-from garvid.tracking.cache import TrackCache, TrackCacheKey, content_digest, regions_digest
+from garvid.tracking.cache import TrackCache, TrackCacheKey, regions_digest, video_key
 from garvid.tracking.given import GivenTracks
 from garvid.tracking.interface import ProgressCallback, Tracker
 from garvid.tracking.reuse import TrackingNeed, reuse_or_track
@@ -75,7 +74,7 @@ def tracks_for(
     if cache is None:
         return ProvidedTracks(track(prompts.object_ids, need.grid), prompts.object_ids)
     name = tracker if isinstance(tracker, str) else tracker.name
-    video_digest = content_digest(Path(video.info.path))
+    video_digest = video_key(video)
     keys = {
         o: TrackCacheKey(video_digest, regions_digest(regions, [o]), name, prompts.frame, o) for o in prompts.object_ids
     }

@@ -11,7 +11,7 @@ from pathlib import Path
 from garvid.detection.checkpoints import check_detector
 from garvid.errors import GarvidWarning, OptionError
 from garvid.options import TrackingOptions, check_device_name
-from garvid.media.open import open_video
+from garvid.media.open import open_video_with
 from garvid.regions.input import RegionInput
 from garvid.tracking.cache import request_cache
 from garvid.tracking.frames import auto_stride
@@ -54,7 +54,7 @@ def track_video(
     (through :func:`~garvid.tracking.provide.tracks_for`, with the cache the request's
     tracking options name, as ``ask`` uses it): ``tracker``, or the request's built after the
     detector is freed, only if some object's cached tracks do not serve."""
-    with open_video(request.video, fps=request.tracking.fps) as video:
+    with open_video_with(request.video, request.tracking) as video:
         info = video.info
         prompts = request.regions.resolve(info)
         check_detector(request.regions)

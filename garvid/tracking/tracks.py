@@ -169,6 +169,7 @@ class _TracksReader:
             height=self.field(data, "height", int, "video"),
             duration=float(self.field(data, "duration", (int, float), "video")),
             rotation=0,  # frames are stored in display orientation; width/height are after rotation
+            decoder=str(data.get("decoder", "")),
         )
         if info.num_frames < 1 or info.width < 1 or info.height < 1:
             raise self.fail("video", "has an empty size or no frames")
