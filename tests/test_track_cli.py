@@ -156,3 +156,8 @@ def test_tracks_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.Monkey
     assert run([*args, "-o", str(tmp_path / "second.json")]) == 0, capsys.readouterr().err
     first, second = (json.loads((tmp_path / name).read_text()) for name in ("first.json", "second.json"))
     assert first["objects"] == second["objects"]
+    # the same content at another path: served from the cache, described as the video read now
+    moved = tmp_path / "moved.mp4"
+    moved.write_bytes(SAMPLE.read_bytes())
+    assert run([*args[:1], str(moved), *args[2:], "-o", str(tmp_path / "moved.json")]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "moved.json").read_text())["video"]["path"] == str(moved)

@@ -13,6 +13,7 @@ memory it held.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 from garvid.detection.objects import detect_objects
@@ -81,4 +82,5 @@ def tracks_for(
     reuse = reuse_or_track(need, prompts.object_ids, {o: cache.load(key) for o, key in keys.items()}, track)
     for object_id, entry in reuse.updated.items():
         cache.store(keys[object_id], entry)
-    return ProvidedTracks(reuse.tracks, reuse.tracked)
+    # entries are keyed by content: the video as read now (its path, its decoder), not as when cached
+    return ProvidedTracks(replace(reuse.tracks, video=video.info), reuse.tracked)
