@@ -14,9 +14,10 @@ from garvid_cli.console import stderr, warn
 from garvid_cli.options import OUTPUT, REGION_OPTIONS, TracksFile, VideoPath, takes
 
 from garvid.errors import GarvidError
-from garvid.files import write_text
+from garvid.files import RunInputs, check_output_file, write_text
 from garvid.output.formats import answer_prefix
 from garvid.options import AnswerOptions
+from garvid.paths import user_path
 from garvid.qa.video_request import VideoRequest
 from garvid.regions.input import RegionInput
 
@@ -47,10 +48,14 @@ def answer_line(result: VideoAnswer) -> str:
 
 
 class Chat:
-    """The question loop over an open session; ``transcript`` holds every answer's JSON."""
+    """The question loop over an open session; ``transcript`` holds every answer's JSON.
 
-    def __init__(self, session: VideoSession, fmt: str, out: TextIO):
+    ``inputs`` are the files the session reads: ``/save`` gets the checks every output gets
+    (never over an input, a folder or a non-regular file)."""
+
+    def __init__(self, session: VideoSession, fmt: str, out: TextIO, inputs: RunInputs | None = None):
         self.session, self.fmt, self.out = session, fmt, out
+        self.inputs = inputs or RunInputs()
         self.transcript: list[dict] = []
         self.failed = 0
 
@@ -124,16 +129,29 @@ class Chat:
             if not argument.strip():
                 warn("/save needs a file name")
                 return False
-            path = Path(argument.strip()).expanduser()
-            try:
-                write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.transcript), path)
-            except OSError as error:
-                warn(f"cannot write {path}: {error.strerror or error}")
-                return False
-            stderr.print(f"wrote {len(self.transcript)} answers to {path}", highlight=False)
+            self.save(user_path(argument.strip()))
         else:
             warn(f"unknown command {name}: use /objects, /frames, /save FILE or /quit")
         return False
+
+
+    def save(self, path: Path) -> None:
+        """Write the answers so far to ``path`` as JSON lines, after the checks every output gets."""
+        if not self.transcript:
+            warn(f"no answers yet: nothing saved to {path}")
+            return
+        created = not path.parent.exists()
+        try:
+            check_output_file("/save", path, self.inputs)
+            write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.transcript), path)
+        except GarvidError as error:
+            warn(str(error))
+            return
+        except OSError as error:
+            warn(f"cannot write {path}: {error.strerror or error}")
+            return
+        made = f" (created the folder {path.parent})" if created else ""
+        stderr.print(f"wrote {len(self.transcript)} answers to {path}{made}", highlight=False)
 
 
 def _line_reader() -> Callable[[str], str]:
@@ -183,7 +201,7 @@ def chat(
 
     reporter = _ShellReporter(stream=interactive and fmt == "text", windowed=options.keyframes.window is not None)
     with VideoSession(request, reporter) as session:
-        loop = Chat(session, fmt, sys.stdout)
+        loop = Chat(session, fmt, sys.stdout, RunInputs(request.input_paths()))
         if interactive:
             stderr.print(f"objects {session.object_ids}; /objects, /frames, /save FILE, /quit", highlight=False)
             loop.interactive(_line_reader())

@@ -73,3 +73,30 @@ def test_interactive_commands_and_ctrl_c_cancelling_one_answer(clip, tmp_path, m
     saved = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [s["question"] for s in saved] == [QUESTIONS[1]]  # the cancelled answer is not in the transcript
     assert saved[0]["answer"] in captured.out  # the second answer was streamed
+
+
+class _Answered:
+    """A finished answer as the session returns it (only what /save reads)."""
+
+    def to_json(self) -> dict:
+        return {"question": "q", "answer": "a"}
+
+
+def test_save_refuses_the_inputs_and_says_when_it_creates_a_folder(two_object_clip, tmp_path, capsys):
+    video, mask = two_object_clip
+    before = {path: path.read_bytes() for path in (video, mask)}
+    loop = chat_cli.Chat(session=None, fmt="text", out=io.StringIO(), inputs=chat_cli.RunInputs([video, mask]))
+    loop.command(f"/save {video}")  # no answers yet: nothing written, not even an empty file
+    assert "no answers yet" in capsys.readouterr().err
+    loop.transcript.append(_Answered().to_json())
+    for target in (video, mask):
+        loop.command(f"/save {target}")
+        assert "an input of this run" in capsys.readouterr().err
+    link = tmp_path / "link.mp4"
+    link.symlink_to(video)
+    loop.command(f"/save {link}")
+    assert "an input of this run" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in (video, mask)} == before
+    loop.command(f"/save {tmp_path / 'new' / 'dir' / 's.jsonl'}")
+    assert "created the folder" in capsys.readouterr().err
+    assert json.loads((tmp_path / "new" / "dir" / "s.jsonl").read_text()) == {"question": "q", "answer": "a"}
