@@ -111,7 +111,7 @@ def batch(
 
     run = BatchRun(options, regions, question, describe)
     manifest = Path(input_path) if input_path != "-" and Path(input_path).is_file() else None
-    inputs = batch_inputs(tasks, run, manifest)
+    inputs = batch_inputs(tasks, run, manifest, problems)
     if out_dir is not None:
         check_output_dir(out_dir, inputs)  # refused at once, before Ray starts
     reporter = BarsReporter()

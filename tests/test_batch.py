@@ -319,3 +319,20 @@ def test_help_names_the_ray_extra(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     assert run(["batch", "--help"]) == 0
     assert "pip install 'garvid[ray]'" in capsys.readouterr().out  # rich markup would eat an unescaped [ray]
+
+
+def test_no_output_overwrites_a_file_any_row_names(tmp_path, capsys):
+    """An item's output may not overwrite its own tracks, nor a file another row names (that row
+    being a valid item or not): every file a row names is an input of the run."""
+    for name in ("sm.mp4", "m.png", "t_in.json", "other.json"):
+        (tmp_path / name).write_bytes(b"kept")
+    manifest = tmp_path / "m.jsonl"
+    own = {"video": "sm.mp4", "tracks": "t_in.json", "id": "t_in"}
+    manifest.write_text(json.dumps(own) + "\n")
+    assert run(["batch", str(manifest), "-q", QUESTION, "-o", str(tmp_path), *TINY]) == 2
+    assert "t_in.json is an input of this run" in capsys.readouterr().err
+    bad_row = {"video": "sm.mp4", "tracks": "other.json", "id": "x", "bogus": 1}  # not a valid item, its files still inputs
+    manifest.write_text(json.dumps(bad_row) + "\n" + json.dumps({"video": "sm.mp4", "mask": "m.png", "id": "other"}) + "\n")
+    assert run(["batch", str(manifest), "-q", QUESTION, "-o", str(tmp_path), *TINY]) == 2
+    assert "other.json is an input of this run" in capsys.readouterr().err
+    assert all((tmp_path / name).read_bytes() == b"kept" for name in ("sm.mp4", "m.png", "t_in.json", "other.json"))

@@ -65,10 +65,13 @@ def item_request(run: BatchRun, task: BatchTask) -> VideoRequest:
     )
 
 
-def batch_inputs(tasks: list[BatchTask], run: BatchRun, manifest: Path | None = None) -> RunInputs:
-    """Every file the run reads: the manifest, each item's video, mask and tracks, the run's
-    model, tracker and protocol files."""
-    items = (path for task in tasks for path in (task.video, task.mask, task.tracks))
+def batch_inputs(
+    tasks: list[BatchTask], run: BatchRun, manifest: Path | None = None, problems: list[TaskProblem] = ()
+) -> RunInputs:
+    """Every file the run reads: the manifest, every file each item names (video, mask, tracks;
+    a row that is not a valid item too), the run's model, tracker and protocol files, so that
+    no item's output overwrites its own input or another item's."""
+    items = (path for item in (*tasks, *problems) for path in item.reads())
     return RunInputs([manifest, *run_input_paths(run.options), *items])
 
 

@@ -42,14 +42,23 @@ class BatchTask:
     objects: tuple[str, ...] = ()  # the item's own --object phrases (they replace the run's)
     tracks: Path | None = None  # a tracks JSON used instead of tracking (``--tracks``)
 
+    def reads(self) -> tuple[Path, ...]:
+        """The files this item reads: no output of the run may overwrite one."""
+        return tuple(path for path in (self.video, self.mask, self.tracks) if path is not None)
+
 
 @dataclass(frozen=True)
 class TaskProblem:
-    """An input item that is not a valid task, and why."""
+    """An input item that is not a valid task, and why; ``named`` holds the files its row named,
+    inputs of the run all the same (no other item's output may overwrite them)."""
 
     id: str
     video: str
     reason: str
+    named: tuple[Path, ...] = ()
+
+    def reads(self) -> tuple[Path, ...]:
+        return self.named
 
 
 def output_id(value: str) -> str:
@@ -76,8 +85,9 @@ def paired_mask(video: Path) -> Path | None:
     return None
 
 
-def _missing_mask(task_id: str, video: Path) -> TaskProblem:
-    return TaskProblem(task_id, str(video), f"no mask: expected {video.with_suffix('.png').name} or masks/{video.stem}.png beside it")
+def _missing_mask(task_id: str, video: Path, named: tuple[Path, ...] = ()) -> TaskProblem:
+    reason = f"no mask: expected {video.with_suffix('.png').name} or masks/{video.stem}.png beside it"
+    return TaskProblem(task_id, str(video), reason, named or (video,))
 
 
 def list_videos(folder: Path, recursive: bool = False) -> list[Path]:
@@ -136,6 +146,7 @@ class _RowReader:
         if not isinstance(row, dict) or not row.get("video"):
             return TaskProblem(where, "", f"{self.source} {where}: needs a 'video' field")
         video = self.path(row["video"])
+        named = tuple(self.path(row[name]) for name in ("video", "mask", "tracks") if row.get(name))  # inputs, even of a bad row
         task_id = where
         unknown = sorted(set(row) - set(MANIFEST_FIELDS))
         try:
@@ -148,7 +159,7 @@ class _RowReader:
             tracks = self.path(row["tracks"]) if row.get("tracks") else None
             mask = self.path(row["mask"]) if row.get("mask") else (None if tracks else paired_mask(video))
             if mask is None and tracks is None and not (objects or self.masks_optional):
-                return _missing_mask(task_id, video)
+                return _missing_mask(task_id, video, named)
             task = BatchTask(
                 id=task_id,
                 video=video,
@@ -161,7 +172,7 @@ class _RowReader:
                 tracks=tracks,
             )
         except (TypeError, ValueError) as error:
-            return TaskProblem(task_id, str(video), f"{self.source} {where}: {error}")
+            return TaskProblem(task_id, str(video), f"{self.source} {where}: {error}", named)
         self.seen.add(task_id)
         return task
 
