@@ -40,6 +40,8 @@ EXIT_FAILED = 1
 
 def read_tasks(source: str, recursive: bool, masks_optional: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
     if source == "-":
+        if hasattr(sys.stdin, "reconfigure"):
+            sys.stdin.reconfigure(errors="surrogateescape")  # a line of bytes that are not UTF-8 fails alone
         return tasks_from_lines(sys.stdin, Path.cwd(), masks_optional=masks_optional)
     path = Path(source)
     if path.is_dir():

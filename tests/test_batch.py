@@ -336,3 +336,32 @@ def test_no_output_overwrites_a_file_any_row_names(tmp_path, capsys):
     assert run(["batch", str(manifest), "-q", QUESTION, "-o", str(tmp_path), *TINY]) == 2
     assert "other.json is an input of this run" in capsys.readouterr().err
     assert all((tmp_path / name).read_bytes() == b"kept" for name in ("sm.mp4", "m.png", "t_in.json", "other.json"))
+
+
+@pytest.mark.slow
+def test_rows_that_are_not_valid_unicode_fail_alone_with_an_errors_file(tmp_path, capsys):
+    """A surrogate (a JSON \\udcff escape) or bytes that are not UTF-8 in a row fail that row alone,
+    recorded in errors.jsonl; the run does not die before its first item."""
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "a.png").write_bytes(b"")
+    manifest = tmp_path / "m.jsonl"
+    good = json.dumps({"video": "a.mp4", "id": "good"}).encode()
+    escaped = b'{"video": "a.mp4", "id": "esc", "question": "why \\udcff?"}'
+    raw = b'{"video": "a.mp4", "id": "raw", "question": "why \xff\xfe?"}'
+    manifest.write_bytes(b"\n".join((good, escaped, raw, b"b\xff.mp4")) + b"\n")
+    tasks, problems = tasks_from_manifest(manifest)
+    assert [t.id for t in tasks] == ["good"] and [p.id for p in problems] == ["line 2", "line 3", "line 4"]
+    assert "line 2: field 'question' holds '\\udcff', which is not valid Unicode text" in problems[0].reason
+    assert "field 'question' holds '\\udcff\\udcfe'" in problems[1].reason and "field 'video'" in problems[2].reason
+
+    csv_manifest = tmp_path / "m.csv"
+    csv_manifest.write_bytes(b"video,question,id\na.mp4,ok,c1\na.mp4,bad \xff,c2\n")
+    tasks, problems = tasks_from_manifest(csv_manifest)
+    assert [t.id for t in tasks] == ["c1"] and [p.id for p in problems] == ["row 3"]
+
+    manifest.write_bytes(b"\n".join((escaped, raw, b"b\xff.mp4")) + b"\n")
+    out = tmp_path / "out"
+    assert run(["batch", str(manifest), "-q", QUESTION, "-o", str(out), *TINY]) == 1  # every item failed, nothing ran
+    assert set(_errors(out)) == {"line 1", "line 2", "line 3"}
+    assert _errors(out)["line 3"]["video"] == "b\\udcff.mp4"  # escaped: errors.jsonl is valid UTF-8
+    assert "Traceback" not in capsys.readouterr().err

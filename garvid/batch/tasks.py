@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
-from garvid.errors import GarvidError
+from garvid.errors import GarvidError, invalid_text, printable
 from garvid.paths import user_path
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
@@ -145,6 +145,10 @@ class _RowReader:
             row = {"video": row}
         if not isinstance(row, dict) or not row.get("video"):
             return TaskProblem(where, "", f"{self.source} {where}: needs a 'video' field")
+        for name, value in row.items():  # the row's text, before any of it becomes a path, an id or a question
+            problem = invalid_text(str(name)) or invalid_text(json.dumps(value, ensure_ascii=False))
+            if problem:
+                return TaskProblem(where, printable(str(row["video"])), f"{self.source} {where}: field {printable(repr(name))} {problem}")
         video = self.path(row["video"])
         named = tuple(self.path(row[name]) for name in ("video", "mask", "tracks") if row.get(name))  # inputs, even of a bad row
         task_id = where
@@ -206,8 +210,9 @@ def _split(items: Iterable[BatchTask | TaskProblem]) -> tuple[list[BatchTask], l
 def tasks_from_manifest(path: Path, masks_optional: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
     """Tasks from a CSV (header row) or JSONL manifest; relative paths are relative to it."""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
-    except (OSError, UnicodeDecodeError) as error:
+        # Excel's "CSV UTF-8" starts with a byte-order mark; bytes that are not UTF-8 fail their row alone
+        text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
+    except OSError as error:
         raise GarvidError(f"cannot read manifest {path}: {error}") from None
     reader = _RowReader(path.parent, path.name, masks_optional)
     if path.suffix.lower() == ".csv":
