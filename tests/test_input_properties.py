@@ -320,3 +320,47 @@ def test_the_cli_prints_any_error_on_one_line(monkeypatch, capsys, message: str)
     assert main.run(["ask"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("garvid: error: ")
+
+
+def _special_file(kind: str, folder: Path) -> Path:
+    import os
+
+    path = folder / f"input-{kind}"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it would wait for a writer forever
+    elif kind == "dev-zero-link":
+        path.symlink_to("/dev/zero")  # reading it never ends
+    elif kind == "folder":
+        path.mkdir()
+    else:  # a sparse file larger than any input garvid reads whole
+        with open(path, "wb") as handle:
+            handle.truncate((1 << 30) + 1)
+    return path
+
+
+def _readers() -> dict[str, Callable[[Path], Any]]:
+    from garvid.batch.tasks import tasks_from_manifest
+    from garvid.eval.choices import load_questions
+    from garvid.tracking.given import read_tracks_file
+
+    info = VideoInfo(path="clip.mp4", num_frames=10, fps=10.0, width=8, height=6, duration=1.0, rotation=0)
+    return {
+        "--tracks": lambda path: read_tracks_file(path, info, list(TIMES[:10])),
+        "manifest": tasks_from_manifest,
+        "annotations": lambda path: load_questions(path, "VideoRefer-BenchQ", ["id"]),
+        "protocol": load_protocol,
+    }
+
+
+@pytest.mark.parametrize("reader", ["--tracks", "manifest", "annotations", "protocol"])
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero-link", "folder", "huge"])
+def test_inputs_that_are_not_small_regular_files_are_refused_before_reading(tmp_path, reader: str, kind: str) -> None:
+    """Every user-named small file (tracks, manifest, annotations, protocol) goes through one
+    reader: a FIFO, a device (through a symlink), a folder or a file over the cap is refused in
+    one line, without reading (reading /dev/zero ran out of memory; a FIFO never returns)."""
+    path = _special_file(kind, tmp_path)
+    with pytest.raises(GarvidError) as refused:
+        _readers()[reader](path)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message
+    assert ("more than the" in message) if kind == "huge" else ("not a regular file" in message)

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 from garvid.errors import GarvidError, invalid_text, printable
+from garvid.files import read_input
 from garvid.paths import user_path
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
@@ -209,11 +210,8 @@ def _split(items: Iterable[BatchTask | TaskProblem]) -> tuple[list[BatchTask], l
 
 def tasks_from_manifest(path: Path, masks_optional: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
     """Tasks from a CSV (header row) or JSONL manifest; relative paths are relative to it."""
-    try:
-        # Excel's "CSV UTF-8" starts with a byte-order mark; bytes that are not UTF-8 fail their row alone
-        text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
-    except OSError as error:
-        raise GarvidError(f"cannot read manifest {path}: {error}") from None
+    # Excel's "CSV UTF-8" starts with a byte-order mark; bytes that are not UTF-8 fail their row alone
+    text = read_input(path, "manifest").decode("utf-8-sig", errors="surrogateescape")
     reader = _RowReader(path.parent, path.name, masks_optional)
     if path.suffix.lower() == ".csv":
         # csv's own line handling (quoted line breaks, \r\n); cells beyond the header are reported

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from garvid.errors import GarvidError, invalid_text, printable
+from garvid.files import read_input
 
 _LEADING = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])\s*[\)\]]?\s*(?:$|[.):,\]]|\s*[-:]\s)")
 # "The answer is C", "Option (d)": a bare letter must be a capital ("the answer is a red cup" names no option).
@@ -18,9 +19,10 @@ _OPTION_PREFIX = re.compile(r"^\s*[\(\[]?[A-Za-z][\)\].:]\s*")
 
 def load_questions(path: Path, benchmark: str, required: Sequence[str]) -> list[dict[str, Any]]:
     """A benchmark's JSON list of questions, each checked for the fields garvid reads."""
+    raw = read_input(path, f"{benchmark} annotations")
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        items = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise GarvidError(f"cannot read {benchmark} annotations {path}: {error}") from None
     if not isinstance(items, list):
         raise GarvidError(f"{path}: expected a JSON list of questions")
