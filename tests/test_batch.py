@@ -365,3 +365,17 @@ def test_rows_that_are_not_valid_unicode_fail_alone_with_an_errors_file(tmp_path
     assert set(_errors(out)) == {"line 1", "line 2", "line 3"}
     assert _errors(out)["line 3"]["video"] == "b\\udcff.mp4"  # escaped: errors.jsonl is valid UTF-8
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_stopping_while_tracking_keeps_the_item_in_flight_for_answering(monkeypatch):
+    """Ctrl-C during the tracking stage: the item being tracked is the one in flight, so it alone
+    goes on to be answered; those tracked before wait for a rerun (their tracks are cached)."""
+    from garvid.batch import runner
+    from garvid.options import AnswerOptions
+    from garvid.qa.reporting import Reporter
+
+    calls: list[str] = []
+    monkeypatch.setattr("garvid.qa.video_answering.track_ahead", lambda request, context: calls.append(request))
+    items = [(BatchTask(f"i{n}", Path(f"{n}.mp4"), None), f"request {n}") for n in range(4)]
+    kept = runner._track_all(items, AnswerOptions(), None, Reporter(), should_stop=lambda: len(calls) >= 2)
+    assert calls == ["request 0", "request 1"] and kept == [items[1]]

@@ -271,8 +271,9 @@ class PooledAnswering:
     def run(
         self, items: Iterable[tuple[Key, Callable[[], Steps]]], should_stop: Callable[[], bool] = lambda: False
     ) -> Iterator[Outcome[Key]]:
-        """Each item's outcome as it finishes. ``items`` are started lazily; ``should_stop``
-        ends the run between passes (items not finished by then are dropped, not failed)."""
+        """Each item's outcome as it finishes. ``items`` are started lazily; once ``should_stop``
+        says so no item is started, and the items in flight are finished (an item of several
+        prompts, a describe or ``--window`` item, included), so a stop loses no begun work."""
         source = iter(items)
         pool: list[_Pending[Key]] = []
         try:
@@ -287,7 +288,7 @@ class PooledAnswering:
                     else:
                         pool.append(step)
                         self._resolve_auto(step.job)
-                if not pool or should_stop():
+                if not pool:
                     return
                 prompts = self._next_pass(pool)
                 for pending, reply in zip(prompts, self._answer(prompts)):
