@@ -47,7 +47,9 @@ def run(argv: list[str] | None = None) -> int:
     try:
         for position, argument in enumerate(sys.argv[1:] if argv is None else argv, 1):
             check_text(argument, f"argument {position} ({printable(argument)})")  # before any work: exit 2
-        with warnings.catch_warnings():
+        from garvid_cli.console import interrupts_handled
+
+        with warnings.catch_warnings(), interrupts_handled():
             warnings.simplefilter("always", GarvidWarning)  # shown once each by the handler, not by location
             warnings.showwarning = _warn_like_garvid(warnings.showwarning)
             app(args=argv, prog_name="garvid")

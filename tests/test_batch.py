@@ -379,3 +379,21 @@ def test_stopping_while_tracking_keeps_the_item_in_flight_for_answering(monkeypa
     items = [(BatchTask(f"i{n}", Path(f"{n}.mp4"), None), f"request {n}") for n in range(4)]
     kept = runner._track_all(items, AnswerOptions(), None, Reporter(), should_stop=lambda: len(calls) >= 2)
     assert calls == ["request 0", "request 1"] and kept == [items[1]]
+
+
+@pytest.mark.slow
+def test_sigterm_removes_the_runs_temporary_folder(folder, tmp_path):
+    import os
+
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    args = [sys.executable, "-m", "garvid_cli", "batch", str(folder), "-r", "--question", QUESTION, "-o", str(tmp_path / "out"), *TINY]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch_root)})
+    deadline = time.monotonic() + 600
+    while not list(scratch_root.glob("garvid-batch-*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(scratch_root.glob("garvid-batch-*"))  # the run's scratch folder exists
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 143, err
+    assert list(scratch_root.glob("garvid-batch-*")) == [] and "Traceback" not in err
