@@ -89,6 +89,11 @@ def test_answering_commands_refuse_bad_options_before_work(command, extra, needl
         (["image", str(MASK), "-m", str(MASK), "--replay-scaling", "x"], "--replay-scaling must be reference or single"),
         (["eval", "gar-bench-vqa", "items.json", "--attn", "x"], "--attn must be one of sdpa, flash_attention_2, eager"),
         (["eval", "videorefer-q", "items.json", "--video-root", ".", "--keyframes", "all"], "--keyframes must be uniform"),
+        # the detector's threshold: no instance scores above 1, and nan compares with nothing
+        (["segment", str(CLIP), "--object", "cup", "-o", "x.png", "--object-threshold", "nan"], "--object-threshold must lie in [0, 1)"),
+        (["track", str(CLIP), "--object", "cup", "--object-threshold", "1"], "--object-threshold must lie in [0, 1)"),
+        (["ask", str(CLIP), QUESTION, "--object", "cup", "--object-threshold", "-0.5"], "--object-threshold must lie in [0, 1)"),
+        (["image", str(MASK), "--object", "cup", "--object-threshold", "1"], "--object-threshold must lie in [0, 1)"),
     ],
 )
 def test_other_commands_refuse_bad_options_before_work(args, needle, no_work, capsys, tmp_path, monkeypatch):
