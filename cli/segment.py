@@ -12,7 +12,7 @@ import numpy as np
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
-from garvid_cli.options import ITEMS, OUTPUT, REGION_OPTIONS, takes
+from garvid_cli.options import IMAGE_SUFFIXES, ITEMS, OUTPUT, REGION_OPTIONS, takes
 from garvid_cli.track import DEVICE_OPTION, TRACKER_OPTIONS
 from rich.table import Table
 from rich.text import Text
@@ -33,12 +33,11 @@ EXAMPLES = (
     '  garvid segment clips/ -r --object "the dog" --preview previews/'
 )
 
-#: Still images segment as one frame; anything else that is a file is read as a video.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def _open(path: Path, fps: float | None) -> FrameSource:
+    """A still image (by its suffix) as one frame; any other file is read as a video."""
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         from garvid.media.still import StillImage
         from garvid.qa.image_answering import load_image
