@@ -397,3 +397,29 @@ def test_sigterm_removes_the_runs_temporary_folder(folder, tmp_path):
     _, err = process.communicate(timeout=600)
     assert process.returncode == 143, err
     assert list(scratch_root.glob("garvid-batch-*")) == [] and "Traceback" not in err
+
+
+def test_input_problems_name_their_own_reason(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "a.png").write_bytes(b"")
+    lines = ["42", '"a string"', "null", json.dumps({"video": "a.mp4", "start": "abc"}), json.dumps({"video": "a.mp4", "mask_frame": "x"})]
+    lines += [json.dumps({"video": "a.mp4", "id": f"a{c}b"}) for c in ("\n", "\x1b", "\x00")]
+    tasks, problems = tasks_from_lines(lines, tmp_path)
+    reasons = [p.reason for p in problems]
+    assert tasks == [] and len(reasons) == 8
+    assert "must be one object" in reasons[0] and "not a number (a video so named: write ./42)" in reasons[0]
+    assert "not a string" in reasons[1] and "not null" in reasons[2]
+    assert "'start' must be seconds, not 'abc'" in reasons[3] and "'mask_frame' must be a frame number, not 'x'" in reasons[4]
+    assert all("holds the control character" in r for r in reasons[5:]), reasons[5:]
+    (tmp_path / "42").write_bytes(b"")  # a video with such a name is still reachable
+    assert [t.video.name for t in tasks_from_lines(["./42"], tmp_path, masks_optional=True)[0]] == ["42"]
+
+    manifest = tmp_path / "empty.csv"
+    manifest.write_text("video,mask\n")
+    assert run(["batch", str(manifest), "-q", QUESTION, *TINY]) == 2
+    assert "lists no items" in capsys.readouterr().err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"mask": "a.png"}) + "\n"))
+    assert run(["batch", "-", "-q", QUESTION, "-o", str(tmp_path / "out"), *TINY]) == 1
+    warned = [line for line in capsys.readouterr().err.splitlines() if "needs a 'video' field" in line]
+    assert warned == ["garvid: warning: stdin line 1: needs a 'video' field"]  # not "line 1: stdin line 1: ..."

@@ -384,6 +384,7 @@ def test_malformed_gar_bench_items_are_their_own_errors(media, tmp_path, capsys)
         {**good, "id": "size", "mask_rles": [encode_rle(np.ones((10, 10), dtype=bool))] * 2},  # both regions
         {**good, "id": "choices", "choices": 3},
         {**good, "id": "text", "question": "Is it \udcff?"},  # not valid Unicode: this item alone fails
+        {**good, "id": "none", "mask_rles": []},
     ]
     annotations.write_text(json.dumps(items))
     results = tmp_path / "vqa.jsonl"
@@ -393,6 +394,7 @@ def test_malformed_gar_bench_items_are_their_own_errors(media, tmp_path, capsys)
     assert "invalid RLE mask" in records["rle"]["error"] and "must be a list of masks" in records["dict"]["error"]
     assert "10x10" in records["size"]["error"] and "list of options" in records["choices"]["error"]
     assert "'\\udcff', which is not valid Unicode text" in records["text"]["error"]
+    assert records["none"]["error"] == "the item has no masks ('mask_rles' is empty)"
 
 
 @pytest.mark.parametrize("benchmark", ["videorefer-q", "gar-bench-vqa"])

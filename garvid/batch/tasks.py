@@ -65,13 +65,16 @@ class TaskProblem:
 def output_id(value: str) -> str:
     """``value`` as an item id: a relative name that stays inside the output folder.
 
-    ValueError for an absolute id, a ``..`` part, an empty name, control characters or a
-    name too long for a file;
+    ValueError for an absolute id, a ``..`` part, an empty name, control characters (said so)
+    or a name too long for a file;
     ``a/./b`` becomes ``a/b``. (Symlinks inside the output folder are checked where the
     outputs are written: :meth:`garvid.batch.sink.BatchSink.check`.)
     """
+    control = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+    if control is not None:
+        raise ValueError(f"id {value!r} holds the control character {control!r}: an id names a file, give it plain text")
     path = PurePosixPath(value)
-    if path.is_absolute() or ".." in path.parts or path.as_posix() == "." or any(ord(c) < 32 for c in value):
+    if path.is_absolute() or ".." in path.parts or path.as_posix() == ".":
         raise ValueError(f"id {value!r} must be a relative name inside the output folder (no leading '/', no '..')")
     if any(len(part.encode()) > MAX_ID_PART for part in path.parts):
         raise ValueError(f"id {value[:40]!r}... has a name longer than {MAX_ID_PART} bytes, more than a file name can hold")
@@ -170,9 +173,9 @@ class _RowReader:
                 video=video,
                 mask=mask,
                 question=str(row["question"]) if row.get("question") not in (None, "") else None,
-                mask_frame=int(row.get("mask_frame") or 0),
-                start=_seconds(row.get("start")),
-                end=_seconds(row.get("end")),
+                mask_frame=_number(row, "mask_frame", int, "a frame number") or 0,
+                start=_number(row, "start", float, "seconds"),
+                end=_number(row, "end", float, "seconds"),
                 objects=objects,
                 tracks=tracks,
             )
@@ -199,8 +202,15 @@ def _phrases(value: Any) -> tuple[str, ...]:
     return phrases
 
 
-def _seconds(value: Any) -> float | None:
-    return None if value in (None, "") else float(value)
+def _number(row: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    """The row's ``name`` as ``kind`` (None when absent); ValueError naming the field otherwise."""
+    value = row.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"'{name}' must be {what}, not {value!r}") from None
 
 
 def _split(items: Iterable[BatchTask | TaskProblem]) -> tuple[list[BatchTask], list[TaskProblem]]:
@@ -222,6 +232,19 @@ def tasks_from_manifest(path: Path, masks_optional: bool = False) -> tuple[list[
     return tasks_from_lines(text.split("\n"), path.parent, path.name, masks_optional)  # JSON Lines end at \n only
 
 
+#: What a JSON value that is not an object is called in a stdin line's problem.
+_JSON_KINDS = {list: "list", str: "a string", int: "a number", float: "a number", bool: "true/false", type(None): "null"}
+
+
+def _json_scalar(text: str) -> bool:
+    """Whether a stdin line is a JSON number, null, true or false (a JSON line, not a video path:
+    a video so named is given as ``./42``)."""
+    try:
+        return json.loads(text) is None or isinstance(json.loads(text), (bool, int, float))
+    except json.JSONDecodeError:
+        return False
+
+
 def tasks_from_lines(
     lines: Iterable[str], base: Path, source: str = "stdin", masks_optional: bool = False
 ) -> tuple[list[BatchTask], list[TaskProblem]]:
@@ -232,14 +255,17 @@ def tasks_from_lines(
         text = line.strip().removeprefix("\ufeff") if number == 1 else line.strip()
         if not text:
             continue
-        if text.startswith(("{", "[")):
+        if text.startswith(("{", "[", '"')) or _json_scalar(text):
             try:
                 row: Any = json.loads(text)
             except json.JSONDecodeError as error:
                 items.append(TaskProblem(f"line {number}", "", f"{source} line {number}: not JSON ({error.msg})"))
                 continue
             if not isinstance(row, dict):
-                reason = f"{source} line {number}: a JSON line must be one object like {{\"video\": \"a.mp4\"}}, not {type(row).__name__}"
+                kind = _JSON_KINDS.get(type(row), type(row).__name__)
+                reason = f"{source} line {number}: a JSON line must be one object like {{\"video\": \"a.mp4\"}}, not {kind}"
+                if not isinstance(row, list):
+                    reason += f" (a video so named: write ./{printable(text)})"
                 items.append(TaskProblem(f"line {number}", "", reason))
                 continue
         else:

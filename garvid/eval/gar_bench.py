@@ -138,6 +138,8 @@ def item_steps(
         options = item_options(item, "choices")
         if not isinstance(item["mask_rles"], list):
             raise GarvidError(f"the item's 'mask_rles' must be a list of masks, not {type(item['mask_rles']).__name__}")
+        if not item["mask_rles"]:
+            raise GarvidError("the item has no masks ('mask_rles' is empty)")
         masks = [decode_rle(rle) for rle in item["mask_rles"]]
         question = choices_question(str(item["question"]), options)
         image = load_image(image_root / str(item["image"]), exif_orientation=False)  # masks fit the stored pixels
