@@ -28,7 +28,12 @@ TRACKER_OPTIONS = TRACKING_OPTIONS.only("tracker", "stride", "fps")
 DEVICE_OPTION = MODEL_OPTIONS.only("device")
 
 
-@app.command(help=f"Track objects through a video with SAM2 and write their masks as JSON.\n\n{EXAMPLE}")
+@app.command(
+    help=(
+        "Track objects through a video with SAM2 and write their masks as JSON. It always tracks (no --cache-dir): "
+        f"the JSON holds exactly the frames of its own grid.\n\n{EXAMPLE}"
+    )
+)
 @takes(REGION_OPTIONS, TRACKER_OPTIONS, DEVICE_OPTION)
 def track(
     video: VideoPath,
@@ -39,7 +44,10 @@ def track(
         None, "--output", "-o", help="Write the JSON here instead of stdout.", rich_help_panel=OUTPUT
     ),
     render: Optional[Path] = typer.Option(
-        None, "--render", help="Also write an MP4 with coloured, labelled mask overlays.", rich_help_panel=OUTPUT
+        None,
+        "--render",
+        help="Also write an MP4 of the tracked frames (every --stride-th, at real speed) with coloured, labelled mask overlays.",
+        rich_help_panel=OUTPUT,
     ),
     *,
     regions: RegionInput,

@@ -58,3 +58,11 @@ def test_help_shows_the_panels_with_their_options(command, panels, option, capsy
 
 def _panel(text: str, title: str) -> str:
     return text.split(f"╭─ {title} ")[1].split("╰")[0]
+
+
+def test_track_help_says_it_always_tracks_and_what_render_draws(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per sentence
+    assert run(["track", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "It always tracks (no --cache-dir)" in text
+    assert "an MP4 of the tracked frames (every --stride-th, at real speed)" in text
