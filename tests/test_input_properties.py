@@ -149,11 +149,12 @@ TRACK_PLACES = _paths(VALID_TRACKS)
 @settings(max_examples=600, deadline=None)
 @example(edits=[(("objects", 0, "frames", 0, "mask", "counts"), "abc")])  # pycocotools raises on this
 @example(edits=[(("objects", 0, "frames", 0, "mask", "counts"), "")])  # and fills this from stale memory
-@given(edits=st.lists(st.tuples(st.sampled_from(TRACK_PLACES[1:]), json_values | st.just("<delete>")), min_size=1, max_size=3))
+@given(edits=st.lists(st.tuples(st.sampled_from(TRACK_PLACES[1:]), json_values | invalid_text | st.just("<delete>")), min_size=1, max_size=3))
 def test_tracks_json(edits: list[tuple[tuple, Any]]) -> None:
     data = _edited(VALID_TRACKS, edits)
     tracks = accepted_or_one_line(lambda: Tracks.from_json(data))
     if tracks is not None:
+        assert valid_unicode(tracks.to_json())  # whatever it holds can be written
         for object_id in tracks.object_ids:
             for frame in tracks.frames:
                 assert tracks.mask(object_id, frame).shape == (tracks.video.height, tracks.video.width)

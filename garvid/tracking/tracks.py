@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from garvid.errors import GarvidError, RegionError
+from garvid.errors import GarvidError, RegionError, invalid_text
 from garvid.media.source import VideoInfo
 from garvid.regions.masks import RLE, BBox, decode_rle, encode_rle, mask_bbox, rle_runs
 
@@ -124,6 +124,8 @@ class _TracksReader:
             raise self.fail(f"{where}.{key}", f"must be {_kind_name(kind)}, got {value!r}")
         if not isinstance(value, kind):
             raise self.fail(f"{where}.{key}", f"must be {_kind_name(kind)}, got {type(value).__name__}")
+        if isinstance(value, str) and (problem := invalid_text(value)):  # a \udcff escape: no output could hold it
+            raise self.fail(f"{where}.{key}", problem)
         return value
 
     def read(self) -> Tracks:
