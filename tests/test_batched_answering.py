@@ -199,7 +199,20 @@ def test_stopping_finishes_the_items_in_flight_and_starts_no_other(monkeypatch):
     runs.clear()
     items = {key: _Item(5, prompts=2) for key in range(3)}
     results = _run(PooledAnswering(2, (GarvidError,)), items, stop=lambda: len(runs) > 0)
-    assert results == {key: f"{key}: {key}/0 {key}/1" for key in items}  # all three were in flight: all finished
+    assert results == {key: f"{key}: {key}/0 {key}/1" for key in (0, 1)}  # in the first pass: in flight, finished
+    assert items[2].got == [] and runs == [[0, 1], [0, 1]]  # started ahead but never answered: closed, not run
+
+    runs.clear()
+    items = {key: _Item(5, prompts=2) for key in range(3)}
+    starts = []
+
+    def started_then_stopped(key):  # Ctrl-C while item 0 is being started (its keyframes decoded)
+        starts.append(key)
+        return items[key].steps(_Model(), key)
+
+    answering = PooledAnswering(1, (GarvidError,))
+    outcomes = list(answering.run(((key, lambda key=key: started_then_stopped(key)) for key in items), lambda: bool(starts)))
+    assert [o.result for o in outcomes] == ["0: 0/0 0/1"] and starts == [0]  # the current item is finished
 
 
 def test_auto_batch_size_is_one_on_a_cpu_and_fits_free_memory(monkeypatch):

@@ -6,7 +6,7 @@ answers every item, finding its tracks in the cache, ``--batch-size`` prompts pe
 pass (:mod:`garvid.qa.steps`). Peak memory is the larger model, not the sum. A failing
 item (bad video or mask, out of memory) is recorded and the run goes on; ``should_stop``
 (Ctrl-C in the CLI) ends the run once the items in flight are finished: while tracking, the
-item being tracked (then answered); while answering, the items begun, every prompt of each.
+item being tracked (then answered); while answering, the items in flight, every prompt of each.
 """
 
 from __future__ import annotations
