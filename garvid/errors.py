@@ -50,7 +50,7 @@ def invalid_text(text: str) -> str | None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        return f"holds {ascii(text[error.start : error.end])}, which is not valid Unicode text (bytes that are not UTF-8?)"
+        return f"holds {text[error.start : error.end]!a}, which is not valid Unicode text (bytes that are not UTF-8?)"
     return None
 
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from garvid.errors import CheckpointError, GarvidError
+from garvid.errors import CheckpointError
 from garvid.hub import fetch_from_hub
 from garvid.presets import default_preset, get_preset, preset_names
 from garvid.regions.input import RegionInput
