@@ -40,12 +40,17 @@ EXIT_FAILED = 1
 
 def read_tasks(source: str, recursive: bool, masks_optional: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
     if source == "-":
+        if hasattr(sys.stdin, "reconfigure"):
+            sys.stdin.reconfigure(errors="surrogateescape")  # a line of bytes that are not UTF-8 fails alone
         return tasks_from_lines(sys.stdin, Path.cwd(), masks_optional=masks_optional)
     path = Path(source)
     if path.is_dir():
         return tasks_from_folder(path, recursive, masks_optional)
     if path.is_file() and path.suffix.lower() in (".csv", ".jsonl", ".json"):
-        return tasks_from_manifest(path, masks_optional)
+        tasks, problems = tasks_from_manifest(path, masks_optional)
+        if not tasks and not problems:
+            raise GarvidError(f"manifest {path} lists no items (only a header, or blank lines)")
+        return tasks, problems
     raise GarvidError(f"batch input {source} is not a folder, a .csv/.jsonl manifest or - (stdin)")
 
 
@@ -111,7 +116,7 @@ def batch(
 
     run = BatchRun(options, regions, question, describe)
     manifest = Path(input_path) if input_path != "-" and Path(input_path).is_file() else None
-    inputs = batch_inputs(tasks, run, manifest)
+    inputs = batch_inputs(tasks, run, manifest, problems)
     if out_dir is not None:
         check_output_dir(out_dir, inputs)  # refused at once, before Ray starts
     reporter = BarsReporter()
@@ -132,8 +137,9 @@ def batch(
                 summary = run_ray(plan, sink, reporter=reporter, should_stop=stop, per_pass=batch_size)
             else:
                 summary = run_local(plan, sink, reporter, should_stop=stop, per_pass=batch_size)
-    for failure in summary.failures:
-        warn(f"{failure['id']}: {failure['error']}")
+    for failure in summary.failures:  # an input problem's error already says where it is ("stdin line 3: ...")
+        said = failure["stage"] == "input" and f"{failure['id']}:" in failure["error"]
+        warn(failure["error"] if said else f"{failure['id']}: {failure['error']}")
     stderr.print(_summary_table(summary))
     if summary.pipe_closed:
         # the reader went away (`| head -n 1`): leave quietly, as Unix filters do

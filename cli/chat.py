@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, TextIO
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, TextIO
 
 import typer
 from garvid_cli.app import app
@@ -13,10 +14,11 @@ from garvid_cli.ask import DESCRIBE_OPTIONS, _ShellReporter
 from garvid_cli.console import stderr, warn
 from garvid_cli.options import OUTPUT, REGION_OPTIONS, TracksFile, VideoPath, takes
 
-from garvid.errors import GarvidError
-from garvid.files import write_text
+from garvid.errors import GarvidError, check_text, printable
+from garvid.files import RunInputs, check_output_file, write_text
 from garvid.output.formats import answer_prefix
 from garvid.options import AnswerOptions
+from garvid.paths import user_path
 from garvid.qa.video_request import VideoRequest
 from garvid.regions.input import RegionInput
 
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     from garvid.qa.video_session import VideoSession
 
 CHAT_FORMATS = ("text", "jsonl")
+#: What the terminal loop takes for a command; over a pipe such a line is refused, not asked.
+QUIT = ("/quit", "/exit", "/q")
+COMMANDS = ("/objects", "/frames", "/save", *QUIT)
 HELP = (
     "Ask question after question about one clip: GAR loads once and the objects are tracked once; "
     "keyframes, their encodings and the prompt before the question are reused, so a follow-up costs "
@@ -33,7 +38,9 @@ HELP = (
     "answers are not part of the next prompt.\n\n"
     "In a terminal: type a question; /objects, /frames, /save FILE (the answers so far as JSON lines), "
     "/quit (or Ctrl-D); Ctrl-C cancels the current answer. With stdin not a terminal: one question per "
-    "line in, one answer per line out, in order (--format jsonl: the ask JSON of each, with its question).\n\n"
+    "line in, one line out per line in, in order (--format jsonl: the ask JSON of each, with its question); "
+    "a failed question, a blank line or a line that looks like a /command (a pipe carries questions only) gives "
+    "an empty line (jsonl: its error's text).\n\n"
     "Examples:\n\n"
     "  garvid chat clip.mp4 --mask first_frame.png\n\n"
     "  garvid chat clip.mp4 -m first_frame.png --format jsonl < questions.txt > answers.jsonl"
@@ -47,37 +54,55 @@ def answer_line(result: VideoAnswer) -> str:
 
 
 class Chat:
-    """The question loop over an open session; ``transcript`` holds every answer's JSON."""
+    """The question loop over an open session; ``transcript`` holds every answer's JSON.
 
-    def __init__(self, session: VideoSession, fmt: str, out: TextIO):
+    ``inputs`` are the files the session reads: ``/save`` gets the checks every output gets
+    (never over an input, a folder or a non-regular file)."""
+
+    def __init__(self, session: VideoSession, fmt: str, out: TextIO, inputs: RunInputs | None = None):
         self.session, self.fmt, self.out = session, fmt, out
+        self.inputs = inputs or RunInputs()
         self.transcript: list[dict] = []
-        self.failed = 0
+        self.failed, self.error = 0, ""
 
-    def ask(self, question: str) -> VideoAnswer | None:
-        """Answer one question; a bad question is reported on stderr and answered with nothing."""
+    def ask(self, question: str, where: str = "") -> VideoAnswer | None:
+        """Answer one question; a bad one is reported on stderr (after ``where``, e.g. ``line 3:``),
+        kept in ``error`` and answered with nothing."""
         try:
-            result = self.session.ask(question)
+            result = self.session.ask(check_text(question, "the question"))
         except GarvidError as error:
-            warn(f"{error}")
-            self.failed += 1
-            return None
+            return self._fail(f"{where}{error}")
         self.transcript.append(result.to_json())
         return result
 
-    def piped(self, lines: TextIO) -> None:
-        """One answer line per question line, in order (an empty answer for a failed question)."""
-        for line in lines:
-            question = line.strip()
+    def _fail(self, message: str) -> None:
+        warn(message)
+        self.error = message
+        self.failed += 1
+
+    def piped(self, lines: Iterable[str]) -> bool:
+        """One output line per input line, in order: an answer, or an empty line (jsonl: a record
+        with the error's text) for a failed question, a blank line or a line that looks like a
+        command (a pipe carries questions only). False when stdout's reader has gone."""
+        for number, line in enumerate(lines, 1):
+            question, result = line.strip(), None
             if not question:
-                continue
-            result = self.ask(question)
-            if self.fmt == "jsonl":
-                record = result.to_json() if result is not None else {"question": question, "error": "see stderr"}
-                self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                self.error = "a blank line: nothing asked"  # not a failure
+            elif question.split()[0] in COMMANDS:
+                self._fail(f"line {number}: {question.split()[0]} is a terminal command; over a pipe every line is a question")
             else:
-                self.out.write((answer_line(result) if result is not None else "") + "\n")
-            self.out.flush()
+                result = self.ask(question, f"line {number}: ")
+            if self.fmt == "jsonl":
+                record = result.to_json() if result is not None else {"question": printable(question), "error": self.error}
+                text = json.dumps(record, ensure_ascii=False)
+            else:
+                text = answer_line(result) if result is not None else ""
+            try:
+                self.out.write(text + "\n")
+                self.out.flush()
+            except BrokenPipeError:
+                return False
+        return True
 
     def interactive(self, read: Callable[[str], str]) -> None:
         """Read, answer (streamed by the session's reporter), repeat; Ctrl-C cancels one answer."""
@@ -109,7 +134,7 @@ class Chat:
         """Run a /command; True to end the session."""
         name, _, argument = line.partition(" ")
         session = self.session
-        if name in ("/quit", "/exit", "/q"):
+        if name in QUIT:
             return True
         if name == "/objects":
             for object_id in session.object_ids:
@@ -124,16 +149,29 @@ class Chat:
             if not argument.strip():
                 warn("/save needs a file name")
                 return False
-            path = Path(argument.strip()).expanduser()
-            try:
-                write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.transcript), path)
-            except OSError as error:
-                warn(f"cannot write {path}: {error.strerror or error}")
-                return False
-            stderr.print(f"wrote {len(self.transcript)} answers to {path}", highlight=False)
+            self.save(user_path(argument.strip()))
         else:
             warn(f"unknown command {name}: use /objects, /frames, /save FILE or /quit")
         return False
+
+
+    def save(self, path: Path) -> None:
+        """Write the answers so far to ``path`` as JSON lines, after the checks every output gets."""
+        if not self.transcript:
+            warn(f"no answers yet: nothing saved to {path}")
+            return
+        created = not path.parent.exists()
+        try:
+            check_output_file("/save", path, self.inputs)
+            write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.transcript), path)
+        except GarvidError as error:
+            warn(str(error))
+            return
+        except OSError as error:
+            warn(f"cannot write {path}: {error.strerror or error}")
+            return
+        made = f" (created the folder {path.parent})" if created else ""
+        stderr.print(f"wrote {len(self.transcript)} answers to {path}{made}", highlight=False)
 
 
 def _line_reader() -> Callable[[str], str]:
@@ -179,15 +217,19 @@ def chat(
         raise GarvidError(f"--format must be one of {', '.join(CHAT_FORMATS)}, not {fmt!r}")
     request = VideoRequest(video, regions, None, options, tracks)
     interactive = sys.stdin.isatty()
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="surrogateescape")  # a line of bytes that are not UTF-8 fails alone, not the session
     from garvid.qa.video_session import VideoSession  # torch and transformers load here, not for --help
 
     reporter = _ShellReporter(stream=interactive and fmt == "text", windowed=options.keyframes.window is not None)
     with VideoSession(request, reporter) as session:
-        loop = Chat(session, fmt, sys.stdout)
+        loop = Chat(session, fmt, sys.stdout, RunInputs(request.input_paths()))
         if interactive:
             stderr.print(f"objects {session.object_ids}; /objects, /frames, /save FILE, /quit", highlight=False)
             loop.interactive(_line_reader())
-        else:
-            loop.piped(sys.stdin)
+        elif not loop.piped(sys.stdin):
+            # the reader went away (`| head -n 1`): leave quietly, as batch and Unix filters do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return
     if loop.failed and not interactive:
         raise typer.Exit(1)

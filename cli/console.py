@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
+import sys
+import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -66,6 +69,45 @@ class BarsReporter(Reporter):
 
 #: Exit status after Ctrl-C, as shells report SIGINT.
 EXIT_INTERRUPTED = 130
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main code like Ctrl-C's KeyboardInterrupt, so that every
+    ``finally`` and ``with`` on the way out runs (temporary folders and files are removed);
+    exit status 143, as shells report SIGTERM."""
+
+    signum = signal.SIGTERM
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def interrupts_handled() -> Iterator[None]:
+    """While a command runs: SIGTERM ends it as Ctrl-C does (:class:`Terminated`), and an
+    interrupt that lands inside a finalizer (decord's ``VideoReader.__del__`` while tracking),
+    where Python would print "Exception ignored" with a traceback and lose it, is delivered
+    again to the main code instead, silently."""
+    previous_term, previous_hook = signal.signal(signal.SIGTERM, _terminate), sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, (KeyboardInterrupt, SystemExit)):
+            # from another thread, a moment later: raised here, it would land in this hook
+            signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+            threading.Timer(0.01, _thread.interrupt_main, (signum,)).start()
+        else:
+            previous_hook(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        sys.unraisablehook = previous_hook
 
 
 class StopOnInterrupt:

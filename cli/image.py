@@ -21,6 +21,8 @@ from garvid_cli.options import (
     takes,
 )
 
+from garvid.batch.tasks import VIDEO_SUFFIXES
+from garvid.errors import GarvidError
 from garvid.files import check_outputs, write_json, write_text
 from garvid.options import GenerationOptions, ModelOptions, PromptOptions, TrackingOptions
 from garvid.qa.reporting import Reporter
@@ -70,6 +72,8 @@ def image(
     from garvid.qa.context import AnswerContext
     from garvid.qa.image_answering import ImageRequest, answer_image  # torch loads here, not for --help
 
+    if image_path.is_file() and image_path.suffix.lower() in VIDEO_SUFFIXES:
+        raise GarvidError(f"{image_path} is a video, not a still image: ask about it with `garvid ask` (or describe, chat)")
     request = ImageRequest(image_path, regions, question, model, tracking, generation, prompt)
     check_outputs({"-o": output}, request.input_paths())
     stream = output_format is OutputFormat.text and output is None

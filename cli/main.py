@@ -8,7 +8,7 @@ from typing import Callable
 
 from garvid_cli.app import app
 
-from garvid.errors import GarvidError, GarvidWarning
+from garvid.errors import GarvidError, GarvidWarning, check_text, printable
 
 
 def _register_commands() -> None:
@@ -40,10 +40,16 @@ def run(argv: list[str] | None = None) -> int:
 
     Click handles its own usage errors, ``--help``, Ctrl-C and closed pipes; garvid's
     errors (bad files, bad prompts, missing weights) arrive here as :class:`GarvidError`.
+    An argument that is not valid Unicode text (bytes that are not UTF-8: a question, a
+    phrase, a path garvid could not write into its JSON) is refused before any command runs.
     """
     _register_commands()
     try:
-        with warnings.catch_warnings():
+        for position, argument in enumerate(sys.argv[1:] if argv is None else argv, 1):
+            check_text(argument, f"argument {position} ({printable(argument)})")  # before any work: exit 2
+        from garvid_cli.console import interrupts_handled
+
+        with warnings.catch_warnings(), interrupts_handled():
             warnings.simplefilter("always", GarvidWarning)  # shown once each by the handler, not by location
             warnings.showwarning = _warn_like_garvid(warnings.showwarning)
             app(args=argv, prog_name="garvid")

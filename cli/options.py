@@ -42,8 +42,21 @@ OUTPUT = "Output"
 ITEMS = "Items"  # batch and eval: what to run over
 ENGINE = "Engine"  # batch and eval: where and how many at once
 
+#: Still images: ``garvid image`` asks about them, ``garvid segment`` segments them; a video command names those.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+def _not_an_image(path: Path) -> Path:
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        raise GarvidError(f"{path} is a still image, not a video: ask about it with `garvid image`, or get its masks with `garvid segment`")
+    return path
+
+
 VideoPath = Annotated[
-    Path, typer.Argument(metavar="VIDEO", help="Video file (anything ffmpeg reads) or folder of frames.", show_default=False)
+    Path,
+    typer.Argument(
+        metavar="VIDEO", help="Video file (anything ffmpeg reads) or folder of frames.", show_default=False, callback=_not_an_image
+    ),
 ]
 Masks = Annotated[
     list[Path],

@@ -4,6 +4,7 @@ each clip (what ``garvid batch`` looks for)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +12,7 @@ import numpy as np
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import stderr, warn
-from garvid_cli.options import ITEMS, OUTPUT, REGION_OPTIONS, takes
+from garvid_cli.options import IMAGE_SUFFIXES, ITEMS, OUTPUT, REGION_OPTIONS, takes
 from garvid_cli.track import DEVICE_OPTION, TRACKER_OPTIONS
 from rich.table import Table
 from rich.text import Text
@@ -32,12 +33,11 @@ EXAMPLES = (
     '  garvid segment clips/ -r --object "the dog" --preview previews/'
 )
 
-#: Still images segment as one frame; anything else that is a file is read as a video.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def _open(path: Path, tracking: TrackingOptions) -> FrameSource:
+    """A still image (by its suffix) as one frame; any other file is read as a video."""
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         from garvid.media.still import StillImage
         from garvid.qa.image_answering import load_image
@@ -127,22 +127,48 @@ def segment(
         raise GarvidError("give the label PNG to write with -o mask.png")
     _check_suffix(output, (".png",), "-o")
     _check_suffix(preview, PREVIEW_SUFFIXES, "--preview")
-    check_outputs({"-o": output, "--preview": preview}, (input_path, *regions.masks, tracker, regions.detector))
+    check_outputs({"-o": output, "--preview": preview}, _inputs(input_path, regions=regions, tracker=tracker))
     segment_one(input_path, regions, output, preview, tracking=tracking, device=device)
+
+
+def _inputs(*clips: Path, regions: RegionInput, tracker: str) -> tuple:
+    """What a segment run reads: the clips, the prompt masks, the tracker and detector."""
+    return (*clips, *regions.masks, tracker, regions.detector)
+
+
+def _folder_outputs(
+    folder: Path, videos: list[Path], regions: RegionInput, previews: Path | None, masks_folder: bool, tracker: str
+) -> list[tuple[str, Path, Path, Path | None]]:
+    """Each clip's id, video, mask and preview, checked before any work as single files are: no
+    output over an input or another output (a preview over a mask), and no preview where
+    ``--mask`` pairing would take it for a clip's mask (``clip.png``, ``masks/clip.png``)."""
+    items, outputs = [], {}
+    for video in videos:
+        clip_id = video.relative_to(folder).with_suffix("").as_posix()
+        target = video.parent / "masks" / f"{video.stem}.png" if masks_folder else video.with_suffix(".png")
+        preview = previews / f"{clip_id}.png" if previews is not None else None
+        items.append((clip_id, video, target, preview))
+        outputs[f"the mask of {clip_id},"] = target
+        outputs[f"the preview of {clip_id},"] = preview
+    check_outputs(outputs, _inputs(*videos, regions=regions, tracker=tracker))
+    mask_places = {os.path.realpath(p): v for v in videos for p in (v.with_suffix(".png"), v.parent / "masks" / f"{v.stem}.png")}
+    for clip_id, _, _, preview in items:
+        if preview is not None and (video := mask_places.get(os.path.realpath(preview))):
+            raise GarvidError(
+                f"the preview of {clip_id}, {preview}, is where the mask of {video.name} is looked for: give --preview a folder outside {folder}"
+            )
+    return items
 
 
 def _segment_folder(
     folder: Path, regions: RegionInput, previews: Path | None, recursive: bool, masks_folder: bool, overwrite: bool, **options
 ) -> None:
     failed = skipped = done = 0
-    for video in list_videos(folder, recursive):
-        clip_id = video.relative_to(folder).with_suffix("").as_posix()
-        target = video.parent / "masks" / f"{video.stem}.png" if masks_folder else video.with_suffix(".png")
+    for clip_id, video, target, preview in _folder_outputs(folder, list_videos(folder, recursive), regions, previews, masks_folder, options["tracker"]):
         if target.exists() and not overwrite:
             skipped += 1
             stderr.print(f"{clip_id}: {target} exists, kept (--overwrite redoes it)", highlight=False)
             continue
-        preview = previews / f"{clip_id}.png" if previews is not None else None
         try:
             segment_one(video, regions, target, preview, **options)
             done += 1

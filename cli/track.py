@@ -42,7 +42,10 @@ def track(
         None, "--output", "-o", help="Write the JSON here instead of stdout.", rich_help_panel=OUTPUT
     ),
     render: Optional[Path] = typer.Option(
-        None, "--render", help="Also write an MP4 with coloured, labelled mask overlays.", rich_help_panel=OUTPUT
+        None,
+        "--render",
+        help="Also write an MP4 of every frame with coloured, labelled mask overlays (masks of the nearest tracked frame).",
+        rich_help_panel=OUTPUT,
     ),
     *,
     regions: RegionInput,

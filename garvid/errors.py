@@ -40,6 +40,33 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def invalid_text(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode text, or None when it is.
+
+    Bytes that are not UTF-8 reach Python as lone surrogates (``\\udcff``: argv, stdin and file
+    names decode with surrogateescape), and so does a ``\\ud800`` escape in JSON; no such text
+    can be written to a UTF-8 file, a tokenizer or a JSON record, so it is refused where it enters.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"holds {text[error.start : error.end]!a}, which is not valid Unicode text (bytes that are not UTF-8?)"
+    return None
+
+
+def check_text(text: str, where: str) -> str:
+    """``text``, or GarvidError ``<where> holds ..., which is not valid Unicode text``."""
+    problem = invalid_text(text)
+    if problem:
+        raise GarvidError(f"{where} {problem}")
+    return text
+
+
+def printable(text: str) -> str:
+    """``text`` with what is not valid Unicode escaped (``\\udcff``): safe in a message or a record."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class GarvidWarning(UserWarning):
     """Input garvid can use but the user should know about (the CLI prints one warning line).
 

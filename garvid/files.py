@@ -43,6 +43,38 @@ def atomic_path(path: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
+#: The largest file garvid reads whole as a user's small input (a tracks JSON, a manifest, benchmark
+#: annotations, a protocol): far above any real one, far below what would exhaust memory.
+MAX_INPUT_BYTES = 1 << 30
+
+
+def read_input(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a file the user named (``what``: ``--tracks``, ``manifest``, ...), read whole.
+
+    Refused in one line (GarvidError) before anything is read when it is not a regular file
+    (a FIFO, a device, ``/dev/zero`` through a symlink: reading one may never end) or is larger
+    than ``limit`` bytes.
+    """
+    try:
+        status = os.stat(path)
+    except OSError as error:
+        raise GarvidError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    if not stat.S_ISREG(status.st_mode):
+        real = os.path.realpath(path)
+        via = f" ({real})" if real != os.path.abspath(path) else ""
+        raise GarvidError(f"{what} {path}{via} is not a regular file: refusing to read it")
+    if status.st_size > limit:
+        raise GarvidError(f"{what} {path} holds {status.st_size} bytes, more than the {limit} garvid reads: refusing to read it")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as error:
+        raise GarvidError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    if len(data) > limit:  # it grew since
+        raise GarvidError(f"{what} {path} holds more than the {limit} bytes garvid reads: refusing to read it")
+    return data
+
+
 def build_folder_once(target: Path, marker: str, build: Callable[[Path], None]) -> Path:
     """``target``, unless ``target/marker`` exists built by ``build(staging)`` in a staging
     folder beside it and renamed into place, so a half-built folder is never seen."""

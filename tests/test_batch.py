@@ -319,3 +319,107 @@ def test_help_names_the_ray_extra(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     assert run(["batch", "--help"]) == 0
     assert "pip install 'garvid[ray]'" in capsys.readouterr().out  # rich markup would eat an unescaped [ray]
+
+
+def test_no_output_overwrites_a_file_any_row_names(tmp_path, capsys):
+    """An item's output may not overwrite its own tracks, nor a file another row names (that row
+    being a valid item or not): every file a row names is an input of the run."""
+    for name in ("sm.mp4", "m.png", "t_in.json", "other.json"):
+        (tmp_path / name).write_bytes(b"kept")
+    manifest = tmp_path / "m.jsonl"
+    own = {"video": "sm.mp4", "tracks": "t_in.json", "id": "t_in"}
+    manifest.write_text(json.dumps(own) + "\n")
+    assert run(["batch", str(manifest), "-q", QUESTION, "-o", str(tmp_path), *TINY]) == 2
+    assert "t_in.json is an input of this run" in capsys.readouterr().err
+    bad_row = {"video": "sm.mp4", "tracks": "other.json", "id": "x", "bogus": 1}  # not a valid item, its files still inputs
+    manifest.write_text(json.dumps(bad_row) + "\n" + json.dumps({"video": "sm.mp4", "mask": "m.png", "id": "other"}) + "\n")
+    assert run(["batch", str(manifest), "-q", QUESTION, "-o", str(tmp_path), *TINY]) == 2
+    assert "other.json is an input of this run" in capsys.readouterr().err
+    assert all((tmp_path / name).read_bytes() == b"kept" for name in ("sm.mp4", "m.png", "t_in.json", "other.json"))
+
+
+@pytest.mark.slow
+def test_rows_that_are_not_valid_unicode_fail_alone_with_an_errors_file(tmp_path, capsys):
+    """A surrogate (a JSON \\udcff escape) or bytes that are not UTF-8 in a row fail that row alone,
+    recorded in errors.jsonl; the run does not die before its first item."""
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "a.png").write_bytes(b"")
+    manifest = tmp_path / "m.jsonl"
+    good = json.dumps({"video": "a.mp4", "id": "good"}).encode()
+    escaped = b'{"video": "a.mp4", "id": "esc", "question": "why \\udcff?"}'
+    raw = b'{"video": "a.mp4", "id": "raw", "question": "why \xff\xfe?"}'
+    manifest.write_bytes(b"\n".join((good, escaped, raw, b"b\xff.mp4")) + b"\n")
+    tasks, problems = tasks_from_manifest(manifest)
+    assert [t.id for t in tasks] == ["good"] and [p.id for p in problems] == ["line 2", "line 3", "line 4"]
+    assert "line 2: field 'question' holds '\\udcff', which is not valid Unicode text" in problems[0].reason
+    assert "field 'question' holds '\\udcff\\udcfe'" in problems[1].reason and "field 'video'" in problems[2].reason
+
+    csv_manifest = tmp_path / "m.csv"
+    csv_manifest.write_bytes(b"video,question,id\na.mp4,ok,c1\na.mp4,bad \xff,c2\n")
+    tasks, problems = tasks_from_manifest(csv_manifest)
+    assert [t.id for t in tasks] == ["c1"] and [p.id for p in problems] == ["row 3"]
+
+    manifest.write_bytes(b"\n".join((escaped, raw, b"b\xff.mp4")) + b"\n")
+    out = tmp_path / "out"
+    assert run(["batch", str(manifest), "-q", QUESTION, "-o", str(out), *TINY]) == 1  # every item failed, nothing ran
+    assert set(_errors(out)) == {"line 1", "line 2", "line 3"}
+    assert _errors(out)["line 3"]["video"] == "b\\udcff.mp4"  # escaped: errors.jsonl is valid UTF-8
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_stopping_while_tracking_keeps_the_item_in_flight_for_answering(monkeypatch):
+    """Ctrl-C during the tracking stage: the item being tracked is the one in flight, so it alone
+    goes on to be answered; those tracked before wait for a rerun (their tracks are cached)."""
+    from garvid.batch import runner
+    from garvid.options import AnswerOptions
+    from garvid.qa.reporting import Reporter
+
+    calls: list[str] = []
+    monkeypatch.setattr("garvid.qa.video_answering.track_ahead", lambda request, context: calls.append(request))
+    items = [(BatchTask(f"i{n}", Path(f"{n}.mp4"), None), f"request {n}") for n in range(4)]
+    kept = runner._track_all(items, AnswerOptions(), None, Reporter(), should_stop=lambda: len(calls) >= 2)
+    assert calls == ["request 0", "request 1"] and kept == [items[1]]
+
+
+@pytest.mark.slow
+def test_sigterm_removes_the_runs_temporary_folder(folder, tmp_path):
+    import os
+
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    args = [sys.executable, "-m", "garvid_cli", "batch", str(folder), "-r", "--question", QUESTION, "-o", str(tmp_path / "out"), *TINY]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch_root)})
+    deadline = time.monotonic() + 600
+    while not list(scratch_root.glob("garvid-batch-*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(scratch_root.glob("garvid-batch-*"))  # the run's scratch folder exists
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 143, err
+    assert list(scratch_root.glob("garvid-batch-*")) == [] and "Traceback" not in err
+
+
+def test_input_problems_name_their_own_reason(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "a.png").write_bytes(b"")
+    lines = ["42", '"a string"', "null", json.dumps({"video": "a.mp4", "start": "abc"}), json.dumps({"video": "a.mp4", "mask_frame": "x"})]
+    lines += [json.dumps({"video": "a.mp4", "id": f"a{c}b"}) for c in ("\n", "\x1b", "\x00")]
+    tasks, problems = tasks_from_lines(lines, tmp_path)
+    reasons = [p.reason for p in problems]
+    assert tasks == [] and len(reasons) == 8
+    assert "must be one object" in reasons[0] and "not a number (a video so named: write ./42)" in reasons[0]
+    assert "not a string" in reasons[1] and "not null" in reasons[2]
+    assert "'start' must be seconds, not 'abc'" in reasons[3] and "'mask_frame' must be a frame number, not 'x'" in reasons[4]
+    assert all("holds the control character" in r for r in reasons[5:]), reasons[5:]
+    (tmp_path / "42").write_bytes(b"")  # a video with such a name is still reachable
+    assert [t.video.name for t in tasks_from_lines(["./42"], tmp_path, masks_optional=True)[0]] == ["42"]
+
+    manifest = tmp_path / "empty.csv"
+    manifest.write_text("video,mask\n")
+    assert run(["batch", str(manifest), "-q", QUESTION, *TINY]) == 2
+    assert "lists no items" in capsys.readouterr().err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"mask": "a.png"}) + "\n"))
+    assert run(["batch", "-", "-q", QUESTION, "-o", str(tmp_path / "out"), *TINY]) == 1
+    warned = [line for line in capsys.readouterr().err.splitlines() if "needs a 'video' field" in line]
+    assert warned == ["garvid: warning: stdin line 1: needs a 'video' field"]  # not "line 1: stdin line 1: ..."

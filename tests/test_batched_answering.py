@@ -138,9 +138,9 @@ def _fake_runs(monkeypatch, fail=lambda jobs: None) -> list[list[int]]:
     return runs
 
 
-def _run(answering: PooledAnswering, items: dict[int, _Item], model=None) -> dict[int, object]:
+def _run(answering: PooledAnswering, items: dict[int, _Item], model=None, stop=lambda: False) -> dict[int, object]:
     model = model or _Model()
-    outcomes = answering.run((key, lambda item=item, key=key: item.steps(model, key)) for key, item in items.items())
+    outcomes = answering.run(((key, lambda item=item, key=key: item.steps(model, key)) for key, item in items.items()), stop)
     return {o.key: o.result if o.error is None else o.error for o in outcomes}
 
 
@@ -189,21 +189,32 @@ def test_an_item_failing_in_a_batch_fails_alone_with_its_own_error(monkeypatch):
     assert results == {key: f"{key}: {key}/0" for key in results}
 
 
-def test_stopping_closes_the_items_in_flight(monkeypatch):
+def test_stopping_finishes_the_items_in_flight_and_starts_no_other(monkeypatch):
+    """Ctrl-C (``should_stop``) during an item of several prompts (describe, --window): that item
+    is finished, every prompt of it, and recorded; no further item is started."""
     runs = _fake_runs(monkeypatch)
-    closed, model = [], _Model()
+    items = {key: _Item(5, prompts=3) for key in range(4)}
+    results = _run(PooledAnswering(1, (GarvidError,)), items, stop=lambda: len(runs) > 0)
+    assert results == {0: "0: 0/0 0/1 0/2"} and runs == [[0], [0], [0]]
+    assert [item.got for item in items.values()][1:] == [[], [], []]
 
-    def steps(key):
-        try:
-            yield PromptJob(model, None, [key], [], [], "reference", GenerationOptions())
-            yield PromptJob(model, None, [key], [], [], "reference", GenerationOptions())
-        finally:
-            closed.append(key)
+    runs.clear()
+    items = {key: _Item(5, prompts=2) for key in range(3)}
+    results = _run(PooledAnswering(2, (GarvidError,)), items, stop=lambda: len(runs) > 0)
+    assert results == {key: f"{key}: {key}/0 {key}/1" for key in (0, 1)}  # in the first pass: in flight, finished
+    assert items[2].got == [] and runs == [[0, 1], [0, 1]]  # started ahead but never answered: closed, not run
 
-    answering = PooledAnswering(2, (GarvidError,))
-    outcomes = list(answering.run(((key, lambda key=key: steps(key)) for key in range(6)), should_stop=lambda: len(runs) > 0))
-    assert runs == [[0, 1]]  # stopped after the first batch
-    assert outcomes == [] and sorted(closed) == list(range(6))  # every started item was closed, none finished
+    runs.clear()
+    items = {key: _Item(5, prompts=2) for key in range(3)}
+    starts = []
+
+    def started_then_stopped(key):  # Ctrl-C while item 0 is being started (its keyframes decoded)
+        starts.append(key)
+        return items[key].steps(_Model(), key)
+
+    answering = PooledAnswering(1, (GarvidError,))
+    outcomes = list(answering.run(((key, lambda key=key: started_then_stopped(key)) for key in items), lambda: bool(starts)))
+    assert [o.result for o in outcomes] == ["0: 0/0 0/1"] and starts == [0]  # the current item is finished
 
 
 def test_auto_batch_size_is_one_on_a_cpu_and_fits_free_memory(monkeypatch):

@@ -152,7 +152,7 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
     [
         (["--object", "  "], "empty --object phrase"),
         (["--object", "cup", "--detector", "nope"], "unknown detector preset 'nope'"),
-        (["--object", "cup", "--detector", "tiny-random", "--object-threshold", "1.5"], "must lie in [0, 1]"),
+        (["--object", "cup", "--detector", "tiny-random", "--object-threshold", "1.5"], "must lie in [0, 1)"),
         pytest.param(["--object", "cup " * 300, "--detector", "tiny-random"], "it reads at most 256", marks=pytest.mark.slow),
         pytest.param(["--object", "a " * 40, "--detector", "tiny-random-sam3"], "it reads at most 32", marks=pytest.mark.slow),
         pytest.param(

@@ -357,6 +357,7 @@ def test_malformed_items_are_their_own_errors(videorefer, tmp_path, capsys):
     }
     items = [{**good, "id": name, "annotation": [annotation]} for name, annotation in broken.items()]
     items.append({**good, "id": "options", "options": "(A) A ball"})
+    items.append({**good, "id": "text\udcff", "Question": "What is \ud800<object0><region>?"})  # not valid Unicode
     questions = tmp_path / "broken.json"
     questions.write_text(json.dumps(items))
     results = tmp_path / "results.jsonl"
@@ -364,12 +365,13 @@ def test_malformed_items_are_their_own_errors(videorefer, tmp_path, capsys):
     assert run(args) == 0
     err = capsys.readouterr().err
     records = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
-    assert set(records) == {"key", "rle", "list", "size", "options"} and "Traceback" not in err
+    assert set(records) == {"key", "rle", "list", "size", "options", "text\\udcff"} and "Traceback" not in err
     assert all(r["correct"] is False and r["prediction"] is None for r in records.values())
     assert "'first', not a frame number" in records["key"]["error"] and "invalid RLE mask" in records["rle"]["error"]
     assert "not be a list" in records["list"]["error"] and "80x45" in records["size"]["error"]
     assert "non-empty list of options" in records["options"]["error"]
-    assert "5 item(s) could not be asked" in err
+    assert records["text\\udcff"]["error"] == "item 5 holds '\\udcff', which is not valid Unicode text (bytes that are not UTF-8?)"
+    assert "6 item(s) could not be asked" in err
 
 
 def test_malformed_gar_bench_items_are_their_own_errors(media, tmp_path, capsys):
@@ -381,6 +383,8 @@ def test_malformed_gar_bench_items_are_their_own_errors(media, tmp_path, capsys)
         {**good, "id": "dict", "mask_rles": {"0": good["mask_rles"][0]}},
         {**good, "id": "size", "mask_rles": [encode_rle(np.ones((10, 10), dtype=bool))] * 2},  # both regions
         {**good, "id": "choices", "choices": 3},
+        {**good, "id": "text", "question": "Is it \udcff?"},  # not valid Unicode: this item alone fails
+        {**good, "id": "none", "mask_rles": []},
     ]
     annotations.write_text(json.dumps(items))
     results = tmp_path / "vqa.jsonl"
@@ -389,6 +393,8 @@ def test_malformed_gar_bench_items_are_their_own_errors(media, tmp_path, capsys)
     assert "error" not in records["vqa_0"] and "Traceback" not in capsys.readouterr().err
     assert "invalid RLE mask" in records["rle"]["error"] and "must be a list of masks" in records["dict"]["error"]
     assert "10x10" in records["size"]["error"] and "list of options" in records["choices"]["error"]
+    assert "'\\udcff', which is not valid Unicode text" in records["text"]["error"]
+    assert records["none"]["error"] == "the item has no masks ('mask_rles' is empty)"
 
 
 @pytest.mark.parametrize("benchmark", ["videorefer-q", "gar-bench-vqa"])

@@ -58,3 +58,11 @@ def test_help_shows_the_panels_with_their_options(command, panels, option, capsy
 
 def _panel(text: str, title: str) -> str:
     return text.split(f"╭─ {title} ")[1].split("╰")[0]
+
+
+def test_track_help_says_what_the_cache_and_render_do(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per sentence
+    assert run(["track", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "kept in the tracking cache and reused, as by ask and describe; --render draws every frame" in text
+    assert "--cache-dir" in text and "--no-cache" in text

@@ -51,6 +51,18 @@ numbers = st.one_of(
     st.sampled_from(["", " ", "nan", "inf", "-0", "1e400", "0x10", "1_000", "１２", "½"]),
 )
 any_text = st.text(max_size=40)
+#: Text as bytes that are not UTF-8 reach Python (surrogateescape: argv, stdin, file names) or a
+#: JSON \\udcff escape gives it: lone surrogates among ordinary characters.
+invalid_text = st.tuples(st.text(max_size=6), st.sampled_from([chr(c) for c in range(0xDC80, 0xDD00)]), st.text(max_size=6)).map("".join)
+
+
+def valid_unicode(value: Any) -> bool:
+    """Whether ``value`` (any JSON-like value, a task, a path) writes as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @CASES
@@ -137,11 +149,12 @@ TRACK_PLACES = _paths(VALID_TRACKS)
 @settings(max_examples=600, deadline=None)
 @example(edits=[(("objects", 0, "frames", 0, "mask", "counts"), "abc")])  # pycocotools raises on this
 @example(edits=[(("objects", 0, "frames", 0, "mask", "counts"), "")])  # and fills this from stale memory
-@given(edits=st.lists(st.tuples(st.sampled_from(TRACK_PLACES[1:]), json_values | st.just("<delete>")), min_size=1, max_size=3))
+@given(edits=st.lists(st.tuples(st.sampled_from(TRACK_PLACES[1:]), json_values | invalid_text | st.just("<delete>")), min_size=1, max_size=3))
 def test_tracks_json(edits: list[tuple[tuple, Any]]) -> None:
     data = _edited(VALID_TRACKS, edits)
     tracks = accepted_or_one_line(lambda: Tracks.from_json(data))
     if tracks is not None:
+        assert valid_unicode(tracks.to_json())  # whatever it holds can be written
         for object_id in tracks.object_ids:
             for frame in tracks.frames:
                 assert tracks.mask(object_id, frame).shape == (tracks.video.height, tracks.video.width)
@@ -169,6 +182,7 @@ def test_protocol_files(tmp_path_factory, line: int, replacement: str) -> None:
 
 manifest_cells = st.one_of(
     st.text(max_size=12),
+    invalid_text,
     st.sampled_from(["a.mp4", "../a.mp4", "/abs/a.mp4", "a.png", "-1", "1e9", "nan", "", " ", "..", "x/../../y"]),
 )
 manifest_rows = st.dictionaries(
@@ -202,22 +216,24 @@ def test_manifests(tmp_path_factory, rows: list[dict[str, Any]], kind: str, bom:
     else:
         text = "".join(json.dumps(row) + "\n" for row in rows)
     path = folder / f"m.{kind}"
-    path.write_text(("\ufeff" if bom else "") + text, encoding="utf-8")
+    path.write_text(("\ufeff" if bom else "") + text, encoding="utf-8", errors="surrogateescape")  # raw bytes in a CSV
     result = accepted_or_one_line(lambda: tasks_from_manifest(path))
     if result is not None:
         tasks, problems = result
         _one_line_problems(problems)
+        assert all(valid_unicode(task.__dict__) for task in tasks) and all(valid_unicode(p.__dict__) for p in problems)
         assert len({task.id for task in tasks}) == len(tasks)
         assert all(not Path(task.id).is_absolute() and ".." not in Path(task.id).parts for task in tasks)
 
 
 @CASES
-@given(lines=st.lists(st.one_of(any_text, manifest_rows.map(json.dumps), st.lists(json_values).map(json.dumps)), max_size=6))
+@given(lines=st.lists(st.one_of(any_text, invalid_text, manifest_rows.map(json.dumps), st.lists(json_values).map(json.dumps)), max_size=6))
 def test_stdin_lines(tmp_path_factory, lines: list[str]) -> None:
     from garvid.batch.tasks import tasks_from_lines
 
     tasks, problems = tasks_from_lines(lines, tmp_path_factory.mktemp("stdin"))
     _one_line_problems(problems)
+    assert all(valid_unicode(task.__dict__) for task in tasks) and all(valid_unicode(p.__dict__) for p in problems)
     assert all(not Path(task.id).is_absolute() and ".." not in Path(task.id).parts for task in tasks)
 
 
@@ -244,6 +260,37 @@ def test_eval_items(edits: list[tuple[tuple, Any]]) -> None:
     accepted_or_one_line(lambda: item_options(item, "options") if "options" in item else None)
     if "annotation" in item and "Question" in item:
         accepted_or_one_line(lambda: object_masks(item))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.sampled_from(ITEM_PLACES[1:]), invalid_text), min_size=1, max_size=3))
+def test_eval_items_with_invalid_text_fail_alone(tmp_path_factory, edits: list[tuple[tuple, Any]]) -> None:
+    from garvid.eval.choices import check_item_text, load_questions
+
+    path = tmp_path_factory.mktemp("items") / "items.json"
+    path.write_text(json.dumps([VIDEOREFER_ITEM, _edited(VIDEOREFER_ITEM, edits)]), encoding="utf-8")
+    good, bad = load_questions(path, "VideoRefer-BenchQ", ["id"])
+    check_item_text(good)
+    assert valid_unicode(bad)  # its record can be written
+    if not valid_unicode(_edited(VIDEOREFER_ITEM, edits)):
+        assert accepted_or_one_line(lambda: check_item_text(bad)) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(argument=invalid_text, position=st.integers(0, 3))
+def test_arguments_that_are_not_valid_unicode_are_refused_before_any_work(argument: str, position: int) -> None:
+    import contextlib
+    import io
+
+    from garvid_cli.main import run
+
+    argv = ["ask", "clip.mp4", "-q", "what?"]
+    argv.insert(position + 1, argument)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert run(argv) == 2
+    assert err.getvalue().startswith("garvid: error: argument") and err.getvalue().count("\n") == 1
+    assert "not valid Unicode text" in err.getvalue()
 
 
 def _edited(data: Any, edits: list[tuple[tuple, Any]]) -> Any:
@@ -274,3 +321,47 @@ def test_the_cli_prints_any_error_on_one_line(monkeypatch, capsys, message: str)
     assert main.run(["ask"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("garvid: error: ")
+
+
+def _special_file(kind: str, folder: Path) -> Path:
+    import os
+
+    path = folder / f"input-{kind}"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it would wait for a writer forever
+    elif kind == "dev-zero-link":
+        path.symlink_to("/dev/zero")  # reading it never ends
+    elif kind == "folder":
+        path.mkdir()
+    else:  # a sparse file larger than any input garvid reads whole
+        with open(path, "wb") as handle:
+            handle.truncate((1 << 30) + 1)
+    return path
+
+
+def _readers() -> dict[str, Callable[[Path], Any]]:
+    from garvid.batch.tasks import tasks_from_manifest
+    from garvid.eval.choices import load_questions
+    from garvid.tracking.given import read_tracks_file
+
+    info = VideoInfo(path="clip.mp4", num_frames=10, fps=10.0, width=8, height=6, duration=1.0, rotation=0)
+    return {
+        "--tracks": lambda path: read_tracks_file(path, info, list(TIMES[:10])),
+        "manifest": tasks_from_manifest,
+        "annotations": lambda path: load_questions(path, "VideoRefer-BenchQ", ["id"]),
+        "protocol": load_protocol,
+    }
+
+
+@pytest.mark.parametrize("reader", ["--tracks", "manifest", "annotations", "protocol"])
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero-link", "folder", "huge"])
+def test_inputs_that_are_not_small_regular_files_are_refused_before_reading(tmp_path, reader: str, kind: str) -> None:
+    """Every user-named small file (tracks, manifest, annotations, protocol) goes through one
+    reader: a FIFO, a device (through a symlink), a folder or a file over the cap is refused in
+    one line, without reading (reading /dev/zero ran out of memory; a FIFO never returns)."""
+    path = _special_file(kind, tmp_path)
+    with pytest.raises(GarvidError) as refused:
+        _readers()[reader](path)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message
+    assert ("more than the" in message) if kind == "huge" else ("not a regular file" in message)

@@ -186,3 +186,24 @@ def test_segment_errors_are_one_line_and_leave_no_file(tmp_path: Path, capsys, m
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("previews", "extra", "message"),
+    [
+        ("clips", ["-r"], "the preview of sub/c, and the mask of sub/c, are the same file"),
+        ("clips", ["-r", "--masks-folder"], "is where the mask of c.mp4 is looked for"),
+    ],
+)
+def test_segment_a_folder_refuses_previews_over_masks_before_any_work(tmp_path: Path, capsys, previews, extra, message) -> None:
+    """`segment clips/ -r --preview clips/` wrote each clip's RGB preview over its mask; now refused
+    up front, in one line, every file left as it was."""
+    clips = tmp_path / "clips"
+    (clips / "sub").mkdir(parents=True)
+    (clips / "sub" / "c.mp4").write_bytes(b"not read: refused before any clip opens")
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    args = ["segment", str(clips), *extra, "--object", "dog", "--detector", "tiny-random", *TINY, "--preview", str(tmp_path / previews)]
+    assert run(args) == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # after the random-weights warning
+    assert err.startswith("garvid: error: ") and message in err
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before

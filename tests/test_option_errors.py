@@ -89,6 +89,11 @@ def test_answering_commands_refuse_bad_options_before_work(command, extra, needl
         (["image", str(MASK), "-m", str(MASK), "--replay-scaling", "x"], "--replay-scaling must be reference or single"),
         (["eval", "gar-bench-vqa", "items.json", "--attn", "x"], "--attn must be one of sdpa, flash_attention_2, eager"),
         (["eval", "videorefer-q", "items.json", "--video-root", ".", "--keyframes", "all"], "--keyframes must be uniform"),
+        # the detector's threshold: no instance scores above 1, and nan compares with nothing
+        (["segment", str(CLIP), "--object", "cup", "-o", "x.png", "--object-threshold", "nan"], "--object-threshold must lie in [0, 1)"),
+        (["track", str(CLIP), "--object", "cup", "--object-threshold", "1"], "--object-threshold must lie in [0, 1)"),
+        (["ask", str(CLIP), QUESTION, "--object", "cup", "--object-threshold", "-0.5"], "--object-threshold must lie in [0, 1)"),
+        (["image", str(MASK), "--object", "cup", "--object-threshold", "1"], "--object-threshold must lie in [0, 1)"),
     ],
 )
 def test_other_commands_refuse_bad_options_before_work(args, needle, no_work, capsys, tmp_path, monkeypatch):
@@ -101,3 +106,16 @@ def test_other_commands_refuse_bad_options_before_work(args, needle, no_work, ca
 def test_batch_refuses_a_bad_keyframe_strategy_before_tracking_any_clip(no_work, capsys, tmp_path):
     """It used to track every clip and load GAR, then fail each item at the answer stage."""
     _refused(capsys, ["batch", str(CLIP.parent), "-q", QUESTION, "--keyframes", "bogus", "-o", str(tmp_path / "o")], "--keyframes")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["ask", str(MASK), QUESTION, "-m", str(MASK)], "is a still image, not a video: ask about it with `garvid image`"),
+        (["describe", str(MASK), "-m", str(MASK)], "is a still image, not a video"),
+        (["track", str(MASK), "-m", str(MASK)], "get its masks with `garvid segment`"),
+        (["image", str(CLIP), QUESTION, "-m", str(MASK)], "is a video, not a still image: ask about it with `garvid ask`"),
+    ],
+)
+def test_a_video_command_on_an_image_and_image_on_a_video_name_the_command_that_fits(args, needle, no_work, capsys):
+    _refused(capsys, args, needle)

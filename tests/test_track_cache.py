@@ -176,13 +176,37 @@ def test_older_format_entries_are_dropped_on_first_use(tmp_path, inputs):
     root = tmp_path / "cache"
     old = root / "tracks"  # format 1: one entry per request, keyed by the tracked objects and frames
     old.mkdir(parents=True)
-    (old / "0123.json").write_text(json.dumps({"format": 1, "key": {}, "tracks": _tracks().to_json()}))
-    future = root / "tracks-v99"
+    (old / f"{'0' * 64}.json").write_text(json.dumps({"format": 1, "key": {}, "tracks": _tracks().to_json()}))
+    future = root / "tracks-v99"  # a later garvid's cache: not this one's to remove
     future.mkdir()
     (future / "x.json").write_text("{}")
-    cache = TrackCache(root)
+    said = []
+    cache = TrackCache(root, said.append)
     assert cache.load(_key(*inputs)) is None
-    assert not old.exists() and not future.exists()
+    assert not old.exists() and future.exists()
+    assert said == [f"removed {old}, the tracking cache's folder of format 1 (1 entries): they can never be used again"]
     path = cache.store(_key(*inputs), _tracks())
     assert path.parent == root / "tracks-v2" and json.loads(path.read_text())["format"] == 2
+    assert (root / "tracks-v2" / ".garvid-track-cache").is_file()  # what lets a later format remove it
     assert cache.load(_key(*inputs)) is not None
+
+
+def test_the_users_own_tracks_folders_are_never_removed(tmp_path, inputs):
+    """--cache-dir . in a folder holding the user's tracks/, tracks-v1/ and tracks-v1-final/:
+    nothing there is provably the cache's, so all stay as they were, without a word."""
+    folders = {
+        "tracks": {"clip.json": json.dumps({"format": 1, "key": {}, "tracks": {}}), "notes.txt": "mine"},
+        "tracks-v1": {f"{'a' * 64}.json": json.dumps({"mine": True})},
+        "tracks-v1-final": {f"{'b' * 64}.json": json.dumps({"format": 1, "key": {}, "tracks": {}})},
+    }
+    for name, files in folders.items():
+        (tmp_path / name).mkdir()
+        for file, text in files.items():
+            (tmp_path / name / file).write_text(text)
+    (tmp_path / "tracks-v0").symlink_to(tmp_path / "tracks-v1-final")  # a link is never followed to a removal
+    said = []
+    cache = TrackCache(tmp_path, said.append)
+    assert cache.load(_key(*inputs)) is None and cache.store(_key(*inputs), _tracks()) is not None
+    for name, files in folders.items():
+        assert {p.name: p.read_text() for p in (tmp_path / name).iterdir()} == files
+    assert said == [] and (tmp_path / "tracks-v0").is_symlink()

@@ -182,3 +182,19 @@ def test_second_ask_with_other_objects_frames_or_window_tracks_nothing(cups, tmp
     assert denser["tracker"]["tracked_objects"] == [1] and denser["tracker"]["tracked_frames"] == 15
     sparser = _ask(cups, cache, "what does object 1 do?", "--frames", "4", capsys=capsys)
     assert sparser["tracker"]["cached"] is True and sparser["tracker"]["tracked_frames"] == 15  # the dense grid serves
+
+
+def test_objects_each_served_alone_but_sharing_too_few_frames_track_on_the_requests_grid():
+    """As docs/tracking-cache.md says: keyframes are frames every asked object is tracked on, so
+    objects whose own frames each serve the need but whose shared frames do not (objects 1, 2
+    tracked every 7th frame for --frames 4, object 3 every 13th for --frames 2) share the
+    request's grid: object 1, lacking it, is tracked on it; object 3 is reused."""
+    sparse = TrackingNeed(0, 39, 13, 0, 40)
+    dense = TrackingNeed(0, 39, 7, 0, 40)
+    cached = {1: _fake_tracks([1], dense.grid), 3: _fake_tracks([3], sparse.grid)}
+    assert sparse.served_by(set(dense.grid)) and sparse.served_by(set(sparse.grid))
+    assert not sparse.served_by(set(dense.grid) & set(sparse.grid))  # they share frame 0 alone
+    track = FakeTracker()
+    reuse = reuse_or_track(sparse, [1, 3], cached, track)
+    assert track.calls == [([1], sparse.grid)] and reuse.tracked == [1]
+    assert reuse.tracks.observations[3] == cached[3].observations[3]  # reused

@@ -5,7 +5,8 @@ leaves the tracks in the tracking cache; the tracker is freed; stage 2 loads GAR
 answers every item, finding its tracks in the cache, ``--batch-size`` prompts per forward
 pass (:mod:`garvid.qa.steps`). Peak memory is the larger model, not the sum. A failing
 item (bad video or mask, out of memory) is recorded and the run goes on; ``should_stop``
-(Ctrl-C in the CLI) ends the run after the current batch.
+(Ctrl-C in the CLI) ends the run once the items in flight are finished: while tracking, the
+item being tracked (then answered); while answering, the items in flight, every prompt of each.
 """
 
 from __future__ import annotations
@@ -65,10 +66,13 @@ def item_request(run: BatchRun, task: BatchTask) -> VideoRequest:
     )
 
 
-def batch_inputs(tasks: list[BatchTask], run: BatchRun, manifest: Path | None = None) -> RunInputs:
-    """Every file the run reads: the manifest, each item's video, mask and tracks, the run's
-    model, tracker and protocol files."""
-    items = (path for task in tasks for path in (task.video, task.mask, task.tracks))
+def batch_inputs(
+    tasks: list[BatchTask], run: BatchRun, manifest: Path | None = None, problems: list[TaskProblem] = ()
+) -> RunInputs:
+    """Every file the run reads: the manifest, every file each item names (video, mask, tracks;
+    a row that is not a valid item too), the run's model, tracker and protocol files, so that
+    no item's output overwrites its own input or another item's."""
+    items = (path for item in (*tasks, *problems) for path in item.reads())
     return RunInputs([manifest, *run_input_paths(run.options), *items])
 
 
@@ -139,8 +143,10 @@ def run_local(
     with tempfile.TemporaryDirectory(prefix="garvid-batch-") as scratch:
         items = [(task, _with_cache(request, Path(scratch))) for task, request in plan.pending]
         tracked = _track_all(items, plan.run.options, sink, reporter, should_stop)
-        if not should_stop() and not sink.summary.pipe_closed:
-            _answer_all(tracked, plan.run.options.model, sink, reporter, should_stop, per_pass)
+        if not sink.summary.pipe_closed:
+            # stopped while tracking: only the item then in flight is left, and it is finished
+            answering_stop = (lambda: False) if should_stop() else should_stop
+            _answer_all(tracked, plan.run.options.model, sink, reporter, answering_stop, per_pass)
     summary = sink.finish()
     summary.interrupted = should_stop()
     return summary
@@ -163,8 +169,6 @@ def _track_all(items, options: AnswerOptions, sink: BatchSink, reporter: Reporte
     context = AnswerContext(tracker=tracker)  # one for the stage: the checkpoint's files are read once
     tracked = []
     for done, (task, request) in enumerate(items):
-        if should_stop():
-            break
         reporter.progress("tracking", done, len(items))
         try:
             track_ahead(request, context)
@@ -173,6 +177,11 @@ def _track_all(items, options: AnswerOptions, sink: BatchSink, reporter: Reporte
             if ends_run(error):
                 raise  # no tracker weights: no item can be tracked
             sink.failed(task, "track", failure_text(error))
+        if should_stop():
+            # stopped during this item: it alone is finished (answered); those tracked before
+            # wait for a rerun, their tracks in the cache
+            tracked = tracked[-1:] if tracked and tracked[-1][0] is task else []
+            break
     reporter.progress("tracking", len(items), len(items))
     tracker.free()
     return tracked

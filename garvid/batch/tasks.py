@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
-from garvid.errors import GarvidError
+from garvid.errors import GarvidError, invalid_text, printable
+from garvid.files import read_input
 from garvid.paths import user_path
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
@@ -42,26 +43,38 @@ class BatchTask:
     objects: tuple[str, ...] = ()  # the item's own --object phrases (they replace the run's)
     tracks: Path | None = None  # a tracks JSON used instead of tracking (``--tracks``)
 
+    def reads(self) -> tuple[Path, ...]:
+        """The files this item reads: no output of the run may overwrite one."""
+        return tuple(path for path in (self.video, self.mask, self.tracks) if path is not None)
+
 
 @dataclass(frozen=True)
 class TaskProblem:
-    """An input item that is not a valid task, and why."""
+    """An input item that is not a valid task, and why; ``named`` holds the files its row named,
+    inputs of the run all the same (no other item's output may overwrite them)."""
 
     id: str
     video: str
     reason: str
+    named: tuple[Path, ...] = ()
+
+    def reads(self) -> tuple[Path, ...]:
+        return self.named
 
 
 def output_id(value: str) -> str:
     """``value`` as an item id: a relative name that stays inside the output folder.
 
-    ValueError for an absolute id, a ``..`` part, an empty name, control characters or a
-    name too long for a file;
+    ValueError for an absolute id, a ``..`` part, an empty name, control characters (said so)
+    or a name too long for a file;
     ``a/./b`` becomes ``a/b``. (Symlinks inside the output folder are checked where the
     outputs are written: :meth:`garvid.batch.sink.BatchSink.check`.)
     """
+    control = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+    if control is not None:
+        raise ValueError(f"id {value!r} holds the control character {control!r}: an id names a file, give it plain text")
     path = PurePosixPath(value)
-    if path.is_absolute() or ".." in path.parts or path.as_posix() == "." or any(ord(c) < 32 for c in value):
+    if path.is_absolute() or ".." in path.parts or path.as_posix() == ".":
         raise ValueError(f"id {value!r} must be a relative name inside the output folder (no leading '/', no '..')")
     if any(len(part.encode()) > MAX_ID_PART for part in path.parts):
         raise ValueError(f"id {value[:40]!r}... has a name longer than {MAX_ID_PART} bytes, more than a file name can hold")
@@ -76,8 +89,9 @@ def paired_mask(video: Path) -> Path | None:
     return None
 
 
-def _missing_mask(task_id: str, video: Path) -> TaskProblem:
-    return TaskProblem(task_id, str(video), f"no mask: expected {video.with_suffix('.png').name} or masks/{video.stem}.png beside it")
+def _missing_mask(task_id: str, video: Path, named: tuple[Path, ...] = ()) -> TaskProblem:
+    reason = f"no mask: expected {video.with_suffix('.png').name} or masks/{video.stem}.png beside it"
+    return TaskProblem(task_id, str(video), reason, named or (video,))
 
 
 def list_videos(folder: Path, recursive: bool = False) -> list[Path]:
@@ -135,7 +149,12 @@ class _RowReader:
             row = {"video": row}
         if not isinstance(row, dict) or not row.get("video"):
             return TaskProblem(where, "", f"{self.source} {where}: needs a 'video' field")
+        for name, value in row.items():  # the row's text, before any of it becomes a path, an id or a question
+            problem = invalid_text(str(name)) or invalid_text(json.dumps(value, ensure_ascii=False))
+            if problem:
+                return TaskProblem(where, printable(str(row["video"])), f"{self.source} {where}: field {printable(repr(name))} {problem}")
         video = self.path(row["video"])
+        named = tuple(self.path(row[name]) for name in ("video", "mask", "tracks") if row.get(name))  # inputs, even of a bad row
         task_id = where
         unknown = sorted(set(row) - set(MANIFEST_FIELDS))
         try:
@@ -148,20 +167,20 @@ class _RowReader:
             tracks = self.path(row["tracks"]) if row.get("tracks") else None
             mask = self.path(row["mask"]) if row.get("mask") else (None if tracks else paired_mask(video))
             if mask is None and tracks is None and not (objects or self.masks_optional):
-                return _missing_mask(task_id, video)
+                return _missing_mask(task_id, video, named)
             task = BatchTask(
                 id=task_id,
                 video=video,
                 mask=mask,
                 question=str(row["question"]) if row.get("question") not in (None, "") else None,
-                mask_frame=int(row.get("mask_frame") or 0),
-                start=_seconds(row.get("start")),
-                end=_seconds(row.get("end")),
+                mask_frame=_number(row, "mask_frame", int, "a frame number") or 0,
+                start=_number(row, "start", float, "seconds"),
+                end=_number(row, "end", float, "seconds"),
                 objects=objects,
                 tracks=tracks,
             )
         except (TypeError, ValueError) as error:
-            return TaskProblem(task_id, str(video), f"{self.source} {where}: {error}")
+            return TaskProblem(task_id, str(video), f"{self.source} {where}: {error}", named)
         self.seen.add(task_id)
         return task
 
@@ -183,8 +202,15 @@ def _phrases(value: Any) -> tuple[str, ...]:
     return phrases
 
 
-def _seconds(value: Any) -> float | None:
-    return None if value in (None, "") else float(value)
+def _number(row: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    """The row's ``name`` as ``kind`` (None when absent); ValueError naming the field otherwise."""
+    value = row.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"'{name}' must be {what}, not {value!r}") from None
 
 
 def _split(items: Iterable[BatchTask | TaskProblem]) -> tuple[list[BatchTask], list[TaskProblem]]:
@@ -194,10 +220,8 @@ def _split(items: Iterable[BatchTask | TaskProblem]) -> tuple[list[BatchTask], l
 
 def tasks_from_manifest(path: Path, masks_optional: bool = False) -> tuple[list[BatchTask], list[TaskProblem]]:
     """Tasks from a CSV (header row) or JSONL manifest; relative paths are relative to it."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
-    except (OSError, UnicodeDecodeError) as error:
-        raise GarvidError(f"cannot read manifest {path}: {error}") from None
+    # Excel's "CSV UTF-8" starts with a byte-order mark; bytes that are not UTF-8 fail their row alone
+    text = read_input(path, "manifest").decode("utf-8-sig", errors="surrogateescape")
     reader = _RowReader(path.parent, path.name, masks_optional)
     if path.suffix.lower() == ".csv":
         # csv's own line handling (quoted line breaks, \r\n); cells beyond the header are reported
@@ -206,6 +230,19 @@ def tasks_from_manifest(path: Path, masks_optional: bool = False) -> tuple[list[
             raise GarvidError(f"manifest {path} has no 'video' column (columns: {', '.join(rows[0])})")
         return _split(reader.read({k: v for k, v in row.items() if v not in (None, "")}, f"row {n}") for n, row in enumerate(rows, 2))
     return tasks_from_lines(text.split("\n"), path.parent, path.name, masks_optional)  # JSON Lines end at \n only
+
+
+#: What a JSON value that is not an object is called in a stdin line's problem.
+_JSON_KINDS = {list: "list", str: "a string", int: "a number", float: "a number", bool: "true/false", type(None): "null"}
+
+
+def _json_scalar(text: str) -> bool:
+    """Whether a stdin line is a JSON number, null, true or false (a JSON line, not a video path:
+    a video so named is given as ``./42``)."""
+    try:
+        return json.loads(text) is None or isinstance(json.loads(text), (bool, int, float))
+    except json.JSONDecodeError:
+        return False
 
 
 def tasks_from_lines(
@@ -218,14 +255,17 @@ def tasks_from_lines(
         text = line.strip().removeprefix("\ufeff") if number == 1 else line.strip()
         if not text:
             continue
-        if text.startswith(("{", "[")):
+        if text.startswith(("{", "[", '"')) or _json_scalar(text):
             try:
                 row: Any = json.loads(text)
             except json.JSONDecodeError as error:
                 items.append(TaskProblem(f"line {number}", "", f"{source} line {number}: not JSON ({error.msg})"))
                 continue
             if not isinstance(row, dict):
-                reason = f"{source} line {number}: a JSON line must be one object like {{\"video\": \"a.mp4\"}}, not {type(row).__name__}"
+                kind = _JSON_KINDS.get(type(row), type(row).__name__)
+                reason = f"{source} line {number}: a JSON line must be one object like {{\"video\": \"a.mp4\"}}, not {kind}"
+                if not isinstance(row, list):
+                    reason += f" (a video so named: write ./{printable(text)})"
                 items.append(TaskProblem(f"line {number}", "", reason))
                 continue
         else:

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from garvid.errors import CheckpointError, GarvidError
+from garvid.errors import CheckpointError
 from garvid.hub import fetch_from_hub
 from garvid.presets import default_preset, get_preset, preset_names
 from garvid.regions.input import RegionInput
@@ -52,8 +52,9 @@ def detection_settings(regions: RegionInput) -> dict[str, object]:
 
 
 def check_detector(regions: RegionInput) -> None:
-    """GarvidError now, before any work, for an unknown detector preset, a folder that is no
-    detector or a threshold outside [0, 1] (checked when given, or when ``--object`` is)."""
+    """GarvidError now, before any work, for an unknown detector preset or a folder that is no
+    detector (checked when given, or when ``--object`` or a threshold is; the threshold's
+    range is checked by :class:`~garvid.regions.input.RegionInput` itself)."""
     if not (regions.objects or regions.detector or regions.object_threshold is not None):
         return
     name = detector_name(regions.detector)
@@ -61,9 +62,6 @@ def check_detector(regions: RegionInput) -> None:
         _folder_family(Path(name))
     else:
         get_preset("detectors", name)
-    threshold = regions.object_threshold
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise GarvidError(f"--object-threshold must lie in [0, 1], got {threshold:g}")
 
 
 def resolve_detector(name_or_path: str | None) -> DetectorSpec:

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from garvid.errors import GarvidError
+from garvid.errors import GarvidError, invalid_text, printable
+from garvid.files import read_input
 
 _LEADING = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])\s*[\)\]]?\s*(?:$|[.):,\]]|\s*[-:]\s)")
 # "The answer is C", "Option (d)": a bare letter must be a capital ("the answer is a red cup" names no option).
@@ -18,9 +19,10 @@ _OPTION_PREFIX = re.compile(r"^\s*[\(\[]?[A-Za-z][\)\].:]\s*")
 
 def load_questions(path: Path, benchmark: str, required: Sequence[str]) -> list[dict[str, Any]]:
     """A benchmark's JSON list of questions, each checked for the fields garvid reads."""
+    raw = read_input(path, f"{benchmark} annotations")
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        items = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise GarvidError(f"cannot read {benchmark} annotations {path}: {error}") from None
     if not isinstance(items, list):
         raise GarvidError(f"{path}: expected a JSON list of questions")
@@ -28,7 +30,31 @@ def load_questions(path: Path, benchmark: str, required: Sequence[str]) -> list[
         missing = [f for f in required if not isinstance(item, dict) or f not in item]
         if missing:
             raise GarvidError(f"{path}: item {position} lacks {', '.join(missing)}")
+        problem = invalid_text(json.dumps(item, ensure_ascii=False))
+        if problem:  # that item fails alone (:func:`check_item_text`), its record's text escaped
+            items[position] = {**_escaped(item), BAD_TEXT: f"item {position} {problem}"}
     return items
+
+
+#: Set by :func:`load_questions` on an item whose text is not valid Unicode: what its record's error says.
+BAD_TEXT = "garvid: invalid text"
+
+
+def check_item_text(item: dict[str, Any]) -> None:
+    """GarvidError (the item's own error) for an item :func:`load_questions` found invalid text in."""
+    if BAD_TEXT in item:
+        raise GarvidError(item[BAD_TEXT])
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` (JSON) with every string :func:`~garvid.errors.printable`."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, dict):
+        return {printable(str(k)): _escaped(v) for k, v in value.items()}
+    return value
 
 
 def check_unique_ids(ids: Sequence[str], path: Path) -> None:

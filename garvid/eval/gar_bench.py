@@ -31,7 +31,7 @@ import numpy as np
 
 from garvid.errors import GarvidError
 from garvid.failures import ends_run, failure_text, item_errors
-from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
+from garvid.eval.choices import check_item_text, check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ANSWER_TOKENS, ResultLog, published_row, refuse_mixed
 from garvid.eval.running import answer_items
 from garvid.gar.processor import region_box
@@ -134,9 +134,12 @@ def item_steps(
     """
     record: dict[str, Any] = {"id": key, "type": str(item["type"]), "answer": str(item["answer"]).strip().upper()}
     try:
+        check_item_text(item)
         options = item_options(item, "choices")
         if not isinstance(item["mask_rles"], list):
             raise GarvidError(f"the item's 'mask_rles' must be a list of masks, not {type(item['mask_rles']).__name__}")
+        if not item["mask_rles"]:
+            raise GarvidError("the item has no masks ('mask_rles' is empty)")
         masks = [decode_rle(rle) for rle in item["mask_rles"]]
         question = choices_question(str(item["question"]), options)
         image = load_image(image_root / str(item["image"]), exif_orientation=False)  # masks fit the stored pixels

@@ -36,7 +36,7 @@ import numpy as np
 
 from garvid.errors import GarvidError, OptionError, RegionError
 from garvid.failures import ends_run, failure_text, item_errors
-from garvid.eval.choices import check_unique_ids, choices_question, extract_choice, item_options, load_questions
+from garvid.eval.choices import check_item_text, check_unique_ids, choices_question, extract_choice, item_options, load_questions
 from garvid.eval.results import ResultLog, published_row, refuse_mixed
 from garvid.eval.running import answer_items
 from garvid.options import AnswerOptions, PromptsPerPass
@@ -246,6 +246,7 @@ def item_steps(
     videorefer = protocol == "videorefer"
     record: dict[str, Any] = {"id": item["id"], "type": str(item["type"]), "answer": None, "protocol": protocol, "mask_mode": mask_mode}
     try:
+        check_item_text(item)
         choices = item_options(item, "options")
         key = videorefer_answer_key(str(item["Answer"])) if videorefer else extract_choice(str(item["Answer"]), choices)
         record["answer"] = key

@@ -102,7 +102,7 @@ def rewrite_question(question: str, object_to_slot: Mapping[int, int]) -> Rewrit
 
     ``object_to_slot`` maps the user's object ids (1-based, as in the mask file) to GAR
     prompt slots. Raw ``<PromptK>`` tokens are kept and must name a defined slot. An
-    object the masks do not define is a RegionError; a question naming no object is
+    object not among them (masks, boxes, names or a tracks file give them) is a RegionError; a question naming no object is
     about every region.
     """
     defined = ", ".join(str(i) for i in sorted(object_to_slot)) or "none"
@@ -110,7 +110,7 @@ def rewrite_question(question: str, object_to_slot: Mapping[int, int]) -> Rewrit
     def to_token(match: re.Match[str]) -> str:
         object_id = int(match.group(1))
         if object_id not in object_to_slot:
-            raise RegionError(f"the question mentions {match.group(0)!r} but the masks define objects {defined} only")
+            raise RegionError(f"the question mentions {match.group(0)!r} but there are objects {defined} only")
         return prompt_token(object_to_slot[object_id])
 
     text = _HASH_NUMBER.sub(to_token, _OBJECT_WORD.sub(to_token, question))

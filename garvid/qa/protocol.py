@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from garvid.errors import GarvidError
+from garvid.files import read_input
 from garvid.paths import user_path
 from garvid.presets import configs_dir
 
@@ -83,11 +84,12 @@ def load_protocol(name_or_path: str | Path | None = None) -> Protocol:
     name = str(name_or_path or DEFAULT_PROTOCOL)
     shipped = configs_dir() / "protocols" / f"{name}.toml"
     path = shipped if shipped.is_file() else user_path(name)
-    if not path.is_file():
+    if not path.exists():
         raise GarvidError(f"unknown protocol {name!r}; shipped protocols: {', '.join(protocol_names())} (or give a .toml file)")
+    raw = read_input(path, "protocol")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise GarvidError(f"cannot read protocol {path}: {error}") from None
     return _ProtocolReader(data, str(path)).read()
 

@@ -244,6 +244,7 @@ class _Pending(Generic[Key]):
     key: Key
     steps: Steps
     job: PromptJob
+    begun: bool = False  # in flight (a prompt answered, or started as the stop came): a stop finishes it
 
 
 class PooledAnswering:
@@ -277,8 +278,11 @@ class PooledAnswering:
     def run(
         self, items: Iterable[tuple[Key, Callable[[], Steps]]], should_stop: Callable[[], bool] = lambda: False
     ) -> Iterator[Outcome[Key]]:
-        """Each item's outcome as it finishes. ``items`` are started lazily; ``should_stop``
-        ends the run between passes (items not finished by then are dropped, not failed)."""
+        """Each item's outcome as it finishes. ``items`` are started lazily; once ``should_stop``
+        says so no item is started, those started ahead but not yet answered at all (the
+        lookahead) are closed, and the items in flight (a prompt answered, or being started when
+        the stop came) are finished, every prompt of each (a describe or ``--window`` item asks
+        several): a stop loses no begun work."""
         source = iter(items)
         pool: list[_Pending[Key]] = []
         try:
@@ -291,9 +295,14 @@ class PooledAnswering:
                     if isinstance(step, Outcome):
                         yield step
                     else:
+                        step.begun = should_stop()  # stopped while it was being started: the current item
                         pool.append(step)
                         self._resolve_auto(step.job)
-                if not pool or should_stop():
+                if should_stop():
+                    for waiting in [p for p in pool if not p.begun]:
+                        pool.remove(waiting)
+                        waiting.steps.close()
+                if not pool:
                     return
                 prompts = self._next_pass(pool)
                 for pending, reply in zip(prompts, self._answer(prompts)):
@@ -324,7 +333,7 @@ class PooledAnswering:
             return Outcome(key, result=finished.value)
         except self.item_errors as error:
             return Outcome(key, error=error)
-        return _Pending(key, steps, job)
+        return _Pending(key, steps, job, begun=reply is not None)
 
     def _next_pass(self, pool: list[_Pending[Key]]) -> list[_Pending[Key]]:
         """The oldest pending prompt and the ones nearest to it in length that can share its pass."""

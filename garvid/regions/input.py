@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from garvid.errors import OptionError
 from garvid.media.source import VideoInfo
 from garvid.regions.kinds import MaskArray, RegionPrompt, region_prompts
 from garvid.regions.prompts import RegionPrompts, resolve_prompts
@@ -32,6 +33,10 @@ class RegionInput:
     object_threshold: float | None = None  # None = the detector preset's threshold
 
     def __post_init__(self) -> None:
+        threshold = self.object_threshold
+        if threshold is not None and not 0.0 <= threshold < 1.0:  # nan fails both comparisons
+            # an instance is chosen when it scores above the threshold, and no score exceeds 1
+            raise OptionError("object_threshold", f"must lie in [0, 1) (an object is found when it scores above it, and no score exceeds 1), not {threshold:g}")
         if any(isinstance(mask, np.ndarray) for mask in self.masks):
             arrays = tuple(MaskArray(m) if isinstance(m, np.ndarray) else m for m in self.masks)
             object.__setattr__(self, "masks", arrays)  # frozen: an array is wrapped once, here

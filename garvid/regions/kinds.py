@@ -29,7 +29,10 @@ Point = tuple[float, float]
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (hex), read in chunks; GarvidError naming the file if unreadable."""
+    """SHA-256 of a file's bytes (hex), read in chunks; GarvidError naming the file if unreadable
+    or not a regular file (a device or a FIFO would be read without end)."""
+    if Path(path).exists() and not Path(path).is_file():
+        raise GarvidError(f"{path} is not a regular file: refusing to read it")
     try:
         with open(path, "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()

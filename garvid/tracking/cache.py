@@ -9,14 +9,17 @@ entry keeps every frame tracked for that object so far (grids of several request
 merged), and a request takes the frames it needs from it. Entries are JSON (never
 pickles), written atomically, and checked on reading: a corrupt, foreign or inconsistent
 entry is reported, deleted and tracked again, never trusted. Entries of an older format
-live in another folder, which is removed on first use. A cache that cannot be written is
-reported and otherwise ignored: it never breaks a run.
+live in another folder, which is removed on first use, and said so, only when the cache can
+prove it made it (its marker file, or every file in it an entry of that format by name and
+content): a folder of the user's that merely shares a name is left alone. A cache that
+cannot be written is reported and otherwise ignored: it never breaks a run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +36,12 @@ from garvid.regions.kinds import digests, file_sha256
 from garvid.tracking.tracks import Tracks
 
 #: Bumped whenever the entry layout or the meaning of a key changes; entries live under
-#: ``tracks-v<format>/`` (format 1 used ``tracks/``), and other formats' folders are removed.
+#: ``tracks-v<format>/`` (format 1 used ``tracks/``), and older formats' folders are removed.
 CACHE_FORMAT = 2
+#: Written into each format's folder: what lets a later garvid remove the folder as its own.
+MARKER = ".garvid-track-cache"
+#: An entry's file name (its key's digest), or the temporary file of one being written.
+_ENTRY_NAME = re.compile(r"\.?[0-9a-f]{64}\.json(\..*\.json)?")
 
 
 def file_digest(path: Path) -> str:
@@ -166,6 +173,9 @@ class TrackCache:
         path = self.path(key)
         entry = {"format": CACHE_FORMAT, "key": key.to_json(), "tracks": tracks.to_json()}
         try:
+            if not (self.folder / MARKER).is_file():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                (self.folder / MARKER).write_text(f"garvid tracking cache, format {CACHE_FORMAT}\n", encoding="utf-8")
             with atomic_path(path) as temp:
                 temp.write_text(json.dumps(entry, separators=(",", ":")), encoding="utf-8")
         except OSError as error:
@@ -174,14 +184,44 @@ class TrackCache:
         return path
 
     def _sweep_old_formats(self) -> None:
-        """Remove the folders of other cache formats (once per cache object): their entries can never hit."""
+        """Remove the folders of older cache formats that the cache made (once per cache object):
+        their entries can never hit. Each removal is reported; any other folder is left alone."""
         if self._swept:
             return
         self._swept = True
-        old = [self.root / "tracks", *self.root.glob("tracks-v*")]
-        for folder in old:
-            if folder.is_dir() and folder != self.folder:
+        old = {self.root / "tracks": 1}
+        for folder in self.root.glob("tracks-v*"):
+            if (number := folder.name.removeprefix("tracks-v")).isdigit() and int(number) < CACHE_FORMAT:
+                old[folder] = int(number)
+        for folder, number in old.items():
+            entries = _own_entries(folder, number)
+            if entries is not None:
                 shutil.rmtree(folder, ignore_errors=True)
+                self.on_problem(f"removed {folder}, the tracking cache's folder of format {number} ({entries} entries): they can never be used again")
+
+
+def _own_entries(folder: Path, number: int) -> int | None:
+    """How many entries ``folder`` holds when it is provably a cache folder of format ``number``
+    (it holds the marker, or every file in it is such an entry by name and content); else None."""
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    files = list(folder.iterdir())
+    if (folder / MARKER).is_file():
+        return len(files) - 1
+    if not files:
+        return None
+    for path in files:
+        if not (path.is_file() and not path.is_symlink() and _ENTRY_NAME.fullmatch(path.name)):
+            return None
+        if path.name.startswith("."):
+            continue  # a write cut short
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None
+        if not (isinstance(entry, dict) and entry.get("format") == number and {"key", "tracks"} <= entry.keys()):
+            return None
+    return len(files)
 
 
 def request_cache(tracking: TrackingOptions, on_problem: Callable[[str], None] | None = None) -> TrackCache | None:

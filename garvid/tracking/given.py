@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from garvid.errors import GarvidError
+from garvid.files import read_input
 from garvid.media.source import FrameSource, VideoInfo
 from garvid.regions.prompts import MAX_OBJECTS, RegionPrompts
 from garvid.tracking.interface import ProgressCallback
@@ -21,10 +22,9 @@ from garvid.tracking.tracks import Tracks
 
 def read_tracks_file(path: Path, video: VideoInfo, timestamps: list[float]) -> Tracks:
     """The tracks in ``path``, validated against ``video``; GarvidError naming the file and field otherwise."""
+    raw = read_input(Path(path), "--tracks")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise GarvidError(f"cannot read --tracks {path}: {error.strerror or error}") from None
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise GarvidError(f"--tracks {path} is not a JSON file ({error})") from None
     try:

@@ -13,7 +13,9 @@ hiera-tiny), and tracks can be kept per object.
 A request needs a regular grid of frames over a range (its span, extended to the prompt
 frame). Frames tracked for an object on some grid serve a request when they hold the
 prompt frame and at least one frame in every stride-long stretch of the range: a denser
-grid serves a sparser request, as keyframes are picked among tracked frames anyway.
+grid serves a sparser request, as keyframes are picked among tracked frames anyway. For
+several objects the frames are those they all have (keyframes replay every object), so
+objects whose frames each serve alone but share too few are tracked on the request's grid.
 Objects whose frames do not serve are tracked on the request's own grid (SAM2 propagates
 from the prompt frame, so the grid always reaches back to it) and merged into what was
 there.

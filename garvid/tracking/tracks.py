@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from garvid.errors import GarvidError, RegionError
+from garvid.errors import GarvidError, RegionError, invalid_text
 from garvid.media.source import VideoInfo
 from garvid.regions.masks import RLE, BBox, decode_rle, encode_rle, mask_bbox, rle_runs
 
@@ -124,6 +124,8 @@ class _TracksReader:
             raise self.fail(f"{where}.{key}", f"must be {_kind_name(kind)}, got {value!r}")
         if not isinstance(value, kind):
             raise self.fail(f"{where}.{key}", f"must be {_kind_name(kind)}, got {type(value).__name__}")
+        if isinstance(value, str) and (problem := invalid_text(value)):  # a \udcff escape: no output could hold it
+            raise self.fail(f"{where}.{key}", problem)
         return value
 
     def read(self) -> Tracks:
@@ -195,29 +197,40 @@ class _TracksReader:
         size = self.field(mask, "size", list, f"{where}.mask")
         counts = self.field(mask, "counts", str, f"{where}.mask")
         if size != [video.height, video.width]:
-            raise self.fail(f"{where}.mask.size", f"is {size}, not the video's [{video.height}, {video.width}]")
+            raise self.fail(
+                f"{where}.mask.size",
+                f"is {_shown(size)}, but this file's video is {video.width}x{video.height} (video.width, video.height): one of them is wrong",
+            )
         if not 0.0 <= score <= 1.0:
-            raise self.fail(f"{where}.score", f"must lie in [0, 1], got {score}")
+            raise self.fail(f"{where}.score", f"must lie in [0, 1], got {_shown(score)}")
         bbox = self.read_bbox(bbox_json, video, f"{where}.bbox")
         if area < 0 or (bbox is None) != (area == 0):
-            raise self.fail(f"{where}.area", f"{area} does not fit bbox {bbox_json}")
+            raise self.fail(f"{where}.area", f"{_shown(area)} does not fit bbox {_shown(bbox_json)}")
         try:  # a corrupt mask is caught here, not when a later stage decodes it
             runs = rle_runs(mask)
         except RegionError as error:
             raise self.fail(f"{where}.mask", str(error)) from None
         if area != int(runs[1::2].sum()):
-            raise self.fail(f"{where}.area", f"{area} is not the mask's {int(runs[1::2].sum())} pixels")
+            raise self.fail(f"{where}.area", f"{_shown(area)} is not the mask's {int(runs[1::2].sum())} pixels")
         return ObjectObservation(bbox=bbox, area=area, score=score, rle={"size": size, "counts": counts})
 
     def read_bbox(self, value: Any, video: VideoInfo, where: str) -> BBox | None:
         if value is None:
             return None
         if not (isinstance(value, list) and len(value) == 4 and all(type(v) is int for v in value)):
-            raise self.fail(where, f"must be null or four integers [x1, y1, x2, y2], got {value!r}")
+            raise self.fail(where, f"must be null or four integers [x1, y1, x2, y2], got {_shown(value)}")
         x1, y1, x2, y2 = value
+        if x1 > x2 or y1 > y2:
+            raise self.fail(where, f"{_shown(value)} is inverted: x1 <= x2 and y1 <= y2 are needed")
         if not (0 <= x1 <= x2 < video.width and 0 <= y1 <= y2 < video.height):
-            raise self.fail(where, f"{value} lies outside the {video.width}x{video.height} frame")
+            raise self.fail(where, f"{_shown(value)} lies outside the {video.width}x{video.height} frame")
         return x1, y1, x2, y2
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``value`` as a message shows it: cut, with its length, when it is long (a 300-digit area)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 10]}... ({len(text)} characters)"
 
 
 def combine(parts: Sequence[Tracks], frames: Sequence[int], object_ids: Sequence[int] | None = None) -> Tracks:
