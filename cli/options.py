@@ -15,18 +15,21 @@ import functools
 import inspect
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from typing import Annotated, Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 import typer
 
 from garvid.errors import GarvidError, OptionError
 from garvid.options import (
     DEFAULT_ATTENTION,
+    DEFAULT_CUT_THRESHOLD,
+    DEFAULT_MIN_SHOT,
     AnswerOptions,
     GenerationOptions,
     KeyframeOptions,
     ModelOptions,
     PromptOptions,
+    ShotOptions,
     TrackingOptions,
 )
 from garvid.presets import default_preset
@@ -161,6 +164,25 @@ CacheDir = Annotated[
 ]
 NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Neither read nor write the tracking cache.", rich_help_panel=TRACKING)
+]
+ShotsSource = Annotated[
+    str,
+    typer.Option(
+        "--shots",
+        help="Shots: auto (detect the cuts), off (one shot) or FILE (PySceneDetect's CSV scene list, or JSON).",
+        rich_help_panel=TRACKING,
+    ),
+]
+CutThreshold = Annotated[
+    float,
+    typer.Option(
+        "--cut-threshold",
+        help="How many times its neighbours' change a frame's change must be to make a cut (lower: more cuts).",
+        rich_help_panel=TRACKING,
+    ),
+]
+MinShot = Annotated[
+    float, typer.Option("--min-shot", help="Shortest shot, in seconds: no cut closer to the last one.", rich_help_panel=TRACKING)
 ]
 MaxNewTokens = Annotated[
     int, typer.Option("--max-new-tokens", help="Stop after this many answer tokens.", rich_help_panel=DECODING)
@@ -364,6 +386,15 @@ TRACKING_OPTIONS = OptionGroup(
         Flag("no_cache", NoCache, False, "use_cache", lambda no_cache: not no_cache),
     ),
 )
+SHOT_OPTIONS = OptionGroup(
+    "shots",
+    ShotOptions,
+    (
+        Flag("shots", ShotsSource, "auto", "shots"),
+        Flag("cut_threshold", CutThreshold, DEFAULT_CUT_THRESHOLD, "cut_threshold"),
+        Flag("min_shot", MinShot, DEFAULT_MIN_SHOT, "min_shot"),
+    ),
+)
 KEYFRAME_OPTIONS = OptionGroup(
     "keyframes",
     KeyframeOptions,
@@ -405,7 +436,7 @@ ANSWER_OPTIONS = GroupOfGroups(
 )
 
 #: The flag that sets each library field, for errors raised after the groups were built.
-FLAG_OF_FIELD = {flag.field: flag.option for group in GROUPS for flag in group.flags} | {
+FLAG_OF_FIELD = {flag.field: flag.option for group in (*GROUPS, SHOT_OPTIONS) for flag in group.flags} | {
     "prompts_per_pass": "--batch-size",
     "tracks": "--tracks",
     "eval_protocol": "--eval-protocol",
@@ -419,3 +450,12 @@ def flag_message(error: GarvidError) -> str:
     if isinstance(error, OptionError) and error.field in FLAG_OF_FIELD:
         return f"{FLAG_OF_FIELD[error.field]} {error.problem}"
     return str(error)
+
+
+def chosen_format(fmt: str | None, output: Path | None, formats: Sequence[str], suffix_formats: Mapping[str, str]) -> str:
+    """The ``--format`` asked for (one of ``formats``), else the one ``output``'s suffix names, else text."""
+    if fmt is None:
+        return suffix_formats.get(output.suffix.lower(), "text") if output is not None else "text"
+    if fmt not in formats:
+        raise GarvidError(f"--format must be one of {', '.join(formats)}, not {fmt!r}")
+    return fmt
