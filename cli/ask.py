@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import BarsReporter, stderr
-from garvid_cli.options import ANSWER_OPTIONS, PROMPT_OPTIONS, REGION_OPTIONS, Format, Output, TracksFile, VideoPath, chosen_format, takes
+from garvid_cli.options import ANSWER_OPTIONS, PROMPT_OPTIONS, REGION_OPTIONS, Format, Output, TracksFile, VideoPath, takes
 
+from garvid.errors import GarvidError
 from garvid.files import check_outputs, write_text
 from garvid.options import AnswerOptions
 from garvid.output.formats import FORMATS, SUFFIX_FORMATS, answer_prefix, render_answer
@@ -58,8 +59,16 @@ class _ShellReporter(BarsReporter):
         sys.stdout.flush()
 
 
+def _output_format(fmt: str | None, output: Path | None) -> str:
+    if fmt is None:
+        return SUFFIX_FORMATS.get(output.suffix.lower(), "text") if output is not None else "text"
+    if fmt not in FORMATS:
+        raise GarvidError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return fmt
+
+
 def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
-    chosen = chosen_format(fmt, output, FORMATS, SUFFIX_FORMATS)
+    chosen = _output_format(fmt, output)
     check_outputs({"-o": output}, request.input_paths())
     stream = chosen == "text" and output is None
     from garvid.qa.context import AnswerContext

@@ -15,7 +15,7 @@ import functools
 import inspect
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Callable, Mapping, Optional, Sequence, TypeVar
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import typer
 
@@ -451,11 +451,3 @@ def flag_message(error: GarvidError) -> str:
         return f"{FLAG_OF_FIELD[error.field]} {error.problem}"
     return str(error)
 
-
-def chosen_format(fmt: str | None, output: Path | None, formats: Sequence[str], suffix_formats: Mapping[str, str]) -> str:
-    """The ``--format`` asked for (one of ``formats``), else the one ``output``'s suffix names, else text."""
-    if fmt is None:
-        return suffix_formats.get(output.suffix.lower(), "text") if output is not None else "text"
-    if fmt not in formats:
-        raise GarvidError(f"--format must be one of {', '.join(formats)}, not {fmt!r}")
-    return fmt

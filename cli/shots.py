@@ -7,8 +7,9 @@ from typing import Optional
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import progress_bar, stderr, warn
-from garvid_cli.options import OUTPUT, SHOT_OPTIONS, TRACKING_OPTIONS, Output, VideoPath, chosen_format, takes
+from garvid_cli.options import OUTPUT, SHOT_OPTIONS, TRACKING_OPTIONS, Output, VideoPath, takes
 
+from garvid.errors import GarvidError
 from garvid.files import check_outputs, write_text
 from garvid.options import ShotOptions, TrackingOptions
 from garvid.paths import cache_root
@@ -38,7 +39,9 @@ def shots(
     shots: ShotOptions,
     tracking: TrackingOptions,
 ) -> None:
-    chosen = chosen_format(output_format, output, SHOT_FORMATS, SUFFIX_FORMATS)
+    chosen = output_format or (SUFFIX_FORMATS.get(output.suffix.lower(), "text") if output is not None else "text")
+    if chosen not in SHOT_FORMATS:
+        raise GarvidError(f"--format must be one of {', '.join(SHOT_FORMATS)}, not {chosen!r}")
     check_outputs({"-o": output}, (video, shots.file))
     cache = ShotCache(tracking.cache_dir or cache_root(), on_problem=warn) if tracking.use_cache else None
     with progress_bar("finding cuts") as progress:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from garvid.files import atomic_path
+from garvid.files import write_json
 from garvid.media.open import open_video
 from garvid.media.source import VideoInfo
 from garvid.options import ShotOptions
@@ -84,8 +84,7 @@ class ShotCache:
         path = self.path(key)
         entry = {"format": SHOT_CACHE_FORMAT, "key": key.to_json(), "num_frames": num_frames, "cuts": cuts}
         try:
-            with atomic_path(path) as temp:
-                temp.write_text(json.dumps(entry, separators=(",", ":")), encoding="utf-8")
+            write_json(entry, path)  # atomically
         except OSError as error:
             self.on_problem(f"cannot write the shot cache in {self.root} ({error.strerror or error}); continuing without it")
             return None
