@@ -8,11 +8,14 @@ import io
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from garvid_cli.main import run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from garvid.media.frame_folder import FrameFolder
@@ -20,7 +23,9 @@ from garvid.media.open import open_video
 from garvid.media.video_file import Video
 from garvid.options import ShotOptions
 from garvid.shots import detect
-from garvid.shots.formats import shots_csv
+from garvid.files import json_text
+from garvid.media.source import VideoInfo
+from garvid.shots.formats import shots_csv, shots_json
 from garvid.shots.reading import read_shots_file
 from garvid.shots.shots import Shots
 from garvid.tracking import shot_cache
@@ -213,6 +218,19 @@ def test_shot_list_gaps_become_shots(tmp_path: Path) -> None:
     assert listed.cuts == [75, 150]
     listed = read_shots_file(_list(tmp_path, "s.csv", _csv([("0.000", "2.500"), ("2.500", "10.000")])), TIMES, 10.0)
     assert listed.cuts == [75]
+
+
+@settings(deadline=None)  # the first example imports scenedetect and OpenCV
+@given(cuts=st.lists(st.integers(1, 299), max_size=12, unique=True), fps=st.sampled_from([24.0, 25.0, 30000 / 1001, 30.0, 60.0]))
+def test_written_shot_lists_read_back_as_the_same_shots(cuts: list[int], fps: float) -> None:
+    times = np.round(np.arange(300) / fps, 6)
+    shots = Shots.from_cuts(cuts, times, round(300 / fps, 6))
+    info = VideoInfo("v.mp4", 300, fps, 160, 90, round(300 / fps, 6), 0)
+    with tempfile.TemporaryDirectory() as folder:
+        for name, text in (("s.csv", shots_csv(shots, fps)), ("s.json", json_text(shots_json(shots, info, "detected")))):
+            path = Path(folder) / name
+            path.write_text(text)
+            assert read_shots_file(path, times, info.duration) == shots
 
 
 SHOT_LIST_ERRORS = [

@@ -51,7 +51,8 @@ def detect_cuts(video: FrameSource, options: ShotOptions, progress: ProgressCall
     Open ``video`` small (``open_video(..., max_width=DETECTION_WIDTH)``): the detector
     compares colour and brightness, which small frames keep.
     """
-    from scenedetect import AdaptiveDetector, FrameTimecode  # OpenCV: only when detecting
+    import cv2  # OpenCV (PySceneDetect's own dependency): only when detecting
+    from scenedetect import AdaptiveDetector, FrameTimecode
 
     detector = AdaptiveDetector(
         adaptive_threshold=options.cut_threshold,
@@ -61,10 +62,14 @@ def detect_cuts(video: FrameSource, options: ShotOptions, progress: ProgressCall
     )
     fps = float(video.info.fps)
     total = video.info.num_frames
+    # The detector reads BGR. One buffer for every frame, and the sources' own small decode
+    # batches: a new array per frame, or larger batches, make glibc's heap grow with the
+    # video's length (benchmarks/results/MEASUREMENTS.md#shot-detection).
+    bgr = np.empty((video.info.height, video.info.width, 3), dtype=np.uint8)
     cuts: list[int] = []
-    for index, frame in video.iter_frames(range(total), batch_size=32):
-        found = detector.process_frame(FrameTimecode(index, fps=fps), np.ascontiguousarray(frame[..., ::-1]))  # BGR
-        cuts.extend(timecode.frame_num for timecode in found)
+    for index, frame in video.iter_frames(range(total)):
+        cv2.cvtColor(frame, cv2.COLOR_RGB2BGR, dst=bgr)
+        cuts.extend(timecode.frame_num for timecode in detector.process_frame(FrameTimecode(index, fps=fps), bgr))
         if progress is not None and (index % 256 == 255 or index == total - 1):
             progress(index + 1, total)
     cuts.extend(timecode.frame_num for timecode in detector.post_process(FrameTimecode(total - 1, fps=fps)))

@@ -36,7 +36,7 @@ def read_shots_file(path: Path, times: np.ndarray, duration: float) -> Shots:
     except (OSError, UnicodeDecodeError) as error:
         raise GarvidError(f"shot list {path}: cannot read it ({error})") from None
     rows = _json_rows(path, text) if path.suffix.lower() == ".json" else _csv_rows(path, text)
-    half_frame = 0.5 / (len(times) / duration) if duration > 0 else 0.0
+    half_frame = 0.5 * duration / len(times)  # a time within half a frame of a frame's start is that frame
     bounds: set[int] = set()
     previous_end: float | None = None
     count = 0

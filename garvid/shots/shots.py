@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from garvid.errors import GarvidError
 
@@ -91,5 +91,5 @@ class Shots:
     def __len__(self) -> int:
         return len(self.shots)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Shot]:
         return iter(self.shots)
