@@ -2,9 +2,10 @@
 
 PySceneDetect can open a video itself, but feeding it frames from a
 :class:`~garvid.media.source.FrameSource` means frame folders work too, frames are read once
-at a small size (:data:`DETECTION_WIDTH`, decoded small by decord), and memory stays flat:
-the detector keeps two frames' HSV planes and a few scores, so a long video costs time, not
-memory. Why AdaptiveDetector and these settings: docs/commands.md#shots.
+at a small size (:data:`DETECTION_WIDTH`, decoded small by decord), and the detector keeps
+only the last frames' HSV planes and a few scores, so a long video costs time, not memory
+(decord's own read-ahead aside: benchmarks/results/MEASUREMENTS.md#shot-detection). Why
+AdaptiveDetector and these settings: docs/commands.md#the-detector-and-why.
 """
 
 from __future__ import annotations
