@@ -129,7 +129,7 @@ def parse_stride(value: str | int) -> Stride:
 
 
 #: Shot detection's defaults (PySceneDetect's AdaptiveDetector), chosen by measuring
-#: (docs/commands.md#shots): a cut's score against its neighbours' at least this ratio,
+#: (docs/commands.md#the-detector-and-why): a cut's score against its neighbours' at least this ratio,
 #: and shots at least this many seconds long.
 DEFAULT_CUT_THRESHOLD = 3.0
 DEFAULT_MIN_SHOT = 0.5
