@@ -7,7 +7,7 @@ on a 10-minute video against a 10-second one.
    pieces of each clip, 1.5 s apart (7 cuts, 4 of them jump cuts inside one scene). Each
    detector setting is run on the same small frames (garvid's ``open_video(max_width=256)``);
    a cut counts as found within 1 frame. garvid's default (AdaptiveDetector, threshold 3,
-   min_content 15) is what this table chose; see docs/commands.md#shots.
+   min_content 15) is what this table chose; see docs/commands.md#the-detector-and-why.
 2. **Throughput** of ``shots_for`` (decode small + detect, no cache) at 720p and 240p, in
    frames per second and times real time, each in a fresh subprocess.
 3. **Memory and cost with length.** A 10-minute 426x240 video with 20 cuts (21 pieces of the
