@@ -22,11 +22,14 @@ import typer
 from garvid.errors import GarvidError, OptionError
 from garvid.options import (
     DEFAULT_ATTENTION,
+    DEFAULT_CUT_THRESHOLD,
+    DEFAULT_MIN_SHOT,
     AnswerOptions,
     GenerationOptions,
     KeyframeOptions,
     ModelOptions,
     PromptOptions,
+    ShotOptions,
     TrackingOptions,
 )
 from garvid.presets import default_preset
@@ -190,6 +193,25 @@ CacheDir = Annotated[
 ]
 NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Neither read nor write the tracking cache.", rich_help_panel=TRACKING)
+]
+ShotsSource = Annotated[
+    str,
+    typer.Option(
+        "--shots",
+        help="Shots: auto (detect the cuts), off (one shot) or FILE (PySceneDetect's CSV scene list, or JSON).",
+        rich_help_panel=TRACKING,
+    ),
+]
+CutThreshold = Annotated[
+    float,
+    typer.Option(
+        "--cut-threshold",
+        help="How many times its neighbours' change a frame's change must be to make a cut (lower: more cuts).",
+        rich_help_panel=TRACKING,
+    ),
+]
+MinShot = Annotated[
+    float, typer.Option("--min-shot", help="Shortest shot, in seconds: no cut closer to the last one.", rich_help_panel=TRACKING)
 ]
 MaxNewTokens = Annotated[
     int, typer.Option("--max-new-tokens", help="Stop after this many answer tokens.", rich_help_panel=DECODING)
@@ -395,6 +417,15 @@ TRACKING_OPTIONS = OptionGroup(
         Flag("no_cache", NoCache, False, "use_cache", lambda no_cache: not no_cache),
     ),
 )
+SHOT_OPTIONS = OptionGroup(
+    "shots",
+    ShotOptions,
+    (
+        Flag("shots", ShotsSource, "auto", "shots"),
+        Flag("cut_threshold", CutThreshold, DEFAULT_CUT_THRESHOLD, "cut_threshold"),
+        Flag("min_shot", MinShot, DEFAULT_MIN_SHOT, "min_shot"),
+    ),
+)
 KEYFRAME_OPTIONS = OptionGroup(
     "keyframes",
     KeyframeOptions,
@@ -436,7 +467,7 @@ ANSWER_OPTIONS = GroupOfGroups(
 )
 
 #: The flag that sets each library field, for errors raised after the groups were built.
-FLAG_OF_FIELD = {flag.field: flag.option for group in GROUPS for flag in group.flags} | {
+FLAG_OF_FIELD = {flag.field: flag.option for group in (*GROUPS, SHOT_OPTIONS) for flag in group.flags} | {
     "prompts_per_pass": "--batch-size",
     "tracks": "--tracks",
     "eval_protocol": "--eval-protocol",
@@ -450,3 +481,4 @@ def flag_message(error: GarvidError) -> str:
     if isinstance(error, OptionError) and error.field in FLAG_OF_FIELD:
         return f"{FLAG_OF_FIELD[error.field]} {error.problem}"
     return str(error)
+

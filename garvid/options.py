@@ -147,6 +147,39 @@ def parse_stride(value: str | int) -> Stride:
     return int(text)
 
 
+#: Shot detection's defaults (PySceneDetect's AdaptiveDetector), chosen by measuring
+#: (docs/commands.md#the-detector-and-why): a cut's score against its neighbours' at least this ratio,
+#: and shots at least this many seconds long.
+DEFAULT_CUT_THRESHOLD = 3.0
+DEFAULT_MIN_SHOT = 0.5
+
+
+@dataclass(frozen=True)
+class ShotOptions:
+    """Where a video's shots come from and how cuts are detected.
+
+    ``shots`` is ``auto`` (detected), ``off`` (the whole video is one shot) or a shot-list
+    file (PySceneDetect's CSV, or JSON), read and checked against the video when it is opened.
+    """
+
+    shots: str = "auto"
+    cut_threshold: float = DEFAULT_CUT_THRESHOLD  # AdaptiveDetector's adaptive_threshold
+    min_shot: float = DEFAULT_MIN_SHOT  # seconds: no cut closer than this to the previous one
+
+    def __post_init__(self) -> None:
+        if not self.shots.strip():
+            raise OptionError("shots", "must be auto, off or a shot-list file, not an empty name")
+        if not (math.isfinite(self.cut_threshold) and self.cut_threshold > 0):
+            raise OptionError("cut_threshold", f"must be a positive number, not {self.cut_threshold:g}")
+        if not (math.isfinite(self.min_shot) and self.min_shot >= 0):
+            raise OptionError("min_shot", f"must be zero or a positive number of seconds, not {self.min_shot:g}")
+
+    @property
+    def file(self) -> Path | None:
+        """The shot-list file, or None for ``auto`` and ``off``."""
+        return None if self.shots in ("auto", "off") else Path(self.shots)
+
+
 @dataclass(frozen=True)
 class KeyframeOptions:
     """Which frames GAR sees: keyframes per answer, how they are picked, the span, windows, protocol."""

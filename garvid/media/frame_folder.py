@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from garvid.errors import GarvidWarning, VideoError
-from garvid.media.source import FrameSource, VideoInfo
+from garvid.media.source import FrameSource, VideoInfo, scaled_size
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 DEFAULT_FPS = 30.0
@@ -70,16 +70,22 @@ def folder_digest(folder: Path) -> str:
 
 
 class FrameFolder(FrameSource):
-    """Random access to the frames of a folder; holds no frame between calls."""
+    """Random access to the frames of a folder; holds no frame between calls.
 
-    def __init__(self, path: str | Path, *, fps: float | None = None):
+    ``max_width`` asks for small frames: each frame wider than that is scaled down (PIL,
+    box filter, aspect kept), and ``info`` gives that size.
+    """
+
+    def __init__(self, path: str | Path, *, fps: float | None = None, max_width: int | None = None):
         self._path = Path(path)
         self._name = str(path)
         if fps is not None and not fps > 0:
             raise VideoError(f"{self._name}: the frame rate must be positive, got {fps}")
         numbered = numbered_frames(self._path)
         self._files = list(numbered.values())
-        width, height = self._read(0).shape[1::-1]
+        self._stored_size = width, height = self._read(0).shape[1::-1]
+        if max_width is not None:
+            width, height = scaled_size(width, height, max_width)
         rate = float(fps or DEFAULT_FPS)
         gaps = numbering_gaps(list(numbered))
         if gaps:
@@ -113,10 +119,12 @@ class FrameFolder(FrameSource):
         out = np.empty((indices.size, self.info.height, self.info.width, 3), dtype=np.uint8)
         for position, index in enumerate(indices.tolist()):
             frame = self._read(index)
-            if frame.shape != out.shape[1:]:
+            if frame.shape[1::-1] != self._stored_size:
                 raise VideoError(
                     f"{self._name}: frame {self._files[index].name} is {frame.shape[1]}x{frame.shape[0]}, "
-                    f"the first frame is {self.info.width}x{self.info.height}"
+                    f"the first frame is {self._stored_size[0]}x{self._stored_size[1]}"
                 )
+            if frame.shape != out.shape[1:]:
+                frame = np.asarray(Image.fromarray(frame).resize((self.info.width, self.info.height), Image.Resampling.BOX))
             out[position] = frame
         return out

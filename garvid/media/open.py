@@ -18,22 +18,26 @@ def open_video(
     decoder: str = "auto",
     decode_device: str = "cpu",
     num_threads: int = 0,
+    max_width: int | None = None,
 ) -> FrameSource:
     """Open a video file, or a folder of frames at ``fps`` (default 30); VideoError if neither.
 
     ``fps`` applies to frame folders only: a video file states its own frame rate.
     ``decoder`` and ``decode_device`` (``cpu``, or CUDA for torchcodec) apply to video files only.
+    ``max_width`` gives frames scaled down to at most that wide (aspect kept), for a quick pass
+    (decord and frame folders; torchcodec reads them at full size).
     """
     check_decoder(decoder, decode_device)
     if Path(path).is_dir():
-        return FrameFolder(path, fps=fps)
+        return FrameFolder(path, fps=fps, max_width=max_width)
     chosen = resolve_decoder(decoder, decode_device)
     if chosen == "decord":
         from garvid.media.video_file import Video
 
-        return Video(path, num_threads=num_threads)
+        return Video(path, num_threads=num_threads, max_width=max_width)
     from garvid.media.torchcodec_file import TorchcodecVideo
 
+    # torchcodec has no scaler here: ``max_width`` is a speed hint, so its frames come at full size
     return TorchcodecVideo(path, device=decode_device, num_threads=num_threads)
 
 

@@ -140,3 +140,13 @@ class FrameSource:
 
     def _decode_ascending(self, indices: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def scaled_size(width: int, height: int, max_width: int) -> tuple[int, int]:
+    """``(width, height)`` scaled down to at most ``max_width`` wide, aspect kept, both even
+    (what FFmpeg's scalers take for 4:2:0 video); unchanged when already that narrow."""
+    if max_width < 2:
+        raise ValueError(f"max_width must be at least 2, got {max_width}")
+    if width <= max_width:
+        return width, height
+    return max_width // 2 * 2, max(2, round(height * max_width / width / 2) * 2)

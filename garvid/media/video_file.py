@@ -16,6 +16,7 @@ decord applies the container's rotation (display matrix or ``rotate`` tag), and
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import decord
@@ -24,7 +25,7 @@ import numpy as np
 from garvid.errors import VideoError, first_line
 from garvid.media import source
 from garvid.media.probe import convert_hint, display_size, file_info, frame_rate, probe_video, round_times
-from garvid.media.source import FrameSource
+from garvid.media.source import FrameSource, scaled_size
 
 # decord's bundled FFmpeg libraries log demuxer/decoder complaints straight to stderr;
 # every failure that matters reaches us as an exception instead. The level is private to
@@ -57,9 +58,13 @@ class Video(FrameSource):
     With more, decord 0.6.0's memory grows with every frame read (up to 0.3 MB per 720p
     frame in our runs, not given back on close), for a decoding speed-up of under 10% on
     two cores.
+
+    ``max_width`` asks for small frames (a quick pass over the whole video, such as shot
+    detection): decord's own scaler returns them at most that wide, aspect kept, and
+    ``info`` gives that size.
     """
 
-    def __init__(self, path: str | Path, *, num_threads: int = 0):
+    def __init__(self, path: str | Path, *, num_threads: int = 0, max_width: int | None = None):
         if num_threads < 0:
             raise ValueError(f"num_threads must be 0 (default) or positive, got {num_threads}")
         self._path = Path(path)
@@ -72,12 +77,15 @@ class Video(FrameSource):
                 f"{self._name}: decord 0.6.0 cannot decode frames {width} pixels wide (a known decord bug); "
                 f"re-encode it wider, e.g. ffmpeg -i {self._name} -vf scale=128:-2 wider.mp4"
             )
+        self._decode_size = None if max_width is None else scaled_size(width, height, max_width)
         self._reader: decord.VideoReader | None = self._open_reader()
         num_frames = len(self._reader)
         fps = frame_rate(stream, num_frames, self._name)
         self._times, self._seekable = self._frame_times(num_frames, fps)
         self._position = 0  # next frame decord will return (tracked in sequential mode only)
         self.info = file_info(self._name, stream, self._times, "decord")
+        if self._decode_size is not None:
+            self.info = replace(self.info, width=self._decode_size[0], height=self._decode_size[1])
 
     def close(self) -> None:
         """Free decord's decoder; the Video cannot decode any more."""
@@ -138,7 +146,8 @@ class Video(FrameSource):
             # fault_tol: fail rather than silently repeat frames when >5% cannot be decoded
             # an absolute path, so a name like "http:x.mp4" is never taken for a protocol
             path = str(self._path.resolve())
-            return decord.VideoReader(path, num_threads=self._num_threads, fault_tol="0.05")
+            width, height = self._decode_size or (-1, -1)  # -1: decord's full size
+            return decord.VideoReader(path, num_threads=self._num_threads, fault_tol="0.05", width=width, height=height)
         except (*_DECORD_ERRORS, RuntimeError, AssertionError) as error:
             raise VideoError(
                 f"{self._name}: decord cannot read this video ({_decord_reason(error)}); it may be truncated "

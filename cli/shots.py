@@ -1,0 +1,53 @@
+"""``garvid shots``: find a video's shot cuts and print or write the shots."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from garvid_cli.app import app
+from garvid_cli.console import progress_bar, stderr, warn
+from garvid_cli.options import OUTPUT, SHOT_OPTIONS, TRACKING_OPTIONS, Output, VideoPath, takes
+
+from garvid.errors import GarvidError
+from garvid.files import check_outputs, write_text
+from garvid.options import ShotOptions, TrackingOptions
+from garvid.paths import cache_root
+from garvid.shots.formats import SHOT_FORMATS, SUFFIX_FORMATS, render_shots
+from garvid.tracking.shot_cache import ShotCache, shots_for
+
+EXAMPLE = (
+    "Examples:\n\n"
+    "  garvid shots film.mp4\n\n"
+    "  garvid shots film.mp4 -o shots.csv   (PySceneDetect's CSV scene list)\n\n"
+    "  garvid shots film.mp4 --shots edits.csv --format json   (check a shot list against the video)"
+)
+
+#: The cache and frame-folder options of the tracking group (the same flags as every command).
+VIDEO_CACHE_OPTIONS = TRACKING_OPTIONS.only("fps", "cache_dir", "no_cache")
+
+
+@app.command(help=f"Find the shot cuts of a video and list its shots (text, JSON or CSV).\n\n{EXAMPLE}")
+@takes(SHOT_OPTIONS, VIDEO_CACHE_OPTIONS)
+def shots(
+    video: VideoPath,
+    output_format: Optional[str] = typer.Option(
+        None, "--format", "-f", help=f"{', '.join(SHOT_FORMATS)} (default: from the -o suffix, else text).", rich_help_panel=OUTPUT
+    ),
+    output: Output = None,
+    *,
+    shots: ShotOptions,
+    tracking: TrackingOptions,
+) -> None:
+    chosen = output_format or (SUFFIX_FORMATS.get(output.suffix.lower(), "text") if output is not None else "text")
+    if chosen not in SHOT_FORMATS:
+        raise GarvidError(f"--format must be one of {', '.join(SHOT_FORMATS)}, not {chosen!r}")
+    check_outputs({"-o": output}, (video, shots.file))
+    cache = ShotCache(tracking.cache_dir or cache_root(), on_problem=warn) if tracking.use_cache else None
+    with progress_bar("finding cuts") as progress:
+        info, found = shots_for(video, shots, fps=tracking.fps, cache=cache, progress=progress)
+    source = "detected" if shots.shots == "auto" else shots.shots
+    write_text(render_shots(found, info, source, chosen), output)
+    if output is not None:
+        stderr.print(f"wrote {output} ({len(found)} shots)", highlight=False)
+
