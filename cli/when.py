@@ -55,12 +55,12 @@ def when(
     check_statement(statement)
     chosen = chosen_format(output_format, output)
     per_pass = parse_prompts_per_pass(batch_size)
-    request = VideoRequest(video, regions, statement, options, tracks)
+    request = VideoRequest(video, regions, statement, options, tracks, when=when)
     check_outputs({"-o": output}, request.input_paths())
     from garvid.qa.context import AnswerContext
     from garvid.qa.when_answering import answer_when  # torch loads here, not for --help
 
-    result = answer_when(request, when, AnswerContext(BarsReporter()), prompts_per_pass=per_pass)
+    result = answer_when(request, AnswerContext(BarsReporter()), prompts_per_pass=per_pass)
     write_text(render_when(result, chosen), output)
     if output is not None:
         stderr.print(f"wrote {output}", highlight=False)

@@ -43,7 +43,7 @@ def request_(two_object_clip, cache_dir) -> VideoRequest:
 
 def middle_threshold(request: VideoRequest) -> float:
     """A threshold between the coarse windows' scores, so the scan has boundaries to refine."""
-    scores = sorted(w.score for w in answer_when(request, WHEN).scan if w.end - w.start >= WHEN.window - 1e-6)
+    scores = sorted(w.score for w in answer_when(replace(request, when=WHEN)).scan if w.end - w.start >= WHEN.window - 1e-6)
     return (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2
 
 
@@ -55,7 +55,7 @@ def test_a_window_scores_the_yes_no_probability_of_its_prompt(request_, monkeypa
     monkeypatch.setattr(GARModel, "answer_logits", lambda self, embeds: prompts.extend(embeds) or logits(self, embeds))
     monkeypatch.setattr(TemporalPromptBuilder, "tokens", lambda self, *a: texts.append(tokens(self, *a).text) or tokens(self, *a))
     context = AnswerContext()
-    result = answer_when(request_, WHEN, context)
+    result = answer_when(replace(request_, when=WHEN), context)
     scored = [w for w in result.scan if w.score is not None]
     assert len(prompts) == len(scored) > 0
     tokenizer = context.files.tokenizer
@@ -78,7 +78,7 @@ def test_each_keyframe_is_encoded_once_and_batch_sizes_agree(request_, monkeypat
     tiles: list[int] = []
     encode = GARModel.encode_images
     monkeypatch.setattr(GARModel, "encode_images", lambda self, p, m, *a: tiles.append(p.shape[0]) or encode(self, p, m, *a))
-    one = answer_when(request_, when)
+    one = answer_when(replace(request_, when=when))
     keyframes = {f for w in one.scan for f in w.keyframes}
     assert sum(tiles) == len(keyframes)  # single-tile keyframes: one tile each, each encoded once
     assert len(tiles) <= 1 + 3 * 2  # one vision-tower call per round (coarse, then each halving)
@@ -86,7 +86,7 @@ def test_each_keyframe_is_encoded_once_and_batch_sizes_agree(request_, monkeypat
     refined = [w for w in one.scan if w.end - w.start < WHEN.window - 1e-6]
     assert refined
     for per_pass in (2, 5):
-        other = answer_when(request_, when, prompts_per_pass=per_pass)
+        other = answer_when(replace(request_, when=when), prompts_per_pass=per_pass)
         assert [(i.start, i.end) for i in other.intervals] == [(i.start, i.end) for i in one.intervals]
         assert [w.score for w in other.scan] == pytest.approx([w.score for w in one.scan], abs=1e-5)
 
@@ -94,7 +94,7 @@ def test_each_keyframe_is_encoded_once_and_batch_sizes_agree(request_, monkeypat
 def test_windows_where_an_object_is_not_visible_are_not_scored(request_, tmp_path):
     tracks_file = tmp_path / "tracks.json"
     tracks_file.write_text(json.dumps(_leaving_tracks(request_.video).to_json()))
-    result = answer_when(replace(request_, regions=RegionInput(), tracks=tracks_file), WHEN)
+    result = answer_when(replace(request_, regions=RegionInput(), tracks=tracks_file, when=WHEN))
     states = {(w.start, w.end): w.state for w in result.scan}
     assert states[(1.0, 1.5)] == "not visible" and states[(0.5, 1.0)] == "scored"
     assert all(i.end <= 1.0 for i in result.intervals)  # it cannot hold where object 2 is gone
@@ -122,14 +122,29 @@ def test_bad_input_is_refused_before_any_model_loads(request_, monkeypatch):
     monkeypatch.setattr("garvid.gar.loading.load_gar", lambda *a, **k: pytest.fail("GAR loaded"))
     monkeypatch.setattr("garvid.tracking.backends.load_tracker", lambda *a, **k: pytest.fail("a tracker loaded"), raising=False)
     with pytest.raises(GarvidError, match="statement is empty"):
-        answer_when(replace(request_, question="  "), WHEN)
+        answer_when(replace(request_, question="  ", when=WHEN))
     with pytest.raises(GarvidError, match="names no tracked object"):
-        answer_when(replace(request_, question="something is red"), WHEN)
+        answer_when(replace(request_, question="something is red", when=WHEN))
     with pytest.raises(OptionError, match="longer than the analysed span"):
-        answer_when(request_, WhenOptions(window=5.0))
+        answer_when(replace(request_, when=WhenOptions(window=5.0)))
     with pytest.raises(OptionError) as error:
         WhenOptions(threshold=1.0)
     assert error.value.field == "threshold"
     with pytest.raises(OptionError) as error:
         WhenOptions(window=1.0, resolution=2.0)
     assert error.value.field == "resolution"
+
+
+@pytest.mark.slow
+def test_a_session_scores_a_second_statement_without_the_vision_tower(request_, monkeypatch):
+    from garvid.qa.video_session import VideoSession
+
+    with VideoSession(request_) as session:
+        first = session.when(STATEMENT, WHEN)
+        calls: list[int] = []
+        encode = GARModel.encode_images
+        monkeypatch.setattr(GARModel, "encode_images", lambda self, *a: calls.append(1) or encode(self, *a))
+        second = session.when("object 2 is below object 1", WHEN)
+    assert calls == []  # the same objects on the same keyframes: every encoding reused
+    assert [w.keyframes for w in second.scan] == [w.keyframes for w in first.scan]
+    assert [(i.start, i.end) for i in first.intervals] == [(i.start, i.end) for i in answer_when(replace(request_, when=WHEN)).intervals]

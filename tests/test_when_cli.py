@@ -97,3 +97,25 @@ def test_help_shows_the_scan_options():
     for flag in ("--window", "--resolution", "--threshold", "--batch-size", "--frames"):
         assert flag in done.stdout
     assert "--max-new-tokens" not in done.stdout and "--multiple-choice" not in done.stdout
+
+
+@pytest.mark.slow
+def test_batch_when_with_a_statement_per_row(two_object_clip, tmp_path, cache):
+    video, mask = two_object_clip
+    manifest = tmp_path / "items.jsonl"
+    rows = [{"video": str(video), "mask": str(mask), "id": "own", "question": "object 2 is below object 1"}, {"video": str(video), "mask": str(mask), "id": "run"}]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "out"
+    args = ["batch", str(manifest), "--when", STATEMENT, *TINY, "--cache-dir", str(cache), "--window", "0.5", "--resolution", "0.1", "-o", str(out)]
+    assert run([*args, "--batch-size", "2"]) == 0
+    own, theirs = (json.loads((out / f"{name}.json").read_text()) for name in ("own", "run"))
+    assert own["statement"] == "object 2 is below object 1" and theirs["statement"] == STATEMENT
+    assert theirs["request"]["window"] == 0.5 and theirs["intervals"] and theirs["curve"]
+    assert run([*args, "--threshold", "0.9"]) == 2  # earlier outputs answer another scan: refused, not skipped
+
+
+def test_batch_when_refuses_a_second_task_and_ray(two_object_clip, tmp_path, capsys):
+    base = ["batch", str(two_object_clip[0].parent), "--when", STATEMENT, *TINY, "-o", str(tmp_path / "out")]
+    _one_line_error(run([*base, "--describe"]), capsys.readouterr().err, "--question, --describe and --when")
+    _one_line_error(run([*base, "--engine", "ray"]), capsys.readouterr().err, "local engine")
+    _one_line_error(run([*base[:3], "  ", *base[4:]]), capsys.readouterr().err, "statement is empty")

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Literal
 from garvid.files import json_text
 from garvid.output.subtitles import Cue, render_subtitles
 
+from garvid.qa.when_result import WhenAnswer
+
 if TYPE_CHECKING:
     from garvid.qa.answers import VideoAnswer
-    from garvid.qa.when_result import WhenAnswer
 
 AnswerFormat = Literal["text", "json", "srt", "vtt"]
 FORMATS: tuple[str, ...] = ("text", "json", "srt", "vtt")
@@ -72,3 +73,8 @@ def render_when(result: WhenAnswer, fmt: AnswerFormat) -> str:
     if fmt == "text":
         return "".join(f"{clock(i.start)} - {clock(i.end)}  peak {i.peak:.2f}\n" for i in result.intervals)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def render_result(result: VideoAnswer | WhenAnswer, fmt: AnswerFormat) -> str:
+    """An ``ask`` / ``describe`` or a ``when`` result in ``fmt`` (a batch holds either)."""
+    return render_when(result, fmt) if isinstance(result, WhenAnswer) else render_answer(result, fmt)

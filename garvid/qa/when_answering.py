@@ -32,6 +32,7 @@ from garvid.gar.scoring import YesNoTokens, yes_probability
 from garvid.options import PromptsPerPass, WhenOptions
 from garvid.qa.context import AnswerContext
 from garvid.qa.keyframes import Window, select_keyframes
+from garvid.qa.steps import Steps
 from garvid.qa.video_answering import VideoJob, WindowAnswerer, job_tracks_in, load_request_model, video_of
 from garvid.qa.video_request import VideoRequest
 from garvid.qa.when_result import WhenAnswer
@@ -55,20 +56,21 @@ def check_statement(statement: str | None) -> str:
 
 
 def when_request(request: VideoRequest, when: WhenOptions) -> VideoRequest:
-    """``request`` as the scan plans it: its windows are the coarse windows."""
+    """``request`` as the scan plans it: scanned as ``when`` says, its windows the coarse windows."""
     check_statement(request.question)
-    return replace(request, options=replace(request.options, keyframes=replace(request.options.keyframes, window=when.window)))
+    keyframes = replace(request.options.keyframes, window=when.window)
+    return replace(request, when=when, options=replace(request.options, keyframes=keyframes))
 
 
-def answer_when(
-    request: VideoRequest, when: WhenOptions, context: AnswerContext | None = None, prompts_per_pass: PromptsPerPass = 1
-) -> WhenAnswer:
-    """Where ``request.question`` (a statement or yes/no question about the objects) holds.
+def answer_when(request: VideoRequest, context: AnswerContext | None = None, prompts_per_pass: PromptsPerPass = 1) -> WhenAnswer:
+    """Where ``request.question`` (a statement or yes/no question about the objects) holds, scanned
+    as ``request.when`` says (the defaults when None).
 
     Bad input fails before any model loads. ``context`` shares loaded models, tracks and
     the memo of encodings as in :func:`~garvid.qa.video_answering.answer_video`.
     """
     context = context if context is not None else AnswerContext()
+    when = request.when or WhenOptions()
     request = when_request(request, when)
     timings = dict.fromkeys(STAGES, 0.0)
     started = time.perf_counter()
@@ -106,6 +108,16 @@ def answer_when(
     frames = {f for window in result.curve for f in window.keyframes}
     times = {f: float(job.timestamps[f]) for f in sorted(frames)}
     return WhenAnswer(request.question, result.curve, result.intervals, request_json, timings, times)
+
+
+def when_steps(request: VideoRequest, context: AnswerContext, prompts_per_pass: PromptsPerPass = 1) -> Steps[WhenAnswer]:
+    """:func:`answer_when` as an item of :class:`~garvid.qa.steps.PooledAnswering` (``garvid batch``).
+
+    It yields no prompt: scoring reads no generated text, and runs its own passes of
+    ``prompts_per_pass`` windows.
+    """
+    yield from ()
+    return answer_when(request, context, prompts_per_pass)
 
 
 def _fine_tracking(request: VideoRequest, fps: float, resolution: float) -> VideoRequest:
