@@ -81,7 +81,7 @@ def test_each_keyframe_is_encoded_once_and_batch_sizes_agree(request_, monkeypat
     one = answer_when(replace(request_, when=when))
     keyframes = {f for w in one.scan for f in w.keyframes}
     assert sum(tiles) == len(keyframes)  # single-tile keyframes: one tile each, each encoded once
-    assert len(tiles) <= 1 + 3 * 2  # one vision-tower call per round (coarse, then each halving)
+    assert len(tiles) <= 1 + 3  # one vision-tower call per round: the coarse scan, then each of log2(0.5 / 0.1) halvings
     assert one.intervals and any(i.opens or i.closes for i in one.intervals)  # something was refined
     refined = [w for w in one.scan if w.end - w.start < WHEN.window - 1e-6]
     assert refined

@@ -79,7 +79,7 @@ def test_cost_grows_with_boundaries_not_length(curve):
     boundaries = sum(1 for a, b in truth for t in (a, b) if t < span_end)
     levels = math.ceil(math.log2(WINDOW / RESOLUTION))
     assert sum(calls) <= coarse + 4 * levels * boundaries
-    assert len(calls) <= 1 + levels * boundaries  # one call per round of one boundary: each round is one batch
+    assert len(calls) <= 1 + levels  # every boundary halved in the same round: one batch per halving
 
 
 def test_the_frames_that_decided_a_boundary_are_the_finest_pair():

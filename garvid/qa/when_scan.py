@@ -4,10 +4,12 @@ callback (:mod:`garvid.qa.when_answering` asks GAR), so it is tested on syntheti
 
 The scan scores every coarse window. Where the thresholded state changes between two
 neighbouring windows (a *crossing*), both are halved and the four halves scored; the
-crossings among them are followed down the same way until the windows are no longer than
-the resolution. The boundary is where the last crossing pair meets. One boundary costs at
-most four windows per halving, so the windows scored grow with the number of boundaries
-and ``log2(window / resolution)``, not with the span divided by the resolution.
+crossing among them nearest to the old one is followed down the same way until the windows
+are no longer than the resolution. The boundary is where the last crossing pair meets. One
+boundary costs at most four windows per halving, so the windows scored grow with the number
+of boundaries and ``log2(window / resolution)``, not with the span divided by the
+resolution; every boundary is halved in the same round, so a scan is ``1 + log2(window /
+resolution)`` calls to the scorer, each one batch.
 
 A window whose named objects are never visible is ``"not visible"``: the statement cannot
 hold there, so it counts as below the threshold. A window with no frame to look at
@@ -95,7 +97,7 @@ def scan(
     level = _usable(rate(list(coarse)))
     if not level:
         raise ValueError("no coarse window has frames to score")
-    edges = {pair: _refine(pair, resolution, rate, threshold) for pair in _crossings(level, threshold)}
+    edges = _refine(_crossings(level, threshold), resolution, rate, threshold)
     curve = sorted(scored.values(), key=lambda s: (s.start, -(s.end - s.start)))
     intervals = []
     for run in _holding_runs(level, threshold):
@@ -128,20 +130,28 @@ def _holding_runs(windows: list[Scored], threshold: float) -> list[list[int]]:
     return runs
 
 
-def _refine(pair: tuple[Scored, Scored], resolution: float, rate: Callable[[list[tuple[float, float]]], list[Scored]], threshold: float) -> Boundary:
-    """Follow one crossing down to ``resolution``: halve both windows, keep the crossing among
-    the halves nearest to it, and stop when nothing splits or the halves see no change."""
-    before, after = pair
-    while True:
-        finer = _usable(rate([*_split(before, resolution), *_split(after, resolution)]))
-        crossings = _crossings(finer, threshold)
-        if not crossings:
-            break  # the halves do not see the change: the coarser pair decides
-        nearest = min(crossings, key=lambda p: abs(_meeting(*p) - _meeting(before, after)))
-        if nearest == (before, after):
-            break  # neither window splits any more
-        before, after = nearest
-    return Boundary(_meeting(before, after), before, after)
+def _refine(
+    crossings: list[tuple[Scored, Scored]], resolution: float, rate: Callable[[list[tuple[float, float]]], list[Scored]], threshold: float
+) -> dict[tuple[Scored, Scored], Boundary]:
+    """Follow every crossing down to ``resolution``, all of them a halving at a time (one call to
+    ``rate`` per halving): halve both windows, keep the crossing among the halves nearest to it,
+    and stop when nothing splits or the halves see no change. The boundary of each crossing."""
+    pairs = {crossing: crossing for crossing in crossings}  # coarse crossing -> its finest pair so far
+    active = list(crossings)
+    while active:
+        asked = [[*_split(pairs[c][0], resolution), *_split(pairs[c][1], resolution)] for c in active]
+        rated = rate([window for windows in asked for window in windows])
+        still = []
+        for crossing, windows in zip(active, asked):
+            finer, rated = _usable(rated[: len(windows)]), rated[len(windows) :]
+            before, after = pairs[crossing]
+            found = _crossings(finer, threshold)
+            nearest = min(found, key=lambda p: abs(_meeting(*p) - _meeting(before, after))) if found else None
+            if nearest is not None and nearest != (before, after):  # else the halves do not see it, or nothing splits
+                pairs[crossing] = nearest
+                still.append(crossing)
+        active = still
+    return {crossing: Boundary(_meeting(*pair), *pair) for crossing, pair in pairs.items()}
 
 
 def _meeting(before: Scored, after: Scored) -> float:
