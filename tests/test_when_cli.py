@@ -13,6 +13,7 @@ import pytest
 import srt
 import webvtt
 from garvid_cli.main import run
+from test_ask_cli import _one_line_error
 
 TINY = ["--model", "tiny-random", "--tracker", "tiny-random", "--device", "cpu", "--frames", "3"]
 STATEMENT = "object 1 is above object 2"
@@ -53,13 +54,6 @@ def test_json_srt_vtt_and_text_outputs_parse(two_object_clip, tmp_path, cache, c
     assert run(when(two_object_clip, cache=cache)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("0:00.0 - 0:01.5  peak 0.")
-
-
-def _one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("garvid: error: "), err
-    assert all(n in lines[0] for n in needles), lines[0]
 
 
 @pytest.mark.parametrize(
