@@ -40,7 +40,9 @@ EXAMPLES = (
 @takes(REGION_OPTIONS, WHEN_ANSWER_OPTIONS, WHEN_OPTIONS)
 def when(
     video: VideoPath,
-    statement: str = typer.Argument(..., help="Statement or yes/no question naming objects as 'object 1', 'obj 2', '#3'."),
+    statement: str = typer.Argument(
+        ..., metavar="STATEMENT", help="Statement or yes/no question naming objects as 'object 1', 'obj 2', '#3'."
+    ),
     output_format: Format = None,
     output: Output = None,
     tracks: TracksFile = None,
