@@ -59,7 +59,8 @@ class _ShellReporter(BarsReporter):
         sys.stdout.flush()
 
 
-def _output_format(fmt: str | None, output: Path | None) -> str:
+def chosen_format(fmt: str | None, output: Path | None) -> str:
+    """``--format``, else the format the ``-o`` suffix names, else text."""
     if fmt is None:
         return SUFFIX_FORMATS.get(output.suffix.lower(), "text") if output is not None else "text"
     if fmt not in FORMATS:
@@ -68,7 +69,7 @@ def _output_format(fmt: str | None, output: Path | None) -> str:
 
 
 def _run(request: VideoRequest, fmt: str | None, output: Path | None) -> None:
-    chosen = _output_format(fmt, output)
+    chosen = chosen_format(fmt, output)
     check_outputs({"-o": output}, request.input_paths())
     stream = chosen == "text" and output is None
     from garvid.qa.context import AnswerContext

@@ -11,14 +11,14 @@ from typing import Optional
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import EXIT_INTERRUPTED, BarsReporter, StopOnInterrupt, stderr, warn
-from garvid_cli.options import ANSWER_OPTIONS, ENGINE, ITEMS, OUTPUT, REGION_OPTIONS, BatchSize, takes
+from garvid_cli.options import ANSWER_OPTIONS, ENGINE, ITEMS, OUTPUT, REGION_OPTIONS, WHEN_OPTIONS, BatchSize, takes
 from rich.table import Table
 
 from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary, check_output_dir
 from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 from garvid.detection.checkpoints import check_detector, detector_name
 from garvid.errors import GarvidError
-from garvid.options import AnswerOptions, parse_prompts_per_pass
+from garvid.options import AnswerOptions, WhenOptions, parse_prompts_per_pass
 from garvid.presets import random_weights_warning
 from garvid.regions.input import RegionInput
 
@@ -31,7 +31,8 @@ EXAMPLES = (
     '  garvid batch clips/ -r --question "what does object 1 do?" -o answers/\n\n'
     "  garvid batch manifest.csv --describe --window 5 --format srt -o captions/\n\n"
     '  garvid batch clips/ --object "the dog" --describe -o captions/     # no masks needed\n\n'
-    "  cat tasks.jsonl | garvid batch - --question \"where is #1?\" | jq .answer"
+    "  cat tasks.jsonl | garvid batch - --question \"where is #1?\" | jq .answer\n\n"
+    '  garvid batch clips/ --when "object 1 holds object 2" --window 2 -o ranges/   # a row\'s question is its statement'
 )
 
 #: Exit code when any item failed (EXIT_INTERRUPTED, 130, after Ctrl-C).
@@ -65,13 +66,16 @@ def _summary_table(summary: BatchSummary) -> Table:
 
 
 @app.command(help=f"Ask or describe over many videos, loading each model once; resumable.\n\n{EXAMPLES}")
-@takes(REGION_OPTIONS.only("object_name", "detector", "object_threshold"), ANSWER_OPTIONS)
+@takes(REGION_OPTIONS.only("object_name", "detector", "object_threshold"), ANSWER_OPTIONS, WHEN_OPTIONS.without("window"))
 def batch(
     input_path: str = typer.Argument(..., metavar="INPUT", help="Folder, manifest (.csv/.jsonl) or - for stdin."),
     question: Optional[str] = typer.Option(
         None, "--question", "-q", help="Question for every item without its own.", rich_help_panel=ITEMS
     ),
     describe: bool = typer.Option(False, "--describe", help="Describe every object instead of asking.", rich_help_panel=ITEMS),
+    statement: Optional[str] = typer.Option(
+        None, "--when", help="Find when this statement holds (garvid when) in every item without its own question.", rich_help_panel=ITEMS
+    ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also take videos in subfolders.", rich_help_panel=ITEMS),
     output_dir: str = typer.Option(
         "-", "--output", "-o", help="Folder for one output per item, or - for JSON lines on stdout.", rich_help_panel=OUTPUT
@@ -94,9 +98,16 @@ def batch(
     *,
     regions: RegionInput,
     options: AnswerOptions,
+    when: WhenOptions,
 ) -> None:
-    if describe and question:
-        raise GarvidError("give --question or --describe, not both")
+    if sum(map(bool, (describe, question, statement))) > 1:
+        raise GarvidError("give one of --question, --describe and --when")
+    if statement is not None:
+        from garvid.qa.when_answering import check_statement
+
+        check_statement(statement)
+        if engine == "ray":
+            raise GarvidError("--when runs on the local engine: leave out --engine ray")
     if output_format not in BATCH_FORMATS:
         raise GarvidError(f"--format must be one of {', '.join(BATCH_FORMATS)}, not {output_format!r}")
     if engine not in ("local", "ray"):
@@ -114,7 +125,8 @@ def batch(
 
     from garvid.batch.runner import BatchRun, batch_inputs, plan_batch, run_local
 
-    run = BatchRun(options, regions, question, describe)
+    scan = WhenOptions(options.keyframes.window or when.window, when.resolution, when.threshold) if statement is not None else None
+    run = BatchRun(options, regions, statement if scan is not None else question, describe, scan)
     manifest = Path(input_path) if input_path != "-" and Path(input_path).is_file() else None
     inputs = batch_inputs(tasks, run, manifest, problems)
     if out_dir is not None:

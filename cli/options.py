@@ -31,6 +31,7 @@ from garvid.options import (
     PromptOptions,
     ShotOptions,
     TrackingOptions,
+    WhenOptions,
 )
 from garvid.presets import default_preset
 from garvid.regions.input import RegionInput
@@ -42,6 +43,7 @@ MODELS = "Models and devices"
 TRACKING = "Video and tracking"
 DECODING = "Prompt and decoding"
 OUTPUT = "Output"
+SCAN = "Scan"  # when: windows, refinement, threshold
 ITEMS = "Items"  # batch and eval: what to run over
 ENGINE = "Engine"  # batch and eval: where and how many at once
 
@@ -277,6 +279,21 @@ TracksFile = Annotated[
     ),
 ]
 
+_WHEN = WhenOptions()
+WhenWindow = Annotated[
+    float,
+    typer.Option("--window", help="Seconds per coarse window scanned (each scored on --frames keyframes).", rich_help_panel=SCAN),
+]
+Resolution = Annotated[
+    float,
+    typer.Option("--resolution", help="Seconds boundaries are refined to (windows halved down to this).", rich_help_panel=SCAN),
+]
+Threshold = Annotated[
+    float,
+    typer.Option("--threshold", help="P(yes) / (P(yes) + P(no)) at or above which the statement holds, in (0, 1).", rich_help_panel=SCAN),
+]
+
+
 @dataclass(frozen=True)
 class Flag:
     """One flag of a group: the command parameter Typer sees, its default, and the group field it sets."""
@@ -459,11 +476,26 @@ PROMPT_OPTIONS = OptionGroup(
         Flag("replay_scaling", ReplayScaling, "reference", "replay_scaling"),
     ),
 )
-GROUPS = (REGION_OPTIONS, MODEL_OPTIONS, TRACKING_OPTIONS, KEYFRAME_OPTIONS, GENERATION_OPTIONS, PROMPT_OPTIONS)
+WHEN_OPTIONS = OptionGroup(
+    "when",
+    WhenOptions,
+    (
+        Flag("window", WhenWindow, _WHEN.window, "window"),
+        Flag("resolution", Resolution, _WHEN.resolution, "resolution"),
+        Flag("threshold", Threshold, _WHEN.threshold, "threshold"),
+    ),
+)
+GROUPS = (REGION_OPTIONS, MODEL_OPTIONS, TRACKING_OPTIONS, KEYFRAME_OPTIONS, GENERATION_OPTIONS, PROMPT_OPTIONS, WHEN_OPTIONS)
 
 #: What ``ask``, ``describe``, ``chat``, ``batch`` and ``eval`` take besides the video, objects and question.
 ANSWER_OPTIONS = GroupOfGroups(
     "options", AnswerOptions, (KEYFRAME_OPTIONS, MODEL_OPTIONS, TRACKING_OPTIONS, GENERATION_OPTIONS, PROMPT_OPTIONS)
+)
+
+#: What ``when`` takes besides its own scan options: no --window of answers (the scan's is its own),
+#: nothing about generating text.
+WHEN_ANSWER_OPTIONS = ANSWER_OPTIONS.replacing(
+    KEYFRAME_OPTIONS.without("window"), GENERATION_OPTIONS.only(), PROMPT_OPTIONS.without("multiple_choice")
 )
 
 #: The flag that sets each library field, for errors raised after the groups were built.

@@ -248,6 +248,34 @@ class AnswerOptions:
     prompt: PromptOptions = field(default_factory=PromptOptions)
 
 
+#: ``garvid when``'s coarse window: short enough that a moment of a few seconds fills most
+#: of one (so it is not averaged away), long enough that a minute is 30 prompts.
+DEFAULT_WHEN_WINDOW = 2.0
+DEFAULT_WHEN_RESOLUTION = 0.25
+
+
+@dataclass(frozen=True)
+class WhenOptions:
+    """How ``garvid when`` finds where a statement holds: the coarse window scanned, the
+    resolution boundaries are refined to, and the yes-probability that counts as holding.
+
+    Checks that need the video (a window longer than the span) happen when it is opened.
+    """
+
+    window: float = DEFAULT_WHEN_WINDOW  # seconds per coarse window
+    resolution: float = DEFAULT_WHEN_RESOLUTION  # seconds: boundaries are refined down to windows this long
+    threshold: float = 0.5  # P(yes) / (P(yes) + P(no)) at or above which the statement holds
+
+    def __post_init__(self) -> None:
+        check_window(self.window)
+        if not (math.isfinite(self.resolution) and self.resolution > 0):
+            raise OptionError("resolution", f"must be a positive number of seconds, not {self.resolution:g}")
+        if self.resolution > self.window:
+            raise OptionError("resolution", f"({self.resolution:g} s) must not be longer than the window ({self.window:g} s)")
+        if not 0 < self.threshold < 1:
+            raise OptionError("threshold", f"must lie strictly between 0 and 1, not {self.threshold:g}")
+
+
 PromptsPerPass = int | Literal["auto"]
 """Prompts answered in one forward pass: a count, or ``auto`` (sized to the device's free memory)."""
 

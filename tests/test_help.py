@@ -27,7 +27,7 @@ def _commands() -> dict:
 
 def test_every_option_of_every_command_is_in_a_panel():
     commands = _commands()
-    assert {"ask", "describe", "track", "image", "segment", "batch", "eval videorefer-q", "eval gar-bench-vqa"} <= set(commands)
+    assert {"ask", "describe", "when", "track", "image", "segment", "batch", "eval videorefer-q", "eval gar-bench-vqa"} <= set(commands)
     for name, command in commands.items():
         options = [p for p in command.params if isinstance(p, TyperOption)]
         assert len(options) >= 5, name
@@ -42,7 +42,8 @@ VIDEO_PANELS = ["Keyframes and windows", "Models and devices", "Video and tracki
     "command, panels, option",
     [
         (["ask"], ["Output", "Objects", *VIDEO_PANELS], "--format"),
-        (["batch"], ["Items", "Output", "Engine", "Objects", *VIDEO_PANELS], "--question"),
+        (["batch"], ["Items", "Output", "Engine", "Objects", *VIDEO_PANELS, "Scan"], "--question"),
+        (["when"], ["Output", "Objects", "Engine", *VIDEO_PANELS, "Scan"], "--format"),
         (["segment"], ["Output", "Items", "Objects", "Models and devices", "Video and tracking"], "--output"),
         (["eval", "videorefer-q"], ["Items", "Output", "Engine", *VIDEO_PANELS], "--video-root"),
     ],

@@ -44,6 +44,7 @@ def request_fields(request: VideoRequest) -> dict[str, Any]:
         "generation": asdict(options.generation),
         "prompt": asdict(options.prompt),
         "tracks": request.tracks,
+        **({"when": asdict(request.when)} if request.when is not None else {}),  # absent for ask: earlier journals resume
     }
     return json.loads(json.dumps(fields, default=str))
 

@@ -21,7 +21,7 @@ from garvid.batch.tasks import BatchTask, TaskProblem
 from garvid.errors import GarvidError
 from garvid.failures import ends_run, failure_text, item_errors
 from garvid.files import RunInputs
-from garvid.options import AnswerOptions, PromptsPerPass, ModelOptions
+from garvid.options import AnswerOptions, PromptsPerPass, ModelOptions, WhenOptions
 from garvid.qa.steps import Outcome, PooledAnswering, Steps
 from garvid.qa.reporting import Reporter
 from garvid.qa.video_request import VideoRequest, run_input_paths
@@ -36,12 +36,14 @@ StopCheck = Callable[[], bool]
 @dataclass(frozen=True)
 class BatchRun:
     """What a run applies to every item: the option groups, the run's objects by name
-    (``--object`` phrases, detector, threshold) and its question, or describe."""
+    (``--object`` phrases, detector, threshold) and its question, or describe; with ``when``,
+    the question (the run's or an item's) is a statement whose time ranges are found."""
 
     options: AnswerOptions = field(default_factory=AnswerOptions)
     objects: RegionInput = field(default_factory=RegionInput)
     question: str | None = None
     describe: bool = False
+    when: WhenOptions | None = None
 
 
 def item_request(run: BatchRun, task: BatchTask) -> VideoRequest:
@@ -63,6 +65,7 @@ def item_request(run: BatchRun, task: BatchTask) -> VideoRequest:
         question=question,
         options=replace(run.options, keyframes=replace(keyframes, **{k: v for k, v in span.items() if v is not None})),
         tracks=task.tracks,
+        when=run.when,
     )
 
 
@@ -222,6 +225,7 @@ def answer_requests(
     from garvid.qa.planning import GarFiles
     from garvid.qa.context import AnswerContext
     from garvid.qa.video_answering import video_steps
+    from garvid.qa.when_answering import when_steps
 
     files = GarFiles.read(str(model.checkpoint_dir))  # once for the run, not once per request
     memo, clip = AnswerMemo(), None
@@ -231,7 +235,8 @@ def answer_requests(
         if _clip(request) != clip:
             memo, clip = AnswerMemo(), _clip(request)  # what one clip's questions share, dropped when the clip changes
         shared = memo
-        return lambda: video_steps(request, AnswerContext(model=model, files=files, memo=shared))
+        steps = video_steps if request.when is None else lambda r, c: when_steps(r, c, per_pass)
+        return lambda: steps(request, AnswerContext(model=model, files=files, memo=shared))
 
     answering = PooledAnswering.reporting_to(reporter, per_pass)
     yield from answering.run(((index, start(request)) for index, request in enumerate(requests)), should_stop)

@@ -126,7 +126,7 @@ class BatchSink:
             text = path.read_text(encoding="utf-8")
             if self.fmt == "json":
                 data = json.loads(text)
-                return isinstance(data, dict) and any(k in data for k in ("answer", "answers", "descriptions"))
+                return isinstance(data, dict) and any(k in data for k in ("answer", "answers", "descriptions", "intervals"))
             return len(pysubs2.SSAFile.from_string(text, format_=self.fmt)) > 0
         except (OSError, UnicodeDecodeError, ValueError, pysubs2.exceptions.Pysubs2Error):
             return False
@@ -135,14 +135,15 @@ class BatchSink:
         self.summary.skipped += 1
 
     def done(self, task: BatchTask, request: VideoRequest, result: Any) -> None:
-        """Write a finished item: ``result`` (a :class:`garvid.qa.answers.VideoAnswer`) answers ``request``."""
-        from garvid.output.formats import render_answer
+        """Write a finished item: ``result`` (a :class:`garvid.qa.answers.VideoAnswer`, or a
+        :class:`garvid.qa.when_result.WhenAnswer`) answers ``request``."""
+        from garvid.output.formats import render_result
 
         if self.lines:
             if not self._line({"id": task.id, **result.to_json()}):
                 return  # the reader is gone: this answer was not delivered
         else:
-            write_text(render_answer(result, self.fmt), self.output_path(task))
+            write_text(render_result(result, self.fmt), self.output_path(task))
             if self.journal is not None:
                 self.journal.record(task.id, request)
         self.summary.done += 1

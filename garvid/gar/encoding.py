@@ -92,3 +92,14 @@ def _replay_layout(
     for (member, slot), rows in groupby(enumerate(replays), key=lambda row: (row[1][0], row[1][2])):
         indices = [index for index, _ in rows]
         crops[member][slot] = replayed[indices[0] : indices[-1] + 1]  # a job's rows of one slot are consecutive
+
+
+def joined(frames: Sequence[Encoding], replayed_slots: Sequence[Sequence[int]]) -> Encoding:
+    """One prompt's encoding from its frames' own (each encoded alone, every shown slot replayed):
+    features in frame order, and per slot the crops of the frames that replay it, in order,
+    which is what :func:`encode_many` gives for the frames as one job."""
+    features = torch.cat([encoding[0] for encoding in frames])
+    crops: dict[int, torch.Tensor] = {}
+    for slot in sorted({s for slots in replayed_slots for s in slots}):
+        crops[slot] = torch.cat([encoding[1][slot] for encoding, slots in zip(frames, replayed_slots) if slot in slots])
+    return features, crops

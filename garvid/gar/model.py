@@ -205,6 +205,22 @@ class GARModel(nn.Module):
         """
         if not prompts:
             return []
+        embeds, mask = self._left_padded(prompts)
+        cache = self.new_cache()
+        hidden = self._read(embeds, cache, mask)[:, -1]
+        seeds = list(seeds) if seeds is not None else [0] * len(prompts)
+        sampling = _Sampling(temperature, top_p, seeds, self.device) if do_sample else None
+        return self._decode(hidden, cache, mask, max_new_tokens, sampling, eos_token_ids, None, drop_finished)
+
+    @torch.inference_mode()
+    def answer_logits(self, prompts: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Logits ``(B, vocab)`` of the first answer token of each prompt ``(1, L_i, d)``: where
+        :meth:`generate_many` would pick it, read in one left-padded pass (yes/no scoring)."""
+        embeds, mask = self._left_padded(prompts)
+        return self.mllm.lm_head(self._read(embeds, self.new_cache(), mask)[:, -1])
+
+    def _left_padded(self, prompts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts ``(1, L_i, d)`` left-padded into one batch ``(B, max L, d)``, and its padding mask."""
         lengths = [int(p.shape[1]) for p in prompts]
         if any(p.dim() != 3 or p.shape[0] != 1 for p in prompts):
             raise ValueError("every prompt must be embeddings of shape (1, L, d)")
@@ -214,11 +230,7 @@ class GARModel(nn.Module):
         for row, (prompt, length) in enumerate(zip(prompts, lengths)):
             embeds[row, width - length :] = prompt[0].to(self.device)
             mask[row, width - length :] = 1
-        cache = self.new_cache()
-        hidden = self._read(embeds, cache, mask)[:, -1]
-        seeds = list(seeds) if seeds is not None else [0] * len(prompts)
-        sampling = _Sampling(temperature, top_p, seeds, self.device) if do_sample else None
-        return self._decode(hidden, cache, mask, max_new_tokens, sampling, eos_token_ids, None, drop_finished)
+        return embeds, mask
 
     def _read(self, embeds: torch.Tensor, cache: DynamicCache, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Run the language model over ``embeds`` after what ``cache`` holds (which grows by them).

@@ -91,6 +91,11 @@ _HASH_NUMBER = re.compile(r"(?<![\w#&])#(\d+)\b")
 _PROMPT_TOKEN = re.compile(r"<Prompt(\d+)>")
 
 
+def names_an_object(question: str) -> bool:
+    """Whether ``question`` refers to an object ("object 2", "obj 2", "#2" or ``<PromptK>``)."""
+    return any(pattern.search(question) for pattern in (_OBJECT_WORD, _HASH_NUMBER, _PROMPT_TOKEN))
+
+
 @dataclass(frozen=True)
 class RewrittenQuestion:
     text: str  # the question with every object reference turned into <PromptK>

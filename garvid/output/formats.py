@@ -1,4 +1,4 @@
-"""``garvid ask`` / ``garvid describe`` results as text, JSON, SRT or WebVTT."""
+"""``garvid ask`` / ``describe`` / ``when`` results as text, JSON, SRT or WebVTT."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Literal
 
 from garvid.files import json_text
 from garvid.output.subtitles import Cue, render_subtitles
+
+from garvid.qa.when_result import WhenAnswer
 
 if TYPE_CHECKING:
     from garvid.qa.answers import VideoAnswer
@@ -59,3 +61,20 @@ def render_answer(result: VideoAnswer, fmt: AnswerFormat) -> str:
     if fmt == "text":
         return "".join(answer_prefix(a.start, a.end, a.object_id, result.windowed) + a.text + "\n" for a in result.answers)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def render_when(result: WhenAnswer, fmt: AnswerFormat) -> str:
+    """``garvid when``'s whole output in ``fmt``: one line (text) or cue (SRT, VTT) per interval,
+    the statement as each cue's text; JSON holds the intervals, the curve and the request."""
+    if fmt == "json":
+        return json_text(result.to_json())
+    if fmt in ("srt", "vtt"):
+        return render_subtitles([Cue(i.start, i.end, result.statement) for i in result.intervals], fmt)
+    if fmt == "text":
+        return "".join(f"{clock(i.start)} - {clock(i.end)}  peak {i.peak:.2f}\n" for i in result.intervals)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def render_result(result: VideoAnswer | WhenAnswer, fmt: AnswerFormat) -> str:
+    """An ``ask`` / ``describe`` or a ``when`` result in ``fmt`` (a batch holds either)."""
+    return render_when(result, fmt) if isinstance(result, WhenAnswer) else render_answer(result, fmt)

@@ -35,7 +35,10 @@ TEXT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "not_visible": (frozenset({"prompt"}), frozenset({"prompt"})),
     "question": (frozenset({"question"}), frozenset({"question"})),
     "describe": (frozenset({"prompt"}), frozenset({"prompt"})),
+    "yes_no": (frozenset({"statement"}), frozenset({"statement"})),
 }
+#: Pieces a protocol may leave out: ``garvid when`` refuses a protocol without ``yes_no``.
+OPTIONAL_TEXT = frozenset({"yes_no"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ProtocolText:
     not_visible: str
     question: str
     describe: str
+    yes_no: str | None = None  # garvid when's yes/no question about a statement
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,9 @@ class _ProtocolReader:
             max_tiles=self.positive("max_tiles"),
             replay_every=self.positive("replay_every"),
             context_tokens=self.positive("context_tokens"),
-            text=ProtocolText(**{piece: self.template(piece, text) for piece in TEXT_FIELDS}),
+            text=ProtocolText(
+                **{piece: self.template(piece, text) for piece in TEXT_FIELDS if piece in text or piece not in OPTIONAL_TEXT}
+            ),
             source=self.source,
         )
 

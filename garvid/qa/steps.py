@@ -57,8 +57,10 @@ class AnswerMemo:
     """
 
     #: Entries kept per kind: a chat moves between a few keyframe sets at most; a prefix
-    #: cache of GAR-8B is about 0.85 GB, so only the latest one is kept.
-    LIMITS: ClassVar[dict[str, int]] = {"frames": 256, "inputs": 256, "encodings": 4, "prefix": 1}
+    #: cache of GAR-8B is about 0.85 GB, so only the latest one is kept. ``garvid when``
+    #: keeps each keyframe's own encoding (``frame encodings``, about 2 MB each for GAR-8B in
+    #: bf16): its windows share keyframes, and a scan of a minute looks at a few hundred.
+    LIMITS: ClassVar[dict[str, int]] = {"frames": 256, "inputs": 256, "encodings": 4, "prefix": 1, "frame encodings": 512}
 
     def __init__(self) -> None:
         self._stores: dict[str, OrderedDict] = {kind: OrderedDict() for kind in self.LIMITS}

@@ -47,7 +47,7 @@ from garvid.qa.protocol import Protocol, load_protocol
 from garvid.qa.reporting import Reporter
 from garvid.options import AnswerOptions
 from garvid.qa.video_request import VideoRequest
-from garvid.regions.prompts import RegionPrompts
+from garvid.regions.prompts import RegionPrompts, object_names
 from garvid.tracking import Tracker, Tracks, auto_stride
 from garvid.tracking.cache import request_cache
 from garvid.tracking.given import GivenTracks, given_prompts, read_tracks_file
@@ -128,7 +128,7 @@ class VideoJob:
 STAGES = ("decode", "track", "load", "encode", "generate")
 
 
-def _video_of(request: VideoRequest, context: AnswerContext) -> AbstractContextManager[FrameSource]:
+def video_of(request: VideoRequest, context: AnswerContext) -> AbstractContextManager[FrameSource]:
     """The context's video, left open for the next request; else the request's, closed after."""
     if context.video is not None:
         return nullcontext(context.video)
@@ -151,10 +151,10 @@ def video_steps(request: VideoRequest, context: AnswerContext | None = None) -> 
     reporter = context.reporter
     timings = dict.fromkeys(STAGES, 0.0)
     started = time.perf_counter()
-    with _video_of(request, context) as video:
+    with video_of(request, context) as video:
         job = VideoJob.open(request, video, reporter, context.gar_files(request.options.model.name))
         context.files = job.files
-        tracks, tracked_objects = _job_tracks_in(context, request, video, job, timings)
+        tracks, tracked_objects = job_tracks_in(context, request, video, job, timings)
         return (yield from _answer(request, video, job, tracks, tracked_objects, context, timings, started))
 
 
@@ -167,13 +167,13 @@ def track_ahead(request: VideoRequest, context: AnswerContext) -> bool:
     """
     if not request.options.tracking.use_cache:
         raise ValueError("tracking ahead needs the tracking cache (use_cache=True)")
-    with _video_of(request, context) as video:
+    with video_of(request, context) as video:
         job = VideoJob.open(request, video, context.reporter, context.gar_files(request.options.model.name))
         context.files = job.files
         return not job_tracks(request, video, job, context.tracker, context.reporter, {})[1]
 
 
-def _job_tracks_in(
+def job_tracks_in(
     context: AnswerContext, request: VideoRequest, video: FrameSource, job: VideoJob, timings: dict[str, float]
 ) -> tuple[Tracks, list[int]]:
     """The context's tracks of the job's objects when they serve its frames; else :func:`job_tracks`."""
@@ -215,7 +215,7 @@ def _answer(
     if context.model is None:
         context.model = load_request_model(request, files, timings)
     model = context.model
-    answerer = _Answerer(request, video, tracks, model, job.builder, plan, job.prompts.names, reporter, timings, memo)
+    answerer = WindowAnswerer(request, video, tracks, model, job.builder, plan, reporter, timings, memo, job.prompts.names)
     seen = sorted({f for frames_of in visible.values() for f in frames_of})
     answers: list[Answer] = []
     windows = _windows_with_frames(job.windows, tracks.frames, reporter)  # reused tracks may sit off the planned grid
@@ -390,45 +390,56 @@ def _prefix_length(tokens) -> int:
     return max(end for _, end in spans)
 
 
-class _Answerer:
+class WindowAnswerer:
     """Answers one window at a time with a loaded GAR, reusing what ``memo`` holds."""
 
-    def __init__(self, request, video, tracks, model, builder, plan, names, reporter, timings, memo):
+    def __init__(self, request, video, tracks, model, builder, plan, reporter, timings, memo, names=None):
         self.request: VideoRequest = request
         self.video: FrameSource = video
         self.tracks: Tracks = tracks
         self.model = model
         self.builder: TemporalPromptBuilder = builder
         self.plan: QuestionPlan = plan
-        self.names: dict[int, str] = names  # object id -> what answers call it
+        self.names: dict[int, str] = names or object_names(plan.objects)  # object id -> what answers call it
         self.reporter: Reporter = reporter
         self.timings: dict[str, float] = timings
         self.memo: AnswerMemo = memo
 
     def window(self, window: Window, keyframes: list[int]) -> Steps[list[Answer]]:
+        if self.request.question is None:
+            return (yield from self._describe(window, keyframes, self.pixels(keyframes), self.times(keyframes)))
+        inputs, shown = self.question_inputs(keyframes)
+        answer = yield from self._generate(window, keyframes, inputs, sorted(self.plan.slot_objects), self.times(keyframes), shown, None)
+        return [answer]
+
+    def pixels(self, keyframes: list[int]) -> list[np.ndarray]:
+        """The keyframes decoded (each once per memo)."""
         decoding = time.perf_counter()
         pixels = [self.memo.get("frames", frame, lambda frame=frame: self.video.frames([frame])[0]) for frame in keyframes]
         self.timings["decode"] += time.perf_counter() - decoding
-        times = [self.tracks.times[self.tracks.frames.index(f)] for f in keyframes]
-        if self.request.question is None:
-            return (yield from self._describe(window, keyframes, pixels, times))
-        slots = sorted(self.plan.slot_objects)
-        shown = [self._shown(frame, self.plan.slot_objects) for frame in keyframes]
+        return pixels
+
+    def times(self, keyframes: list[int]) -> list[float]:
+        return [self.tracks.times[self.tracks.frames.index(f)] for f in keyframes]
+
+    def question_inputs(self, keyframes: list[int]) -> tuple[list[GARImageInputs], list[tuple[tuple[int, int], ...]]]:
+        """The keyframes preprocessed with the mask maps of the question's objects (each once per memo), and
+        the ``(slot, object)`` pairs shown on each."""
+        shown = [self.shown(frame, self.plan.slot_objects) for frame in keyframes]
         inputs = [
             self.memo.get(
-                "inputs", self._key(frame, on), lambda image=image, frame=frame, on=on: self._preprocess(image, self._masks(frame, on))
+                "inputs", self.key(frame, on), lambda image=image, frame=frame, on=on: self._preprocess(image, self._masks(frame, on))
             )
-            for image, frame, on in zip(pixels, keyframes, shown)
+            for image, frame, on in zip(self.pixels(keyframes), keyframes, shown)
         ]
-        answer = yield from self._generate(window, keyframes, inputs, slots, times, shown, None)
-        return [answer]
+        return inputs, shown
 
     def _describe(self, window: Window, keyframes: list[int], pixels: list[np.ndarray], times: list[float]) -> Steps[list[Answer]]:
-        bare = [self.memo.get("inputs", self._key(frame, ()), lambda image=image: self._preprocess(image, {})) for frame, image in zip(keyframes, pixels)]  # fmt: skip
+        bare = [self.memo.get("inputs", self.key(frame, ()), lambda image=image: self._preprocess(image, {})) for frame, image in zip(keyframes, pixels)]  # fmt: skip
         config, resample = self.builder.image_config, self.request.options.prompt.mask_resample
         answers = []
         for object_id in self.plan.objects:
-            shown = [self._shown(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
+            shown = [self.shown(frame, {DESCRIBE_SLOT: object_id}) for frame in keyframes]
             if not any(shown):
                 answer = Answer(window.start, window.end, keyframes, NOT_VISIBLE_TEXT, object_id=object_id, reference_text=NOT_VISIBLE_TEXT)
                 self.reporter.answer_begins(window, object_id)
@@ -439,7 +450,7 @@ class _Answerer:
             inputs = [
                 self.memo.get(
                     "inputs",
-                    ("describe", *self._key(frame, on)),
+                    ("describe", *self.key(frame, on)),
                     lambda base=base, frame=frame, on=on: with_regions(base, self._masks(frame, on), config, mask_resample=resample),
                 )
                 for base, frame, on in zip(bare, keyframes, shown)
@@ -447,11 +458,11 @@ class _Answerer:
             answers.append((yield from self._generate(window, keyframes, inputs, [DESCRIBE_SLOT], times, shown, object_id)))
         return answers
 
-    def _shown(self, frame: int, slot_objects: dict[int, int]) -> tuple[tuple[int, int], ...]:
+    def shown(self, frame: int, slot_objects: dict[int, int]) -> tuple[tuple[int, int], ...]:
         """``(slot, object)`` of the objects visible on ``frame``, slots ascending: what its mask map holds."""
         return tuple(sorted((s, o) for s, o in slot_objects.items() if self.tracks.observation(o, frame).visible))
 
-    def _key(self, frame: int, shown: tuple[tuple[int, int], ...]) -> tuple:
+    def key(self, frame: int, shown: tuple[tuple[int, int], ...]) -> tuple:
         """What decides a keyframe's mask map: the frame, its (slot, object) pairs and their masks' RLE."""
         return frame, shown, tuple(self.tracks.observation(o, frame).rle["counts"] for _, o in shown)
 
@@ -493,7 +504,7 @@ class _Answerer:
             scaling=scaling,
             generation=self.request.options.generation,
             memo=self.memo,
-            encoding_key=(self.request.question is None, tuple(self._key(f, on) for f, on in zip(keyframes, shown)), tuple(map(tuple, replayed)), scaling),
+            encoding_key=(self.request.question is None, tuple(self.key(f, on) for f, on in zip(keyframes, shown)), tuple(map(tuple, replayed)), scaling),
             prefix_length=_prefix_length(tokens),
             on_token=lambda _id, delta: self.reporter.token(delta),
             region_names={slot: self.names[o] for slot, o in slot_objects.items()},

@@ -1,11 +1,11 @@
-"""What ``garvid ask`` / ``describe`` / ``chat`` are asked to do: plain data, no heavy imports."""
+"""What ``garvid ask`` / ``describe`` / ``chat`` / ``when`` are asked to do: plain data, no heavy imports."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from garvid.options import AnswerOptions
+from garvid.options import AnswerOptions, WhenOptions
 from garvid.regions.input import RegionInput
 
 
@@ -23,6 +23,7 @@ class VideoRequest:
     options: AnswerOptions = field(default_factory=AnswerOptions)
     tracks: Path | None = None
     literal_question: bool = False  # the question is GAR's own text (<PromptK> names slot K): nothing is rewritten
+    when: WhenOptions | None = None  # garvid when: find where the question (a statement) holds instead of answering it
 
     def input_paths(self) -> tuple[Path | str | None, ...]:
         """What the request reads from disk (names that are not paths are presets or hub ids)."""

@@ -21,12 +21,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from garvid.media.open import open_video_with
-from garvid.options import GenerationOptions, KeyframeOptions
+from garvid.options import GenerationOptions, KeyframeOptions, PromptsPerPass, WhenOptions
 from garvid.qa.answers import VideoAnswer
 from garvid.qa.reporting import Reporter
 from garvid.qa.context import AnswerContext
 from garvid.qa.video_answering import STAGES, VideoJob, answer_video, job_tracks, load_request_model
 from garvid.qa.video_request import VideoRequest
+from garvid.qa.when_answering import answer_when
+from garvid.qa.when_result import WhenAnswer
 from garvid.tracking.tracks import Tracks
 
 if TYPE_CHECKING:
@@ -97,6 +99,25 @@ class VideoSession:
             return answer_video(replace(self.request, question=question, options=options), self.context)
         finally:
             self.context.warn_weights = False  # said with the first answer
+
+    def when(
+        self,
+        statement: str,
+        when: WhenOptions | None = None,
+        *,
+        keyframes: KeyframeOptions | None = None,
+        prompts_per_pass: PromptsPerPass = 1,
+    ) -> WhenAnswer:
+        """Where ``statement`` holds (see :func:`~garvid.qa.when_answering.answer_when`).
+
+        Keyframes are decoded and encoded once for the session: a second statement about
+        the same objects scores windows without the vision tower.
+        """
+        options = replace(self.request.options, keyframes=keyframes or self.request.options.keyframes)
+        try:
+            return answer_when(replace(self.request, question=statement, options=options, when=when), self.context, prompts_per_pass)
+        finally:
+            self.context.warn_weights = False
 
     def close(self) -> None:
         self._stack.close()
