@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import typer
 from garvid_cli.app import app
 from garvid_cli.ask import chosen_format
