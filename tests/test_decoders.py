@@ -151,6 +151,7 @@ def test_cuda_decoding_needs_cuda(make_clip) -> None:
     if torch.cuda.is_available():  # NVDEC: never the case on this project's CPU machines, so unmeasured
         with open_video(make_clip(), decode_device="cuda") as video:
             assert video.info.decoder == "torchcodec on cuda:0" and video.frames([3]).shape == (1, 64, 128, 3)
+            assert video.frames_key() == "torchcodec-cuda"  # GPU frames keep cache entries of their own
         return
     with pytest.raises(OptionError, match="decode_device 'cuda' asked for, but CUDA is not available"):
         open_video(make_clip(), decoder="torchcodec", decode_device="cuda")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from garvid.errors import VideoError
+from garvid.errors import VideoError, first_line
 from garvid.media.frame_folder import FrameFolder
 from garvid.media.source import FrameSource
 from garvid.options import TrackingOptions, check_decoder
@@ -72,5 +72,5 @@ def _import_problem(module: str) -> str | None:
     try:
         importlib.import_module(module)
     except (ImportError, OSError, RuntimeError) as error:  # torchcodec raises RuntimeError when FFmpeg's libraries are missing
-        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return first_line(error)
     return None

@@ -64,7 +64,10 @@ class TorchcodecVideo(FrameSource):
 
     def frames_key(self) -> str:
         """``torchcodec`` for video of more than 8 bits a sample, whose RGB frames decord makes
-        differently (see :meth:`FrameSource.frames_key`); ``""`` otherwise."""
+        differently, and ``torchcodec-cuda`` for any video decoded on a GPU, whose frames no
+        test has compared (see :meth:`FrameSource.frames_key`); ``""`` otherwise."""
+        if self._device != "cpu":
+            return "torchcodec-cuda"
         return "torchcodec" if self._high_bit_depth else ""
 
     def _decode_ascending(self, indices: np.ndarray) -> np.ndarray:
