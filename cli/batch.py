@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +19,7 @@ from garvid.batch.sink import BATCH_FORMATS, BatchSink, BatchSummary, check_outp
 from garvid.batch.tasks import BatchTask, TaskProblem, tasks_from_folder, tasks_from_lines, tasks_from_manifest
 from garvid.detection.checkpoints import check_detector, detector_name
 from garvid.errors import GarvidError
-from garvid.options import AnswerOptions, WhenOptions, parse_prompts_per_pass
+from garvid.options import DEFAULT_WHEN_WINDOW, AnswerOptions, WhenOptions, parse_prompts_per_pass
 from garvid.presets import random_weights_warning
 from garvid.regions.input import RegionInput
 
@@ -65,8 +66,13 @@ def _summary_table(summary: BatchSummary) -> Table:
     return table
 
 
+#: batch's --resolution and --threshold as given: checked in a WhenOptions once --window is known
+#: (a group built at once would check --resolution against the default window, not the run's).
+SCAN_OPTIONS = replace(WHEN_OPTIONS.without("window"), parameter="scan", build=dict)
+
+
 @app.command(help=f"Ask or describe over many videos, loading each model once; resumable.\n\n{EXAMPLES}")
-@takes(REGION_OPTIONS.only("object_name", "detector", "object_threshold"), ANSWER_OPTIONS, WHEN_OPTIONS.without("window"))
+@takes(REGION_OPTIONS.only("object_name", "detector", "object_threshold"), ANSWER_OPTIONS, SCAN_OPTIONS)
 def batch(
     input_path: str = typer.Argument(..., metavar="INPUT", help="Folder, manifest (.csv/.jsonl) or - for stdin."),
     question: Optional[str] = typer.Option(
@@ -98,14 +104,16 @@ def batch(
     *,
     regions: RegionInput,
     options: AnswerOptions,
-    when: WhenOptions,
+    scan: dict[str, float],
 ) -> None:
     if sum(map(bool, (describe, question, statement))) > 1:
         raise GarvidError("give one of --question, --describe and --when")
+    when = None
     if statement is not None:
         from garvid.qa.when_answering import check_statement
 
         check_statement(statement)
+        when = WhenOptions(options.keyframes.window or DEFAULT_WHEN_WINDOW, **scan)
         if engine == "ray":
             raise GarvidError("--when runs on the local engine: leave out --engine ray")
     if output_format not in BATCH_FORMATS:
@@ -125,8 +133,7 @@ def batch(
 
     from garvid.batch.runner import BatchRun, batch_inputs, plan_batch, run_local
 
-    scan = WhenOptions(options.keyframes.window or when.window, when.resolution, when.threshold) if statement is not None else None
-    run = BatchRun(options, regions, statement if scan is not None else question, describe, scan)
+    run = BatchRun(options, regions, statement if when is not None else question, describe, when)
     manifest = Path(input_path) if input_path != "-" and Path(input_path).is_file() else None
     inputs = batch_inputs(tasks, run, manifest, problems)
     if out_dir is not None:

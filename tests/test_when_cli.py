@@ -113,3 +113,11 @@ def test_batch_when_refuses_a_second_task_and_ray(two_object_clip, tmp_path, cap
     _one_line_error(run([*base, "--describe"]), capsys.readouterr().err, "--question, --describe and --when")
     _one_line_error(run([*base, "--engine", "ray"]), capsys.readouterr().err, "local engine")
     _one_line_error(run([*base[:3], "  ", *base[4:]]), capsys.readouterr().err, "statement is empty")
+
+
+def test_batch_checks_the_resolution_against_its_own_window(two_object_clip, tmp_path, capsys):
+    base = ["batch", str(two_object_clip[0].parent), "--when", STATEMENT, *TINY, "--engine", "ray", "-o", str(tmp_path / "out")]
+    # a 3 s resolution fits a 5 s --window: the run goes on (to the refusal of Ray, which comes next)
+    _one_line_error(run([*base, "--window", "5", "--resolution", "3"]), capsys.readouterr().err, "local engine")
+    _one_line_error(run([*base, "--window", "2", "--resolution", "3"]), capsys.readouterr().err, "--resolution (3 s) must not be longer than the window (2 s)")
+    _one_line_error(run([*base, "--resolution", "3"]), capsys.readouterr().err, "must not be longer than the window (2 s)")  # the default window
