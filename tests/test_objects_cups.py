@@ -207,3 +207,29 @@ def test_segment_a_folder_refuses_previews_over_masks_before_any_work(tmp_path: 
     err = capsys.readouterr().err.splitlines()[-1]  # after the random-weights warning
     assert err.startswith("garvid: error: ") and message in err
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before
+
+
+def test_segment_warns_for_every_object_missing_from_the_png(cups: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """One rule: an object with no pixel in the written PNG is named, whether its mask was
+    empty (a phrase resolved to nothing) or a lower id covers it."""
+    import garvid.tracking.segment as segment
+    from garvid.tracking.segment import SegmentedObject, Segmentation
+
+    def segmented(video, regions, *, tracker, device="auto") -> Segmentation:
+        whole = np.ones((video.info.height, video.info.width), bool)
+        inside = np.zeros_like(whole)
+        inside[100:120, 100:140] = True
+        return Segmentation(0, [
+            SegmentedObject(1, "object", whole, 0.9, "table"),
+            SegmentedObject(2, "object", np.zeros_like(whole), 0.5, "cup"),  # resolved to an empty mask
+            SegmentedObject(3, "object", inside, 0.8, "ball"),  # covered by object 1
+        ])  # fmt: skip
+
+    monkeypatch.setattr(segment, "segment_prompt_frame", segmented)
+    out = tmp_path / "m.png"
+    args = ["segment", str(cups), "--object", "table", "--object", "cup", "--object", "ball", "--detector", "tiny-random", "-o", str(out)]
+    assert run(args) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert np.unique(np.asarray(Image.open(out))).tolist() == [1]
+    for object_id in (2, 3):
+        assert f"object {object_id} has no pixel in m.png" in err, err
