@@ -164,7 +164,7 @@ def _segment_folder(
     folder: Path, regions: RegionInput, previews: Path | None, recursive: bool, masks_folder: bool, overwrite: bool, **options
 ) -> None:
     failed = skipped = done = 0
-    for clip_id, video, target, preview in _folder_outputs(folder, list_videos(folder, recursive), regions, previews, masks_folder, options["tracker"]):
+    for clip_id, video, target, preview in _folder_outputs(folder, list_videos(folder, recursive), regions, previews, masks_folder, options["tracking"].tracker):
         if target.exists() and not overwrite:
             skipped += 1
             stderr.print(f"{clip_id}: {target} exists, kept (--overwrite redoes it)", highlight=False)
