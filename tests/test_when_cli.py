@@ -121,3 +121,24 @@ def test_batch_checks_the_resolution_against_its_own_window(two_object_clip, tmp
     _one_line_error(run([*base, "--window", "5", "--resolution", "3"]), capsys.readouterr().err, "local engine")
     _one_line_error(run([*base, "--window", "2", "--resolution", "3"]), capsys.readouterr().err, "--resolution (3 s) must not be longer than the window (2 s)")
     _one_line_error(run([*base, "--resolution", "3"]), capsys.readouterr().err, "must not be longer than the window (2 s)")  # the default window
+
+
+@pytest.mark.slow
+def test_batch_when_subtitles_with_no_interval_are_kept_on_resume(two_object_clip, tmp_path, cache, monkeypatch):
+    import garvid.qa.when_answering as when_answering
+
+    video, mask = two_object_clip
+    manifest = tmp_path / "items.jsonl"
+    manifest.write_text(json.dumps({"video": str(video), "mask": str(mask), "id": "clip"}) + "\n")
+    out = tmp_path / "out"
+    args = ["batch", str(manifest), "--when", STATEMENT, *TINY, "--cache-dir", str(cache), "--threshold", "0.9999"]
+    args += ["--window", "0.5", "--resolution", "0.25", "--format", "srt", "-o", str(out)]
+    assert run(args) == 0
+    written = out / "clip.srt"
+    assert list(srt.parse(written.read_text())) == []  # the statement never held: a finished scan with no cue
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("a finished scan with no interval was redone")
+
+    monkeypatch.setattr(when_answering, "answer_when", never)
+    assert run(args) == 0

@@ -115,11 +115,13 @@ class BatchSink:
         it), ``[]`` when a complete output answers this very request (skip it), else the
         request fields it was written with that differ (``["unknown"]`` when not recorded)."""
         path = self.output_path(task)
-        if path is None or self.journal is None or self.overwrite or not self._reads_back(path):
+        if path is None or self.journal is None or self.overwrite or not self._reads_back(path, request.when is not None):
             return None
         return self.journal.differences(task.id, request) or []
 
-    def _reads_back(self, path: Path) -> bool:
+    def _reads_back(self, path: Path, may_be_empty: bool) -> bool:
+        """Whether ``path`` reads back as an answer in the run's format. Subtitles of a ``when``
+        scan may hold no cue (the statement never held); an answer always has one."""
         if not path.is_file():
             return False
         try:
@@ -127,7 +129,7 @@ class BatchSink:
             if self.fmt == "json":
                 data = json.loads(text)
                 return isinstance(data, dict) and any(k in data for k in ("answer", "answers", "descriptions", "intervals"))
-            return len(pysubs2.SSAFile.from_string(text, format_=self.fmt)) > 0
+            return len(pysubs2.SSAFile.from_string(text, format_=self.fmt)) > 0 or may_be_empty
         except (OSError, UnicodeDecodeError, ValueError, pysubs2.exceptions.Pysubs2Error):
             return False
 
