@@ -52,6 +52,7 @@ class TextStream:
 
     def __init__(self, tokenizer, callback: TokenCallback, names: RegionNames | None = None):
         self.tokenizer, self.callback, self.names = tokenizer, callback, names or {}
+        self.region_tokens = _region_token_ids(tokenizer)  # looked up once, not once per token
         self.reach = CLEAN_UP_REACH if wants_clean_up(tokenizer) else 1
         self.ids: list[int] = []
         self.emitted = ""
@@ -64,7 +65,7 @@ class TextStream:
 
     def __call__(self, token_id: int) -> None:
         self.ids.append(int(token_id))
-        raw = _named(_decode_raw(self.tokenizer, self.ids), self.names).rstrip("\ufffd")  # an incomplete UTF-8 sequence waits
+        raw = _named(_decode_raw(self.tokenizer, self.ids, self.region_tokens), self.names).rstrip("\ufffd")  # an incomplete UTF-8 sequence waits
         self._emit(int(token_id), answer_text(self.tokenizer, raw[: _settled_end(raw, self.reach)]))
 
     def finish(self, answer: str) -> None:
@@ -99,9 +100,9 @@ def _region_token_ids(tokenizer) -> dict[int, str]:
     return {token_id: token for token_id, token in zip(ids, PROMPT_TOKENS) if token_id != tokenizer.unk_token_id}
 
 
-def _decode_raw(tokenizer, token_ids: list[int]) -> str:
-    """Token ids to text with GAR's region tokens kept as ``<PromptK>`` and every other special token dropped."""
-    region_tokens = _region_token_ids(tokenizer)
+def _decode_raw(tokenizer, token_ids: list[int], region_tokens: Mapping[int, str]) -> str:
+    """Token ids to text with GAR's region tokens (``region_tokens``: id -> token) kept as
+    ``<PromptK>`` and every other special token dropped."""
     parts, run = [], []
     for token_id in token_ids:
         if token_id in region_tokens:
@@ -126,7 +127,7 @@ def _named(raw: str, names: RegionNames) -> str:
 
 def answer_texts(tokenizer, token_ids: list[int], names: RegionNames | None = None) -> AnswerTexts:
     """Generated ids as the answer's three texts (see :class:`AnswerTexts`)."""
-    raw = _decode_raw(tokenizer, token_ids)
+    raw = _decode_raw(tokenizer, token_ids, _region_token_ids(tokenizer))
     return AnswerTexts(
         text=answer_text(tokenizer, _named(raw, names or {})),
         raw_text=answer_text(tokenizer, raw),
