@@ -70,7 +70,8 @@ def video_key(video: FrameSource) -> str:
     return content_digest(Path(video.info.path)) + (f"+{frames_key}" if frames_key else "")
 
 
-def _json_digest(data: Any) -> str:
+def json_digest(data: Any) -> str:
+    """SHA-256 (hex) of ``data`` as canonical JSON: what a cache key's digest is."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -92,7 +93,7 @@ def regions_digest(regions: RegionInput, object_ids: Sequence[int]) -> str:
     key: dict[str, Any] = {"objects": sorted(object_ids), **groups, "frame": regions.frame, "resize_masks": regions.resize_masks}
     if phrases:  # what decides the detections: detector, phrases and threshold
         key["detect"] = {**detection_settings(regions), "phrases": phrases}
-    return _json_digest(key)
+    return json_digest(key)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class TrackCacheKey:
         }
 
     def digest(self) -> str:
-        return _json_digest({"format": CACHE_FORMAT, **self.to_json()})
+        return json_digest({"format": CACHE_FORMAT, **self.to_json()})
 
 
 class TrackCache:

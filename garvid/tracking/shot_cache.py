@@ -12,7 +12,6 @@ otherwise). A cache that cannot be written is reported and otherwise ignored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from garvid.options import ShotOptions
 from garvid.shots.detect import DETECTION_WIDTH, ProgressCallback, detect_cuts, detection_settings
 from garvid.shots.reading import read_shots_file
 from garvid.shots.shots import Shots
-from garvid.tracking.cache import content_digest
+from garvid.tracking.cache import content_digest, json_digest
 
 #: Bumped whenever an entry's layout or the meaning of its key changes.
 SHOT_CACHE_FORMAT = 1
@@ -42,8 +41,7 @@ class ShotCacheKey:
         return {"video": self.video, "detection": self.detection}
 
     def digest(self) -> str:
-        text = json.dumps({"format": SHOT_CACHE_FORMAT, **self.to_json()}, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        return json_digest({"format": SHOT_CACHE_FORMAT, **self.to_json()})
 
 
 class ShotCache:
