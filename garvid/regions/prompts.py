@@ -12,9 +12,9 @@ GAR has five region slots, so object ids run from 1 to 5.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
@@ -48,33 +48,77 @@ class ObjectName(NamedTuple):
 
 @dataclass
 class RegionPrompts:
-    """The objects to follow, given on one frame of the video (pixel coordinates)."""
+    """The objects to follow (pixel coordinates): the prompts on ``frame``, and ``anchors``,
+    the prompts on other frames (``--mask PNG@TIME``, or where a detector found a named object
+    again), one :class:`RegionPrompts` per frame, ascending, without anchors of their own.
+
+    An object id names one object on every frame: prompts of the same id on several frames
+    are one object, and its track is the union of what each prompt reaches within its shot.
+    ``frame`` always holds a prompt unless there are no objects at all.
+    """
 
     frame: int
     masks: dict[int, np.ndarray] = field(default_factory=dict)
     boxes: dict[int, Box] = field(default_factory=dict)
     points: dict[int, list[Point]] = field(default_factory=dict)
     objects: dict[int, ObjectName] = field(default_factory=dict)  # names a detector has yet to find
+    anchors: tuple[RegionPrompts, ...] = ()
+
+    @property
+    def own_ids(self) -> list[int]:
+        """The objects prompted on ``frame`` itself."""
+        return sorted([*self.masks, *self.boxes, *self.points, *self.objects])
 
     @property
     def object_ids(self) -> list[int]:
-        return sorted([*self.masks, *self.boxes, *self.points, *self.objects])
+        """Every object, prompted on ``frame`` or on an anchor."""
+        return sorted({*self.own_ids, *(i for anchor in self.anchors for i in anchor.own_ids)})
+
+    @property
+    def prompt_frames(self) -> list[int]:
+        """Every frame that holds a prompt, ascending."""
+        return sorted({self.frame, *(anchor.frame for anchor in self.anchors)})
 
     @property
     def names(self) -> dict[int, str]:
         """What answers call each object (see :func:`object_names`)."""
-        return object_names(self.object_ids, self.objects)
+        objects = {i: name for prompts in self.per_frame() for i, name in prompts.objects.items()}
+        return object_names(self.object_ids, objects)
+
+    def per_frame(self) -> list[RegionPrompts]:
+        """The prompts of each prompt frame on their own, ascending by frame."""
+        own = RegionPrompts(self.frame, self.masks, self.boxes, self.points, self.objects)
+        return sorted([own, *self.anchors], key=lambda prompts: prompts.frame)
 
     def only(self, object_ids: Sequence[int]) -> RegionPrompts:
         """The prompts of ``object_ids`` alone (what a question about them needs tracked)."""
         keep = set(object_ids)
-        return RegionPrompts(
-            frame=self.frame,
-            masks={i: m for i, m in self.masks.items() if i in keep},
-            boxes={i: b for i, b in self.boxes.items() if i in keep},
-            points={i: p for i, p in self.points.items() if i in keep},
-            objects={i: o for i, o in self.objects.items() if i in keep},
-        )
+        return self.keep(lambda frame, object_id: object_id in keep)
+
+    def within(self, first: int, stop: int) -> RegionPrompts:
+        """The prompts on frames ``first`` to ``stop - 1`` alone (one shot's); ``frame`` becomes
+        the earliest of them. Empty (no objects) when none lies there."""
+        return self.keep(lambda frame, object_id: first <= frame < stop)
+
+    def keep(self, wanted: Callable[[int, int], bool]) -> RegionPrompts:
+        """The prompts for which ``wanted(frame, object_id)`` holds, re-anchored on the earliest
+        frame left (the same ``frame`` when it keeps a prompt)."""
+        kept = []
+        for prompts in self.per_frame():
+            f = prompts.frame
+            part = RegionPrompts(
+                frame=f,
+                masks={i: m for i, m in prompts.masks.items() if wanted(f, i)},
+                boxes={i: b for i, b in prompts.boxes.items() if wanted(f, i)},
+                points={i: p for i, p in prompts.points.items() if wanted(f, i)},
+                objects={i: o for i, o in prompts.objects.items() if wanted(f, i)},
+            )
+            if part.own_ids:
+                kept.append(part)
+        if not kept:
+            return RegionPrompts(frame=self.frame)
+        base = next((part for part in kept if part.frame == self.frame), kept[0])
+        return replace(base, anchors=tuple(part for part in kept if part is not base))
 
 
 def object_names(object_ids: Iterable[int], objects: Mapping[int, ObjectName] | None = None) -> dict[int, str]:

@@ -70,6 +70,25 @@ class Shots:
             )
         )
 
+    @classmethod
+    def from_json(cls, data: Any) -> Shots:
+        """Read :meth:`to_json` back; GarvidError naming what is wrong."""
+        if not isinstance(data, list) or not data:
+            raise GarvidError("must be a non-empty list of shots")
+        shots = []
+        for position, entry in enumerate(data):
+            fields = ("start_frame", "end_frame", "start", "end")
+            if not isinstance(entry, dict) or not all(key in entry for key in fields):
+                raise GarvidError(f"[{position}] must hold {', '.join(fields)}")
+            frames, times = (entry["start_frame"], entry["end_frame"]), (entry["start"], entry["end"])
+            if not all(type(v) is int for v in frames) or not all(type(v) in (int, float) for v in times):
+                raise GarvidError(f"[{position}] must have integer frames and numeric times")
+            shots.append(Shot(*frames, float(times[0]), float(times[1])))
+        try:
+            return cls(tuple(shots))
+        except ValueError as error:
+            raise GarvidError(str(error)) from None
+
     @property
     def num_frames(self) -> int:
         return self.shots[-1].end

@@ -79,6 +79,7 @@ def merge(old: Tracks, new: Tracks) -> Tracks:
         stride=common_gap(frames),
         device=new.device,
         prompt_frame=new.prompt_frame,
+        shots=new.shots,
     )
 
 

@@ -6,6 +6,7 @@ back with validation, so a tracks file can serve as a cache for later stages.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -15,6 +16,8 @@ import numpy as np
 from garvid.errors import GarvidError, RegionError, invalid_text
 from garvid.media.source import VideoInfo
 from garvid.regions.masks import RLE, BBox, decode_rle, encode_rle, mask_bbox, rle_runs
+from garvid.shots.shots import Shots
+from garvid.tracking.presence import Presence, presence
 
 #: Decimal places kept for scores in JSON (a confidence needs no more).
 SCORE_DECIMALS = 4
@@ -38,6 +41,11 @@ class ObjectObservation:
         """Summarise an ``(H, W)`` boolean mask; its RLE is all that is kept of it."""
         return cls(bbox=mask_bbox(mask), area=int(mask.sum()), score=float(score), rle=encode_rle(mask))
 
+    @classmethod
+    def absent(cls, width: int, height: int) -> ObjectObservation:
+        """An object not tracked on a frame (no prompt reaches its shot): an empty mask, score 0."""
+        return cls(bbox=None, area=0, score=0.0, rle=_empty_rle(width, height))
+
 
 @dataclass
 class Tracks:
@@ -52,6 +60,7 @@ class Tracks:
     stride: int
     device: str
     prompt_frame: int
+    shots: Shots | None = None  # the shots tracking stayed within; None: not known (one shot)
 
     def observation(self, object_id: int, frame: int) -> ObjectObservation:
         """The observation of ``object_id`` on tracked frame ``frame``."""
@@ -71,10 +80,16 @@ class Tracks:
         """``object_ids`` on ``frames`` (ascending tracked frames) only."""
         return combine([self], frames, object_ids)
 
+    def presence(self, object_id: int) -> list[Presence]:
+        """When ``object_id`` is tracked and visible (:mod:`garvid.tracking.presence`)."""
+        return presence(self, object_id)
+
     def to_json(self) -> dict[str, Any]:
-        """The ``garvid track`` JSON: video, tracker settings and per-object frames."""
+        """The ``garvid track`` JSON: video, shots, tracker settings and per-object presence and frames."""
+        shots = {} if self.shots is None else {"shots": self.shots.to_json()}
         return {
             "video": self.video.to_json(),
+            **shots,
             "tracker": {
                 "name": self.tracker,
                 "stride": self.stride,
@@ -84,6 +99,7 @@ class Tracks:
             "objects": [
                 {
                     "id": object_id,
+                    "presence": [interval.to_json() for interval in self.presence(object_id)],
                     "frames": [
                         {
                             "frame": frame,
@@ -160,7 +176,20 @@ class _TracksReader:
             object_ids.append(object_id)
             observations[object_id] = [self.read_observation(e, video, place) for e, place in zip(entries, places)]
         assert frames is not None
-        return Tracks(video, object_ids, frames, times, observations, name, stride, device, prompt_frame)
+        shots = self.read_shots(self.data.get("shots"), video) if isinstance(self.data, dict) else None
+        return Tracks(video, object_ids, frames, times, observations, name, stride, device, prompt_frame, shots)
+
+    def read_shots(self, value: Any, video: VideoInfo) -> Shots | None:
+        """The optional ``shots`` list (files written before shots existed have none)."""
+        if value is None:
+            return None
+        try:
+            shots = Shots.from_json(value)
+        except (GarvidError, ValueError) as error:
+            raise self.fail("shots", str(error)) from None
+        if shots.num_frames != video.num_frames:
+            raise self.fail("shots", f"end at frame {shots.num_frames}, but the video has {video.num_frames} frames")
+        return shots
 
     def read_video(self, data: dict[str, Any]) -> VideoInfo:
         info = VideoInfo(
@@ -227,6 +256,12 @@ class _TracksReader:
         return x1, y1, x2, y2
 
 
+@functools.lru_cache(maxsize=8)
+def _empty_rle(width: int, height: int) -> RLE:
+    """The RLE of an empty ``width`` x ``height`` mask (shared: observations never change their RLE)."""
+    return encode_rle(np.zeros((height, width), bool))
+
+
 def _shown(value: Any, limit: int = 40) -> str:
     """``value`` as a message shows it: cut, with its length, when it is long (a 300-digit area)."""
     text = repr(value)
@@ -259,6 +294,7 @@ def combine(parts: Sequence[Tracks], frames: Sequence[int], object_ids: Sequence
         stride=common_gap(frames),
         device=first.device,
         prompt_frame=first.prompt_frame,
+        shots=first.shots,
     )
 
 
