@@ -29,7 +29,6 @@ from garvid.options import (
     KeyframeOptions,
     ModelOptions,
     PromptOptions,
-    ShotOptions,
     TrackingOptions,
     WhenOptions,
 )
@@ -200,7 +199,7 @@ ShotsSource = Annotated[
     str,
     typer.Option(
         "--shots",
-        help="Shots: auto (detect the cuts), off (one shot) or FILE (PySceneDetect's CSV scene list, or JSON).",
+        help="Shots, which tracking never crosses: auto (detect the cuts), off (one shot) or FILE (PySceneDetect's CSV scene list, or JSON).",
         rich_help_panel=TRACKING,
     ),
 ]
@@ -432,12 +431,6 @@ TRACKING_OPTIONS = OptionGroup(
         Flag("decode_device", DecodeDevice, "cpu", "decode_device"),
         Flag("cache_dir", CacheDir, None, "cache_dir"),
         Flag("no_cache", NoCache, False, "use_cache", lambda no_cache: not no_cache),
-    ),
-)
-SHOT_OPTIONS = OptionGroup(
-    "shots",
-    ShotOptions,
-    (
         Flag("shots", ShotsSource, "auto", "shots"),
         Flag("cut_threshold", CutThreshold, DEFAULT_CUT_THRESHOLD, "cut_threshold"),
         Flag("min_shot", MinShot, DEFAULT_MIN_SHOT, "min_shot"),
@@ -499,7 +492,7 @@ WHEN_ANSWER_OPTIONS = ANSWER_OPTIONS.replacing(
 )
 
 #: The flag that sets each library field, for errors raised after the groups were built.
-FLAG_OF_FIELD = {flag.field: flag.option for group in (*GROUPS, SHOT_OPTIONS) for flag in group.flags} | {
+FLAG_OF_FIELD = {flag.field: flag.option for group in GROUPS for flag in group.flags} | {
     "prompts_per_pass": "--batch-size",
     "tracks": "--tracks",
     "eval_protocol": "--eval-protocol",

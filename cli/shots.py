@@ -7,14 +7,13 @@ from typing import Optional
 import typer
 from garvid_cli.app import app
 from garvid_cli.console import progress_bar, stderr, warn
-from garvid_cli.options import OUTPUT, SHOT_OPTIONS, TRACKING_OPTIONS, Output, VideoPath, takes
+from garvid_cli.options import OUTPUT, TRACKING_OPTIONS, Output, VideoPath, takes
 
 from garvid.errors import GarvidError
 from garvid.files import check_outputs, write_text
-from garvid.options import ShotOptions, TrackingOptions
-from garvid.paths import cache_root
+from garvid.options import TrackingOptions
 from garvid.shots.formats import SHOT_FORMATS, SUFFIX_FORMATS, render_shots
-from garvid.tracking.shot_cache import ShotCache, shots_for
+from garvid.tracking.shot_cache import request_shots
 
 EXAMPLE = (
     "Examples:\n\n"
@@ -23,12 +22,12 @@ EXAMPLE = (
     "  garvid shots film.mp4 --shots edits.csv --format json   (check a shot list against the video)"
 )
 
-#: The cache and frame-folder options of the tracking group (the same flags as every command).
-VIDEO_CACHE_OPTIONS = TRACKING_OPTIONS.only("fps", "cache_dir", "no_cache")
+#: The shot, cache and frame-folder options of the tracking group (the same flags as every command).
+SHOT_OPTIONS = TRACKING_OPTIONS.only("shots", "cut_threshold", "min_shot", "fps", "cache_dir", "no_cache")
 
 
 @app.command(help=f"Find the shot cuts of a video and list its shots (text, JSON or CSV).\n\n{EXAMPLE}")
-@takes(SHOT_OPTIONS, VIDEO_CACHE_OPTIONS)
+@takes(SHOT_OPTIONS)
 def shots(
     video: VideoPath,
     output_format: Optional[str] = typer.Option(
@@ -36,16 +35,15 @@ def shots(
     ),
     output: Output = None,
     *,
-    shots: ShotOptions,
     tracking: TrackingOptions,
 ) -> None:
     chosen = output_format or (SUFFIX_FORMATS.get(output.suffix.lower(), "text") if output is not None else "text")
     if chosen not in SHOT_FORMATS:
         raise GarvidError(f"--format must be one of {', '.join(SHOT_FORMATS)}, not {chosen!r}")
+    shots = tracking.shot_options
     check_outputs({"-o": output}, (video, shots.file))
-    cache = ShotCache(tracking.cache_dir or cache_root(), on_problem=warn) if tracking.use_cache else None
     with progress_bar("finding cuts") as progress:
-        info, found = shots_for(video, shots, fps=tracking.fps, cache=cache, progress=progress)
+        info, found = request_shots(video, tracking, on_problem=warn, progress=progress)
     source = "detected" if shots.shots == "auto" else shots.shots
     write_text(render_shots(found, info, source, chosen), output)
     if output is not None:

@@ -115,10 +115,17 @@ class ModelOptions:
         check_device_name(self.device)
 
 
+#: Shot detection's defaults (PySceneDetect's AdaptiveDetector), chosen by measuring
+#: (docs/commands.md#the-detector-and-why): a cut's score against its neighbours' at least this ratio,
+#: and shots at least this many seconds long.
+DEFAULT_CUT_THRESHOLD = 3.0
+DEFAULT_MIN_SHOT = 0.5
+
+
 @dataclass(frozen=True)
 class TrackingOptions:
     """How the video is read and objects are tracked: decoder, tracker preset or checkpoint, stride,
-    a frame folder's rate, cache."""
+    a frame folder's rate, cache, and the shots tracking stays within."""
 
     tracker: str = ""  # preset (configs/trackers.toml) or SAM2 .pt; "" = the default preset
     stride: Stride = "auto"  # track every N-th frame (plus the prompt frame); auto: from keyframes and device
@@ -127,14 +134,23 @@ class TrackingOptions:
     use_cache: bool = True
     decoder: Decoder = "auto"  # which library decodes video files (frame folders are images)
     decode_device: str = "cpu"  # cpu, or cuda / cuda:N with torchcodec (NVDEC)
+    shots: str = "auto"  # tracking never crosses a cut: auto (detected), off (one shot) or a shot-list file
+    cut_threshold: float = DEFAULT_CUT_THRESHOLD
+    min_shot: float = DEFAULT_MIN_SHOT
 
     def __post_init__(self) -> None:
         check_decoder(self.decoder, self.decode_device)
+        self.shot_options  # noqa: B018 - a bad shot setting is refused here, named by its field
         if not self.tracker:
             _set(self, "tracker", default_preset("trackers"))
         _set(self, "stride", parse_stride(self.stride))
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise OptionError("fps", f"must be a positive frame rate, not {self.fps}")
+
+    @property
+    def shot_options(self) -> ShotOptions:
+        """Where the video's shots come from, as ``garvid shots`` takes it."""
+        return ShotOptions(self.shots, self.cut_threshold, self.min_shot)
 
 
 def parse_stride(value: str | int) -> Stride:
@@ -145,13 +161,6 @@ def parse_stride(value: str | int) -> Stride:
     if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise OptionError("stride", f"must be a whole number of at least 1, or auto; not {str(value)!r}")
     return int(text)
-
-
-#: Shot detection's defaults (PySceneDetect's AdaptiveDetector), chosen by measuring
-#: (docs/commands.md#the-detector-and-why): a cut's score against its neighbours' at least this ratio,
-#: and shots at least this many seconds long.
-DEFAULT_CUT_THRESHOLD = 3.0
-DEFAULT_MIN_SHOT = 0.5
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import webvtt
 from garvid_cli.main import run
 from PIL import Image
 
+from garvid.tracking.cache import CACHE_FORMAT
+
 SIZE = (160, 96)
 TINY = ["--model", "tiny-random", "--tracker", "tiny-random", "--device", "cpu", "--max-new-tokens", "3", "--frames", "3"]
 QUESTION = "what does object 2 do to object 1?"
@@ -61,7 +63,7 @@ def test_json_then_cached_second_run(clip, tmp_path, capsys):
         "path": str(clip[0]), "fps": 10.0, "num_frames": 20, "duration": 2.0, "width": 160, "height": 96, "decoder": "decord"
     }
     assert data["model"]["name"] == "tiny-random" and data["protocol"] == {"name": "temporal", "version": 1}
-    entries = sorted((cache / "tracks-v2").glob("*.json"))  # one entry per tracked object
+    entries = sorted((cache / f"tracks-v{CACHE_FORMAT}").glob("*.json"))  # one entry per tracked object
     assert sorted(json.loads(e.read_text())["key"]["object"] for e in entries) == [1, 2]
     entry = entries[0]
     entry_object = json.loads(entry.read_text())["key"]["object"]

@@ -19,6 +19,7 @@ from garvid.output.overlay import (
     render_overlay,
     render_tracks,
 )
+from garvid.shots.shots import Shots
 from garvid.tracking.tracks import ObjectObservation, Tracks
 
 WIDTH, HEIGHT = 97, 65  # odd on purpose: yuv420p output needs padding
@@ -176,3 +177,17 @@ def test_render_tracks_uses_visible_masks_and_checks_the_video(grey_clip: Path, 
     with pytest.raises(VideoError, match="not the video these tracks were made from"):
         render_tracks(tracks_of(replace(info, num_frames=99)), tmp_path / "never.mp4")
     assert not (tmp_path / "never.mp4").exists()
+
+
+def test_render_tracks_never_draws_a_mask_across_a_cut(grey_clip: Path, tmp_path: Path) -> None:
+    with Video(grey_clip) as video:
+        info, times = video.info, video.timestamps()
+    frames = [0, 5, 10]
+    still = _masks_for(0)[2]  # object 2, visible on every tracked frame
+    tracks = Tracks(info, [2], frames, [float(times[f]) for f in frames], {2: [ObjectObservation.from_mask(still, 0.9)] * 3},
+                    "test", 5, "cpu", 0, Shots.from_cuts([3, 4], times, info.duration))  # fmt: skip
+    render_tracks(tracks, tmp_path / "cut.mp4")
+    with Video(tmp_path / "cut.mp4") as rendered:
+        drawn = rendered.frames(range(15)).astype(float)
+    bare = [f for f in range(15) if np.abs(drawn[f, 37:51, 68:86] - drawn[f, 5, 5]).max() < 10]
+    assert bare == [3]  # frame 3 is a shot of its own: its nearest tracked frames (0 and 5) lie across cuts

@@ -14,7 +14,7 @@ from garvid.errors import GarvidError
 from garvid.media.source import VideoInfo
 from garvid.regions.input import RegionInput
 from garvid.tracking import ObjectObservation, Tracks
-from garvid.tracking.cache import TrackCache, TrackCacheKey, file_digest, regions_digest
+from garvid.tracking.cache import CACHE_FORMAT, TrackCache, TrackCacheKey, file_digest, regions_digest
 
 INFO = VideoInfo(path="clip.mp4", num_frames=10, fps=10.0, width=32, height=24, duration=1.0, rotation=0)
 
@@ -35,8 +35,8 @@ def inputs(tmp_path: Path) -> tuple[Path, RegionInput]:
     return video, RegionInput(masks=(mask,))
 
 
-def _key(video: Path, regions: RegionInput, tracker="tiny-random", prompt_frame=0, object_id=1) -> TrackCacheKey:
-    return TrackCacheKey(file_digest(video), regions_digest(regions, [object_id]), tracker, prompt_frame, object_id)
+def _key(video: Path, regions: RegionInput, tracker="tiny-random", prompt_frame=0, object_id=1, cuts=()) -> TrackCacheKey:
+    return TrackCacheKey(file_digest(video), regions_digest(regions, [object_id]), tracker, prompt_frame, object_id, cuts)
 
 
 def test_store_then_load_gives_the_same_tracks(tmp_path, inputs):
@@ -54,6 +54,7 @@ def test_other_inputs_miss(tmp_path, inputs):
     assert cache.load(_key(video, regions, prompt_frame=5)) is None
     assert cache.load(_key(video, regions, tracker="sam2.1-tiny")) is None
     assert cache.load(_key(video, regions, object_id=2)) is None
+    assert cache.load(_key(video, regions, cuts=(12,))) is None  # other shots: tracking stops at other cuts
     before = regions_digest(regions, [1])
     Image.fromarray(np.eye(24, 32, k=1, dtype=np.uint8)).save(regions.masks[0])  # an edited mask
     assert regions_digest(regions, [1]) != before
@@ -186,8 +187,8 @@ def test_older_format_entries_are_dropped_on_first_use(tmp_path, inputs):
     assert not old.exists() and future.exists()
     assert said == [f"removed {old}, the tracking cache's folder of format 1 (1 entries): they can never be used again"]
     path = cache.store(_key(*inputs), _tracks())
-    assert path.parent == root / "tracks-v2" and json.loads(path.read_text())["format"] == 2
-    assert (root / "tracks-v2" / ".garvid-track-cache").is_file()  # what lets a later format remove it
+    assert path.parent == root / f"tracks-v{CACHE_FORMAT}" and json.loads(path.read_text())["format"] == CACHE_FORMAT
+    assert (root / f"tracks-v{CACHE_FORMAT}" / ".garvid-track-cache").is_file()  # what lets a later format remove it
     assert cache.load(_key(*inputs)) is not None
 
 

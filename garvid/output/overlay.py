@@ -151,8 +151,8 @@ def render_tracks(
     """Render every frame the tracks span, at the video's rate, with every visible object's mask
     (the video read by ``decoder`` on ``decode_device``, as in :func:`~garvid.media.open.open_video`).
 
-    A frame between tracked frames shows the masks of the nearest tracked frame (the earlier
-    one on a tie). The span is the stride-long stretches around the tracked frames: for
+    A frame between tracked frames shows the masks of the nearest tracked frame of its own
+    shot (the earlier one on a tie); none when its neighbours lie across a cut. The span is the stride-long stretches around the tracked frames: for
     ``garvid track`` (tracked through the whole video), every frame of the video.
     """
     tracked = list(tracks.frames)
@@ -166,10 +166,14 @@ def render_tracks(
         seen = {i: tracks.observations[i][position] for i in tracks.object_ids}
         return {i: decode_rle(observation.rle) for i, observation in seen.items() if observation.visible}
 
+    shot_of = (lambda frame: 0) if tracks.shots is None else tracks.shots.index_of
+
     def masks_for(frame: int) -> dict[int, np.ndarray]:
         after = bisect.bisect_left(tracked, frame)
-        nearest = min((p for p in (after - 1, after) if 0 <= p < len(tracked)), key=lambda p: abs(tracked[p] - frame))
-        return tracked_masks(nearest)
+        around = [p for p in (after - 1, after) if 0 <= p < len(tracked) and shot_of(tracked[p]) == shot_of(frame)]
+        if not around:
+            return {}  # no tracked frame of this frame's shot is near: a mask would cross a cut
+        return tracked_masks(min(around, key=lambda p: abs(tracked[p] - frame)))
 
     with open_video(tracks.video.path, fps=tracks.video.fps, decoder=decoder, decode_device=decode_device) as video:
         expected = (tracks.video.width, tracks.video.height, tracks.video.num_frames)

@@ -48,10 +48,12 @@ from garvid.qa.reporting import Reporter
 from garvid.options import AnswerOptions
 from garvid.qa.video_request import VideoRequest
 from garvid.regions.prompts import RegionPrompts, object_names
+from garvid.shots.shots import Shots
 from garvid.tracking import Tracker, Tracks, auto_stride
 from garvid.tracking.cache import request_cache
 from garvid.tracking.given import GivenTracks, given_prompts, read_tracks_file
 from garvid.tracking.provide import tracks_for
+from garvid.tracking.shot_cache import request_shots
 from garvid.tracking.reuse import TrackingNeed
 
 if TYPE_CHECKING:
@@ -74,6 +76,7 @@ class VideoJob:
     tracker_name: str
     need: TrackingNeed  # the frames to track (or to find tracked)
     given: Tracks | None  # the request's --tracks file: the tracks, no tracking
+    shots: Shots | None  # what tracking stays within (a --tracks file's own, None when it has none)
 
     @classmethod
     def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, files: GarFiles | str) -> VideoJob:
@@ -106,11 +109,13 @@ class VideoJob:
             files = GarFiles.read(files)
         builder = TemporalPromptBuilder(files, protocol, options.prompt, (info.width, info.height))
         frames = _fit_frames(request, protocol, builder, plan, span, windows, reporter)
-        need = _tracking_need(options, prompts.frame, span, frames * len(windows), info.num_frames)
+        asked = prompts.only(plan.objects)
+        shots = given.shots if given is not None else request_shots(request.video, options.tracking, on_problem=reporter.warn)[1]
+        need = _tracking_need(options, asked, shots, span, frames * len(windows), info.num_frames)
         windows = _windows_with_frames(windows, need.in_range(given.frames) if given is not None else need.grid, reporter)
         return cls(
             protocol=protocol,
-            prompts=prompts.only(plan.objects),
+            prompts=asked,
             plan=plan,
             timestamps=timestamps,
             span=span,
@@ -121,6 +126,7 @@ class VideoJob:
             tracker_name=options.tracking.tracker,
             need=need,
             given=given,
+            shots=shots,
         )
 
 
@@ -310,12 +316,14 @@ def _fit_frames(
     return frames
 
 
-def _tracking_need(options: AnswerOptions, prompt_frame: int, span: Window, keyframes: int, num_frames: int) -> TrackingNeed:
-    """The tracked grid: the span (extended to reach the prompt frame) every ``stride`` frames."""
+def _tracking_need(
+    options: AnswerOptions, prompts: RegionPrompts, shots: Shots | None, span: Window, keyframes: int, num_frames: int
+) -> TrackingNeed:
+    """The tracked grid: the span (extended to reach the prompts in its shots) every ``stride`` frames."""
     stride = options.tracking.stride
     if stride == "auto":
         stride = auto_stride(span.stop - span.first, keyframes, resolve_device(options.model.device).type)
-    return TrackingNeed(min(span.first, prompt_frame), max(span.stop, prompt_frame + 1), stride, prompt_frame, num_frames)
+    return TrackingNeed.for_span(span.first, span.stop, stride, prompts, num_frames, shots)
 
 
 def _given_tracks(request: VideoRequest, info: VideoInfo, timestamps: np.ndarray) -> Tracks | None:
@@ -353,6 +361,7 @@ def job_tracks(
         job.need,
         cache,
         GivenTracks(job.given) if job.given is not None else loaded or job.tracker_name,
+        shots=job.shots,
         device=options.model.device,
         progress=lambda done, total: reporter.progress("tracking", done, total),
     )

@@ -37,7 +37,7 @@ from garvid.tracking.tracks import Tracks
 
 #: Bumped whenever the entry layout or the meaning of a key changes; entries live under
 #: ``tracks-v<format>/`` (format 1 used ``tracks/``), and older formats' folders are removed.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 #: Written into each format's folder: what lets a later garvid remove the folder as its own.
 MARKER = ".garvid-track-cache"
 #: An entry's file name (its key's digest), or the temporary file of one being written.
@@ -105,6 +105,7 @@ class TrackCacheKey:
     tracker: str  # preset name, or a checkpoint path as the user gave it
     prompt_frame: int
     object_id: int
+    cuts: tuple[int, ...]  # the shots tracking stayed within: another edit list tracks differently
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +114,7 @@ class TrackCacheKey:
             "tracker": self.tracker,
             "prompt_frame": self.prompt_frame,
             "object": self.object_id,
+            "cuts": list(self.cuts),
         }
 
     def digest(self) -> str:

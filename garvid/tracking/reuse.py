@@ -11,13 +11,13 @@ others on the same frames (``tests/test_track_reuse.py`` checks it with the rand
 hiera-tiny), and tracks can be kept per object.
 
 A request needs a regular grid of frames over a range (its span, extended to the prompt
-frame). Frames tracked for an object on some grid serve a request when they hold the
-prompt frame and at least one frame in every stride-long stretch of the range: a denser
+frames in the shots it touches). Frames tracked for an object on some grid serve a request when they hold the
+prompt frames in the range and at least one frame in every stride-long stretch of it: a denser
 grid serves a sparser request, as keyframes are picked among tracked frames anyway. For
 several objects the frames are those they all have (keyframes replay every object), so
 objects whose frames each serve alone but share too few are tracked on the request's grid.
 Objects whose frames do not serve are tracked on the request's own grid (SAM2 propagates
-from the prompt frame, so the grid always reaches back to it) and merged into what was
+from the prompt frames, so the grid always holds them) and merged into what was
 there.
 """
 
@@ -27,7 +27,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Collection, Mapping, Sequence
 
-from garvid.tracking.frames import tracked_frames
+from garvid.errors import GarvidError
+from garvid.regions.prompts import RegionPrompts
+from garvid.shots.shots import Shots
 from garvid.tracking.tracks import Tracks, combine, common_gap
 
 TrackFunction = Callable[[list[int], list[int]], Tracks]
@@ -36,28 +38,55 @@ TrackFunction = Callable[[list[int], list[int]], Tracks]
 
 @dataclass(frozen=True)
 class TrackingNeed:
-    """The frames a request needs tracked: every ``stride``-th frame of ``[first, stop)`` plus the prompt frame."""
+    """The frames a request needs tracked: every ``stride``-th frame of ``[first, stop)`` plus
+    the prompt frames inside that range (``prompt_frames``; default: ``prompt_frame`` alone)."""
 
     first: int
     stop: int  # one past the last frame
     stride: int
     prompt_frame: int
     num_frames: int
+    prompt_frames: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.prompt_frames:
+            object.__setattr__(self, "prompt_frames", (self.prompt_frame,))
         self.grid  # noqa: B018 - a range or stride that does not fit the video fails here, before any model loads
+
+    @classmethod
+    def for_span(
+        cls, first: int, stop: int, stride: int, prompts: RegionPrompts, num_frames: int, shots: Shots | None
+    ) -> TrackingNeed:
+        """The need of frames ``[first, stop)``, extended to reach the prompt frames that can
+        reach it: those in the shots the range touches (tracking never crosses a cut, so a
+        prompt in another shot cannot), or every prompt frame when ``shots`` is None."""
+        frames = prompts.prompt_frames
+        if shots is not None:
+            touched = range(shots.index_of(first), shots.index_of(stop - 1) + 1)
+            frames = [f for f in frames if shots.index_of(f) in touched]
+        return cls(
+            min([first, *frames]), max([stop, *(f + 1 for f in frames)]), stride, prompts.frame, num_frames, tuple(prompts.prompt_frames)
+        )
 
     @property
     def grid(self) -> list[int]:
         """The frames to track when nothing is cached."""
-        return tracked_frames(self.num_frames, self.prompt_frame, self.stride, self.first, self.stop)
+        if self.stride < 1:
+            raise GarvidError(f"stride must be a positive integer, got {self.stride}")
+        if not 0 <= self.first < self.stop <= self.num_frames:
+            raise GarvidError(f"frame range {self.first}..{self.stop} does not fit the video's {self.num_frames} frames")
+        return sorted({*range(self.first, self.stop, self.stride), *self.prompts_in_range})
+
+    @property
+    def prompts_in_range(self) -> list[int]:
+        return self.in_range(self.prompt_frames)
 
     def in_range(self, frames: Collection[int]) -> list[int]:
         return sorted(f for f in frames if self.first <= f < self.stop)
 
     def served_by(self, frames: Collection[int]) -> bool:
-        """True when ``frames`` hold the prompt frame and a frame in every stride-long stretch of the range."""
-        if self.prompt_frame not in frames:
+        """True when ``frames`` hold the prompt frames in the range and a frame in every stride-long stretch of it."""
+        if not set(self.prompts_in_range) <= set(frames):
             return False
         cells = {(f - self.first) // self.stride for f in self.in_range(frames)}
         return len(cells) == math.ceil((self.stop - self.first) / self.stride)

@@ -67,14 +67,20 @@ def new_inference_state(images: FrameFeed, height: int, width: int, device: torc
 
 
 def check_prompts(prompts: RegionPrompts, width: int, height: int) -> None:
-    """RegionError unless every prompt is a usable mask, box or point inside the frame."""
-    if prompts.objects:
-        raise RegionError("objects given by name must be found on the prompt frame (detect_objects) before tracking")
-    ids = [*prompts.masks, *prompts.boxes, *prompts.points]
-    if not ids:
+    """RegionError unless every prompt, on every prompt frame, is a usable mask, box or point inside the frame."""
+    if not prompts.object_ids:
         raise RegionError("no objects to track: give at least one mask, box or point")
+    for on_frame in prompts.per_frame():
+        check_frame_prompts(on_frame, width, height)
+
+
+def check_frame_prompts(prompts: RegionPrompts, width: int, height: int) -> None:
+    """:func:`check_prompts` for the prompts of one frame."""
+    if prompts.objects:
+        raise RegionError("objects given by name must be found (detect_objects) before tracking")
+    ids = [*prompts.masks, *prompts.boxes, *prompts.points]
     if len(set(ids)) != len(ids):
-        raise RegionError("an object id is given more than one prompt (mask, box or points)")
+        raise RegionError(f"an object id is given more than one kind of prompt (mask, box or points) on frame {prompts.frame}")
     for object_id, mask in prompts.masks.items():
         if mask.shape != (height, width):
             size = f"{mask.shape[1]}x{mask.shape[0]}" if mask.ndim == 2 else str(mask.shape)
@@ -114,21 +120,29 @@ class TrackingSession:
 
     @torch.inference_mode()
     def add_prompts(self, prompts: RegionPrompts) -> None:
-        """Give SAM2 every object's prompt on the prompt frame (masks as-is, boxes and points encoded)."""
+        """Give SAM2 every object's prompts on every prompt frame (masks as-is, boxes and points
+        encoded), as SAM2's own multi-frame prompting does: each prompted frame becomes a
+        conditioning frame of its object, and propagation starts at the earliest of them."""
         check_prompts(prompts, self.info.width, self.info.height)
-        if prompts.frame not in self.frames:
-            raise RegionError(f"prompt frame {prompts.frame} is not among the tracked frames")
-        self.prompt_index = index = self.frames.index(prompts.frame)
+        missing = [f for f in prompts.prompt_frames if f not in self.frames]
+        if missing:
+            raise RegionError(f"prompt frame {missing[0]} is not among the tracked frames")
+        self.prompt_index = self.frames.index(prompts.prompt_frames[0])
         add_mask, add_points = self.predictor.add_new_mask, self.predictor.add_new_points_or_box
+        for object_id in prompts.object_ids:  # SAM2 numbers objects as it first meets them: by id, here
+            self.predictor._obj_id_to_idx(self.state, object_id)
         with precision(self.predictor.device):
-            for object_id in prompts.object_ids:  # SAM2 numbers objects in the order they are added
-                if object_id in prompts.masks:
-                    add_mask(self.state, index, object_id, torch.from_numpy(np.asarray(prompts.masks[object_id], bool)))
-                elif object_id in prompts.boxes:
-                    add_points(self.state, index, object_id, box=list(prompts.boxes[object_id]))
-                else:
-                    points = prompts.points[object_id]
-                    add_points(self.state, index, object_id, points=points, labels=[1] * len(points))
+            for on_frame in prompts.per_frame():
+                index = self.frames.index(on_frame.frame)
+                for object_id in on_frame.own_ids:
+                    if object_id in on_frame.masks:
+                        mask = torch.from_numpy(np.asarray(on_frame.masks[object_id], bool))
+                        add_mask(self.state, index, object_id, mask)
+                    elif object_id in on_frame.boxes:
+                        add_points(self.state, index, object_id, box=list(on_frame.boxes[object_id]))
+                    else:
+                        points = on_frame.points[object_id]
+                        add_points(self.state, index, object_id, points=points, labels=[1] * len(points))
 
     @property
     def object_ids(self) -> list[int]:

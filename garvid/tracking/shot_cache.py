@@ -20,7 +20,8 @@ from typing import Any, Callable
 from garvid.files import write_json
 from garvid.media.open import open_video
 from garvid.media.source import VideoInfo
-from garvid.options import ShotOptions
+from garvid.options import ShotOptions, TrackingOptions
+from garvid.paths import cache_root
 from garvid.shots.detect import DETECTION_WIDTH, ProgressCallback, detect_cuts, detection_settings
 from garvid.shots.reading import read_shots_file
 from garvid.shots.shots import Shots
@@ -116,3 +117,16 @@ def shots_for(
             cuts = sorted(set(detect_cuts(source, options, progress)))
             cache.store(key, info.num_frames, cuts)
         return info, Shots.from_cuts(cuts, times, info.duration)
+
+
+def request_shots(
+    video: Path,
+    tracking: TrackingOptions,
+    *,
+    on_problem: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[VideoInfo, Shots]:
+    """:func:`shots_for` with the shot settings, frame rate and cache that ``tracking`` names
+    (the shot cache sits in the tracking cache's folder; ``--no-cache`` skips both)."""
+    cache = ShotCache(tracking.cache_dir or cache_root(), on_problem) if tracking.use_cache else None
+    return shots_for(video, tracking.shot_options, fps=tracking.fps, cache=cache, progress=progress)

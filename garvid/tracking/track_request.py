@@ -1,5 +1,6 @@
 """Tracking a whole request: open the video, validate the user's region prompts against it,
-find ``--object`` phrases on the prompt frame, plan the tracked frames and track every object (``garvid track`` is exactly this stage).
+find its shots, find ``--object`` phrases, plan the tracked frames and track every object
+within its shots (``garvid track`` is exactly this stage).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from garvid.tracking.frames import auto_stride
 from garvid.tracking.interface import ProgressCallback, Tracker
 from garvid.tracking.provide import tracks_for
 from garvid.tracking.reuse import TrackingNeed
+from garvid.tracking.shot_cache import request_shots
 from garvid.tracking.tracks import Tracks
 
 #: Keyframes that ``--stride auto`` plans for when no question asks for a number.
@@ -54,6 +56,9 @@ def track_video(
     (through :func:`~garvid.tracking.provide.tracks_for`, with the cache the request's
     tracking options name, as ``ask`` uses it): ``tracker``, or the request's built after the
     detector is freed, only if some object's cached tracks do not serve."""
+    def report(message: str) -> None:
+        warnings.warn(message, GarvidWarning, stacklevel=3)
+
     with open_video_with(request.video, request.tracking) as video:
         info = video.info
         prompts = request.regions.resolve(info)
@@ -64,7 +69,9 @@ def track_video(
 
             device_type = tracker.device_type if tracker is not None else resolve_device(request.device).type
             stride = auto_stride(info.num_frames, request.keyframes, device_type)
-        need = TrackingNeed(0, info.num_frames, stride, prompts.frame, info.num_frames)
+        _, shots = request_shots(request.video, request.tracking, on_problem=report)
+        need = TrackingNeed.for_span(0, info.num_frames, stride, prompts, info.num_frames, shots)
         chosen = tracker if tracker is not None else request.tracking.tracker
-        cache = request_cache(request.tracking, on_problem=lambda message: warnings.warn(message, GarvidWarning, stacklevel=2))
-        return tracks_for(video, request.regions, prompts, need, cache, chosen, device=request.device, progress=progress).tracks
+        cache = request_cache(request.tracking, on_problem=report)
+        provided = tracks_for(video, request.regions, prompts, need, cache, chosen, shots=shots, device=request.device, progress=progress)
+        return provided.tracks

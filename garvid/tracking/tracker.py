@@ -66,9 +66,9 @@ class Sam2Tracker:
         *,
         stride: int | None = None,
     ) -> Tracks:
-        """Track every prompted object through ``frames`` (ascending, including the prompt frame).
+        """Track every prompted object through ``frames`` (ascending, holding every prompt frame).
 
-        Each mask becomes RLE as soon as SAM2 yields its frame; on the prompt frame,
+        Each mask becomes RLE as soon as SAM2 yields its frame; on a prompt frame,
         mask-prompted objects keep their given mask. ``stride`` is recorded in
         the result; by default it is the most common gap between tracked frames.
         ``progress(done, total)`` is called after every tracked frame.
@@ -81,13 +81,15 @@ class Sam2Tracker:
         per_index: dict[int, list[ObjectObservation]] = {}
         if progress is not None:
             progress(0, total)
+        given_masks = {session.frames.index(p.frame): p.masks for p in prompts.per_frame() if p.masks}
         for index, masks, scores in session.propagate():
             rows = list(masks.cpu().numpy())
-            if index == session.prompt_index:
+            if index in given_masks:
                 # SAM2 hands a mask prompt back through logits at a quarter of its input size,
                 # so edges move by up to one such cell (5 px on a 1280 px video at 1024 px,
                 # 20 px at 256 px); the given mask is exact.
-                rows = [np.asarray(prompts.masks.get(i, row), bool) for i, row in zip(object_ids, rows)]
+                given = given_masks[index]
+                rows = [np.asarray(given.get(i, row), bool) for i, row in zip(object_ids, rows)]
             per_index[index] = [ObjectObservation.from_mask(m, s) for m, s in zip(rows, scores.cpu().numpy())]
             if progress is not None:
                 progress(len(per_index), total)
