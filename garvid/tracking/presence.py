@@ -12,10 +12,9 @@ frames earlier and end up to N - 1 frames later.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Sequence
 
-if TYPE_CHECKING:
-    from garvid.tracking.tracks import Tracks
+from garvid.shots.shots import Shots
 
 
 @dataclass(frozen=True)
@@ -31,16 +30,17 @@ class Presence:
         return {"start": self.start, "end": self.end, "first_frame": self.first_frame, "last_frame": self.last_frame}
 
 
-def presence(tracks: Tracks, object_id: int) -> list[Presence]:
-    """The intervals where ``object_id`` is tracked and visible in ``tracks``, in time order."""
-    shot_of = (lambda frame: 0) if tracks.shots is None else tracks.shots.index_of
+def presence(frames: Sequence[int], times: Sequence[float], visible: Sequence[bool], shots: Shots | None) -> list[Presence]:
+    """The intervals where an object is tracked and visible, in time order: ``visible[i]`` says
+    whether it is on tracked frame ``frames[i]`` (at ``times[i]`` seconds); ``shots`` None is one shot."""
+    shot_of = (lambda frame: 0) if shots is None else shots.index_of
     intervals: list[Presence] = []
     run: list[tuple[int, float]] = []  # (frame, time) of the current run's visible frames
-    for frame, time, observation in zip(tracks.frames, tracks.times, tracks.observations[object_id]):
-        if run and (not observation.visible or shot_of(frame) != shot_of(run[-1][0])):
+    for frame, time, seen in zip(frames, times, visible):
+        if run and (not seen or shot_of(frame) != shot_of(run[-1][0])):
             intervals.append(Presence(run[0][0], run[-1][0], run[0][1], run[-1][1]))
             run = []
-        if observation.visible:
+        if seen:
             run.append((frame, time))
     if run:
         intervals.append(Presence(run[0][0], run[-1][0], run[0][1], run[-1][1]))

@@ -82,7 +82,7 @@ class Tracks:
 
     def presence(self, object_id: int) -> list[Presence]:
         """When ``object_id`` is tracked and visible (:mod:`garvid.tracking.presence`)."""
-        return presence(self, object_id)
+        return presence(self.frames, self.times, [o.visible for o in self.observations[object_id]], self.shots)
 
     def to_json(self) -> dict[str, Any]:
         """The ``garvid track`` JSON: video, shots, tracker settings and per-object presence and frames."""
