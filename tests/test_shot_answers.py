@@ -10,12 +10,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from garvid.errors import GarvidError
 from garvid.gar.loading import load_gar
-from garvid.media.open import open_video
 from garvid.options import AnswerOptions, GenerationOptions, KeyframeOptions, ModelOptions, PromptOptions, TrackingOptions, WhenOptions
 from garvid.qa.context import AnswerContext
 from garvid.qa.planning import GarFiles, TemporalPromptBuilder
@@ -25,8 +23,7 @@ from garvid.qa.video_answering import answer_video
 from garvid.qa.video_request import VideoRequest
 from garvid.qa.when_answering import answer_when
 from garvid.regions.input import RegionInput
-from garvid.shots.shots import Shots
-from garvid.tracking.tracks import ObjectObservation, Tracks
+from garvid.tracking.tracks import Tracks
 
 MARK = "(a new shot starts)\n"
 CUT = 8  # the two-object clip's 15 frames: shot 1 is frames 0-7, shot 2 frames 8-14
@@ -88,22 +85,10 @@ def test_mark_shots_is_recorded_and_checked(tmp_path):
             load_protocol(broken)
 
 
-def _two_shot_tracks(video: Path, shots: bool = True) -> Tracks:
+@pytest.fixture
+def tracks(two_object_tracks) -> Tracks:
     """Object 1 in both shots; object 2 only in shot 1 (absent in shot 2: no prompt reaches it)."""
-    with open_video(video) as source:
-        info, times = source.info, [float(t) for t in source.timestamps()]
-    one = np.zeros((info.height, info.width), dtype=bool)
-    one[5:25, 5:25] = True
-    two = np.zeros_like(one)
-    two[30:60, 50:90] = True
-    frames = list(range(info.num_frames))
-    absent = ObjectObservation.absent(info.width, info.height)
-    observations = {
-        1: [ObjectObservation.from_mask(one, 0.9) for _ in frames],
-        2: [ObjectObservation.from_mask(two, 0.9) if f < CUT else absent for f in frames],
-    }
-    cut = Shots.from_cuts([CUT] if shots else [], times, info.duration)
-    return Tracks(info, [1, 2], frames, times, observations, "hand-made", 1, "cpu", 0, cut)
+    return two_object_tracks(CUT - 1, absent=True, cuts=[CUT])
 
 
 def _request(clip, tmp_path: Path, tracks: Tracks, question: str | None = QUESTION, **keyframes) -> VideoRequest:
@@ -133,8 +118,7 @@ def prompt_texts(monkeypatch) -> list[str]:
     return texts
 
 
-def test_ask_across_a_cut_marks_it_and_reports_shots_and_presence(two_object_clip, tmp_path, model, prompt_texts):
-    tracks = _two_shot_tracks(two_object_clip[0])
+def test_ask_across_a_cut_marks_it_and_reports_shots_and_presence(two_object_clip, tracks, tmp_path, model, prompt_texts):
     result = answer_video(_request(two_object_clip, tmp_path, tracks), AnswerContext(model=model))
     keyframes = result.answers[0].keyframes
     assert min(keyframes) < CUT <= max(keyframes)
@@ -152,17 +136,15 @@ def test_ask_across_a_cut_marks_it_and_reports_shots_and_presence(two_object_cli
     assert data["protocol"]["mark_shots"] is True
 
 
-def test_visible_keyframes_keep_to_frames_where_the_object_is_tracked_and_visible(two_object_clip, tmp_path, model):
-    tracks = _two_shot_tracks(two_object_clip[0])
+def test_visible_keyframes_keep_to_frames_where_the_object_is_tracked_and_visible(two_object_clip, tracks, tmp_path, model):
     request = _request(two_object_clip, tmp_path, tracks, "what is object 2?", strategy="visible")
     keyframes = answer_video(request, AnswerContext(model=model)).answers[0].keyframes
     assert len(keyframes) == 2 and all(f < CUT for f in keyframes)  # object 2 is absent from shot 2
 
 
-def test_one_shot_tracks_answer_as_tracks_without_shots(two_object_clip, tmp_path, model, prompt_texts):
-    without = _two_shot_tracks(two_object_clip[0], shots=False)
-    without.shots = None  # a tracks file written before shots existed
-    one = _two_shot_tracks(two_object_clip[0], shots=False)
+def test_one_shot_tracks_answer_as_tracks_without_shots(two_object_clip, two_object_tracks, tmp_path, model, prompt_texts):
+    without = two_object_tracks(CUT - 1, absent=True)  # a tracks file written before shots existed
+    one = two_object_tracks(CUT - 1, absent=True, cuts=[])
     first = answer_video(_request(two_object_clip, tmp_path, without), AnswerContext(model=model)).to_json()
     built = len(prompt_texts)  # the prompt-size fit's and the answer's
     second = answer_video(_request(two_object_clip, tmp_path, one), AnswerContext(model=model)).to_json()
@@ -171,8 +153,7 @@ def test_one_shot_tracks_answer_as_tracks_without_shots(two_object_clip, tmp_pat
     assert first["objects"] == second["objects"] and first["answer"] == second["answer"]
 
 
-def test_when_reports_shots_and_presence_and_marks_a_window_across_the_cut(two_object_clip, tmp_path, model, prompt_texts):
-    tracks = _two_shot_tracks(two_object_clip[0])
+def test_when_reports_shots_and_presence_and_marks_a_window_across_the_cut(two_object_clip, tracks, tmp_path, model, prompt_texts):
     request = replace(_request(two_object_clip, tmp_path, tracks, "object 1 is above object 2", frames=3), when=WhenOptions(window=0.5, resolution=0.5))
     result = answer_when(request, AnswerContext(model=model))
     data = result.to_json()
