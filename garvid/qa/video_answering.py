@@ -75,7 +75,6 @@ class VideoJob:
     tracker_name: str
     need: TrackingNeed  # the frames to track (or to find tracked)
     given: Tracks | None  # the request's --tracks file: the tracks, no tracking
-    shots: Shots | None  # the video's shots as known before tracking (None: not known), to size prompts with new-shot lines
 
     @classmethod
     def open(cls, request: VideoRequest, video: FrameSource, reporter: Reporter, files: GarFiles | str) -> VideoJob:
@@ -107,7 +106,7 @@ class VideoJob:
         if isinstance(files, str):
             files = GarFiles.read(files)
         builder = TemporalPromptBuilder(files, protocol, options.prompt, (info.width, info.height))
-        shots = given.shots if given is not None else None
+        shots = given.shots if given is not None else None  # the shots known before tracking: they size new-shot lines
         frames = _fit_frames(request, protocol, builder, plan, span, windows, reporter, _cut_within(shots, span))
         need = _tracking_need(options, prompts.frame, span, frames * len(windows), info.num_frames)
         windows = _windows_with_frames(windows, need.in_range(given.frames) if given is not None else need.grid, reporter)
@@ -124,7 +123,6 @@ class VideoJob:
             tracker_name=options.tracking.tracker,
             need=need,
             given=given,
-            shots=shots,
         )
 
 
@@ -374,7 +372,7 @@ def job_tracks(
 
 def shots_json(tracks: Tracks, timestamps: np.ndarray) -> list[dict[str, Any]]:
     """The shots ``tracks`` stayed within, as answers report them: the whole video as one shot
-    when the tracks know none (a tracks file written before shots, or given masks)."""
+    when the tracks know none (a tracks file written before shots existed)."""
     shots = tracks.shots if tracks.shots is not None else Shots.from_cuts([], timestamps, tracks.video.duration)
     return shots.to_json()
 
