@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -147,3 +147,32 @@ def two_object_clip(tmp_path_factory) -> tuple[Path, Path]:
     mask = folder / "mask.png"
     Image.fromarray(labels).save(mask)
     return video, mask
+
+
+@pytest.fixture(scope="session")
+def two_object_tracks(two_object_clip) -> Callable[..., Any]:
+    """A maker of hand-made tracks of ``two_object_clip`` on every frame, each object on its square
+    of the label mask: object 2 up to frame ``last``, then gone (an empty mask, or ``absent``: not
+    tracked there), cut into shots before each frame of ``cuts`` (None: tracks that know no shots)."""
+    from PIL import Image
+
+    from garvid.media.open import open_video
+    from garvid.shots.shots import Shots
+    from garvid.tracking.tracks import ObjectObservation, Tracks
+
+    video, mask = two_object_clip
+    with open_video(video) as source:
+        info, times = source.info, [float(t) for t in source.timestamps()]
+    labels = np.array(Image.open(mask))
+    frames = list(range(info.num_frames))
+
+    def make(last: int, *, absent: bool = False, cuts: list[int] | None = None) -> Tracks:
+        gone = ObjectObservation.absent(info.width, info.height) if absent else ObjectObservation.from_mask(np.zeros_like(labels, dtype=bool), 1.0)
+        observations = {
+            1: [ObjectObservation.from_mask(labels == 1, 1.0) for _ in frames],
+            2: [ObjectObservation.from_mask(labels == 2, 1.0) if f <= last else gone for f in frames],
+        }
+        shots = None if cuts is None else Shots.from_cuts(cuts, times, info.duration)
+        return Tracks(info, [1, 2], frames, times, observations, "hand-made", 1, "cpu", 0, shots)
+
+    return make

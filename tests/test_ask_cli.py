@@ -62,7 +62,7 @@ def test_json_then_cached_second_run(clip, tmp_path, capsys):
     assert data["video"] == {
         "path": str(clip[0]), "fps": 10.0, "num_frames": 20, "duration": 2.0, "width": 160, "height": 96, "decoder": "decord"
     }
-    assert data["model"]["name"] == "tiny-random" and data["protocol"] == {"name": "temporal", "version": 1}
+    assert data["model"]["name"] == "tiny-random" and data["protocol"] == {"name": "temporal", "version": 1, "mark_shots": True}
     entries = sorted((cache / f"tracks-v{CACHE_FORMAT}").glob("*.json"))  # one entry per tracked object
     assert sorted(json.loads(e.read_text())["key"]["object"] for e in entries) == [1, 2]
     entry = entries[0]

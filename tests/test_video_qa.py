@@ -163,7 +163,7 @@ def test_prompt_layout_keyframes_and_json(clip, model):
         assert all(images[k][1] < runs[k][0] < (images[k + 1][0] if k < 3 else len(ids)) for k in range(4))
     data = result.to_json()
     assert data["prompt_question"] == "what does <Prompt1> do to <Prompt0>?"
-    assert data["protocol"] == {"name": "temporal", "version": 1}
+    assert data["protocol"] == {"name": "temporal", "version": 1, "mark_shots": True}
     assert [k["frame"] for k in data["keyframes"]] == keyframes
     assert [o["id"] for o in data["objects"]] == [1, 2]
     assert all(e["visible"] and e["bbox"] is not None for o in data["objects"] for e in o["keyframes"])

@@ -6,20 +6,17 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 
 from garvid.errors import GarvidError, OptionError
 from garvid.gar.model import GARModel
-from garvid.media.open import open_video
 from garvid.options import AnswerOptions, KeyframeOptions, ModelOptions, TrackingOptions, WhenOptions
 from garvid.qa.context import AnswerContext
 from garvid.qa.planning import TemporalPromptBuilder
 from garvid.qa.video_request import VideoRequest
 from garvid.qa.when_answering import answer_when
 from garvid.regions.input import RegionInput
-from garvid.tracking.tracks import ObjectObservation, Tracks
 
 STATEMENT = "object 1 is above object 2"
 WHEN = WhenOptions(window=0.5, resolution=0.1)
@@ -91,31 +88,15 @@ def test_each_keyframe_is_encoded_once_and_batch_sizes_agree(request_, monkeypat
         assert [w.score for w in other.scan] == pytest.approx([w.score for w in one.scan], abs=1e-5)
 
 
-def test_windows_where_an_object_is_not_visible_are_not_scored(request_, tmp_path):
+def test_windows_where_an_object_is_not_visible_are_not_scored(request_, tmp_path, two_object_tracks):
     tracks_file = tmp_path / "tracks.json"
-    tracks_file.write_text(json.dumps(_leaving_tracks(request_.video).to_json()))
+    tracks_file.write_text(json.dumps(two_object_tracks(6).to_json()))  # object 2 leaves after frame 6 (0.7 s)
     result = answer_when(replace(request_, regions=RegionInput(), tracks=tracks_file, when=WHEN))
     states = {(w.start, w.end): w.state for w in result.scan}
     assert states[(1.0, 1.5)] == "not visible" and states[(0.5, 1.0)] == "scored"
     assert all(i.end <= 1.0 for i in result.intervals)  # it cannot hold where object 2 is gone
     window = next(w for w in result.to_json()["curve"] if w["state"] == "not visible")
     assert window["score"] is None and window["keyframes"] == []
-
-
-def _leaving_tracks(video) -> Tracks:
-    """Hand-made tracks of the two-object clip: object 2 leaves after frame 6 (0.7 s)."""
-    with open_video(video) as source:
-        info, times = source.info, [float(t) for t in source.timestamps()]
-    box = np.zeros((info.height, info.width), dtype=bool)
-    box[5:25, 5:25] = True
-    other = np.zeros_like(box)
-    other[30:60, 50:90] = True
-    frames = list(range(info.num_frames))
-    observations = {
-        1: [ObjectObservation.from_mask(box, 1.0) for _ in frames],
-        2: [ObjectObservation.from_mask(other if f <= 6 else np.zeros_like(other), 1.0) for f in frames],
-    }
-    return Tracks(info, [1, 2], frames, times, observations, "hand-made", 1, "cpu", 0)
 
 
 def test_bad_input_is_refused_before_any_model_loads(request_, monkeypatch):

@@ -36,7 +36,8 @@ class VideoAnswer:
     prompt_question: str
     answers: list[Answer]
     windowed: bool
-    objects: list[dict[str, Any]]
+    shots: list[dict[str, Any]]  # the shots tracking stayed within (Shot.to_json each)
+    objects: list[dict[str, Any]]  # per asked-about object: id, presence intervals, where it is on each keyframe
     keyframes: list[dict[str, Any]]
     frames_per_window: int
     model: dict[str, str]
@@ -83,6 +84,7 @@ class VideoAnswer:
             data["raw_answer"] = self.answers[0].raw_text
             data["prompt_tokens"] = self.answers[0].prompt_tokens
         data.update(
+            shots=self.shots,
             objects=self.objects,
             keyframes=self.keyframes,
             frames_per_window=self.frames_per_window,

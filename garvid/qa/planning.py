@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Sequence
 
 from garvid.errors import GarvidError, RegionError
 from garvid.gar.config import GARConfig
@@ -92,15 +92,20 @@ class TemporalPromptBuilder:
     def tokens_per_image(self) -> int:
         return self.image_config.tokens_per_tile * self.tiles_per_frame
 
-    def layout(self, times: list[float], visible: list[list[int]], slots: list[int]) -> list[KeyframeLayout]:
-        """Keyframe layouts: on replaying keyframes, visible slots replayed, the others said not visible."""
+    def layout(self, times: list[float], visible: list[list[int]], slots: list[int], shots: Sequence[int] = ()) -> list[KeyframeLayout]:
+        """Keyframe layouts: on replaying keyframes, visible slots replayed, the others said not visible.
+
+        ``shots`` holds each keyframe's shot (any labels; none: one shot); when the protocol
+        marks shots, a keyframe whose shot differs from the keyframe before it is marked.
+        """
         layouts = []
         for index, (moment, shown) in enumerate(zip(times, visible)):
+            new_shot = self.protocol.mark_shots and 0 < index < len(shots) and shots[index] != shots[index - 1]
             if self.protocol.carries_replay(index):
                 hidden = tuple(s for s in slots if s not in shown)
-                layouts.append(KeyframeLayout(moment, replayed=tuple(sorted(shown)), not_visible=hidden))
+                layouts.append(KeyframeLayout(moment, replayed=tuple(sorted(shown)), not_visible=hidden, new_shot=new_shot))
             else:
-                layouts.append(KeyframeLayout(moment))
+                layouts.append(KeyframeLayout(moment, new_shot=new_shot))
         return layouts
 
     def tokens(self, slots: list[int], layouts: list[KeyframeLayout], question: str):
@@ -114,8 +119,9 @@ class TemporalPromptBuilder:
             double_bos=self.options.double_bos,
         )
 
-    def worst_case_length(self, count: int, slots: list[int], question: str, last_time: float) -> int:
-        """Prompt tokens with ``count`` keyframes on which every object is visible."""
-        layouts = self.layout([last_time] * count, [slots] * count, slots)
+    def worst_case_length(self, count: int, slots: list[int], question: str, last_time: float, cuts: bool = False) -> int:
+        """Prompt tokens with ``count`` keyframes on which every object is visible (with ``cuts``:
+        each in a shot of its own, so every keyframe after the first is marked as a new shot)."""
+        layouts = self.layout([last_time] * count, [slots] * count, slots, range(count) if cuts else ())
         return len(self.tokens(slots, layouts, question).input_ids)
 

@@ -36,9 +36,11 @@ TEXT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "question": (frozenset({"question"}), frozenset({"question"})),
     "describe": (frozenset({"prompt"}), frozenset({"prompt"})),
     "yes_no": (frozenset({"statement"}), frozenset({"statement"})),
+    "new_shot": (frozenset(), frozenset()),
 }
-#: Pieces a protocol may leave out: ``garvid when`` refuses a protocol without ``yes_no``.
-OPTIONAL_TEXT = frozenset({"yes_no"})
+#: Pieces a protocol may leave out: ``garvid when`` refuses a protocol without ``yes_no``, and
+#: ``mark_shots = true`` needs ``new_shot``.
+OPTIONAL_TEXT = frozenset({"yes_no", "new_shot"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ProtocolText:
     question: str
     describe: str
     yes_no: str | None = None  # garvid when's yes/no question about a statement
+    new_shot: str | None = None  # said before a keyframe in another shot than the one before it
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,14 @@ class Protocol:
     context_tokens: int
     text: ProtocolText
     source: str  # the file it came from
+    mark_shots: bool = False  # say text.new_shot before a keyframe whose shot differs from the previous keyframe's
 
     @property
     def label(self) -> str:
         return f"{self.name}-v{self.version}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version}
+        return {"name": self.name, "version": self.version, "mark_shots": self.mark_shots}
 
     def carries_replay(self, keyframe_index: int) -> bool:
         """Whether keyframe ``keyframe_index`` (0-based) gets region replays."""
@@ -130,6 +134,11 @@ class _ProtocolReader:
         unknown = sorted(set(text) - set(TEXT_FIELDS))
         if unknown:
             raise self.fail(f"[text] has unknown pieces {unknown}; known: {sorted(TEXT_FIELDS)}")
+        mark_shots = self.data.get("mark_shots", False)  # protocols written before shots existed mark none
+        if not isinstance(mark_shots, bool):
+            raise self.fail(f"'mark_shots' must be true or false, got {mark_shots!r}")
+        if mark_shots and "new_shot" not in text:
+            raise self.fail("'mark_shots' is true but [text] has no new_shot piece to say")
         return Protocol(
             name=self.value("name", str),
             version=self.positive("version"),
@@ -142,6 +151,7 @@ class _ProtocolReader:
                 **{piece: self.template(piece, text) for piece in TEXT_FIELDS if piece in text or piece not in OPTIONAL_TEXT}
             ),
             source=self.source,
+            mark_shots=mark_shots,
         )
 
     def template(self, piece: str, table: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ The pieces come from a protocol file (:mod:`garvid.qa.protocol`); this module on
 in order. For keyframes k = 1..K::
 
     intro (region list)
+    [new shot line]                          before frame k when it starts another shot (protocol's mark_shots)
     frame k (timestamp, <|image|>)          one per keyframe, in time order
       region line "<PromptS>: <cropS x256>"  per object visible on frame k (slots ascending)
       or "<PromptS> is not visible ..."      per object not visible there
@@ -31,6 +32,7 @@ class KeyframeLayout:
     time: float  # seconds
     replayed: tuple[int, ...] = ()  # slots whose region features are replayed from this frame
     not_visible: tuple[int, ...] = ()  # slots said to be not visible on this frame
+    new_shot: bool = False  # in another shot than the keyframe before it, and the protocol marks shots
 
 
 def temporal_text(text: ProtocolText, slots: Sequence[int], keyframes: Sequence[KeyframeLayout], question: str) -> str:
@@ -42,6 +44,10 @@ def temporal_text(text: ProtocolText, slots: Sequence[int], keyframes: Sequence[
     count = len(keyframes)
     parts = [text.intro.format(objects=region_items(slots), count=count)]
     for number, frame in enumerate(keyframes, 1):
+        if frame.new_shot:
+            if text.new_shot is None:
+                raise ValueError("a keyframe marked as a new shot needs the protocol's [text] new_shot piece")
+            parts.append(text.new_shot.format())
         parts.append(text.frame.format(number=number, count=count, time=frame.time, image=IMAGE_TOKEN))
         for slot in sorted({*frame.replayed, *frame.not_visible}):
             if slot in frame.replayed:

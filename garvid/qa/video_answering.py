@@ -108,9 +108,9 @@ class VideoJob:
         if isinstance(files, str):
             files = GarFiles.read(files)
         builder = TemporalPromptBuilder(files, protocol, options.prompt, (info.width, info.height))
-        frames = _fit_frames(request, protocol, builder, plan, span, windows, reporter)
         asked = prompts.only(plan.objects)
         shots = given.shots if given is not None else request_shots(request.video, options.tracking, on_problem=reporter.warn)[1]
+        frames = _fit_frames(request, protocol, builder, plan, span, windows, reporter, _cut_within(shots, span))
         need = _tracking_need(options, asked, shots, span, frames * len(windows), info.num_frames)
         windows = _windows_with_frames(windows, need.in_range(given.frames) if given is not None else need.grid, reporter)
         return cls(
@@ -239,6 +239,7 @@ def _answer(
         prompt_question=plan.prompt_question,
         answers=answers,
         windowed=request.options.keyframes.window is not None,
+        shots=shots_json(tracks, job.timestamps),
         objects=_object_summaries(tracks, used),
         keyframes=[{"frame": f, "time": float(job.timestamps[f])} for f in used],
         frames_per_window=max(len(answer.keyframes) for answer in answers),
@@ -287,9 +288,10 @@ def _fit_frames(
     span: Window,
     windows: list[Window],
     reporter: Reporter,
+    cuts: bool = False,
 ) -> int:
     """Keyframes per window: the request's (or protocol's), at most a window's frames, fewer
-    when the prompt would not fit."""
+    when the prompt would not fit (with ``cuts``, a new-shot line before every keyframe but the first)."""
     wanted = request.options.keyframes.frames or protocol.frames
     wanted = min(wanted, max(window.stop - window.first for window in windows))  # no window has more to pick from
     slots = [DESCRIBE_SLOT] if request.question is None else sorted(plan.slot_objects)
@@ -297,11 +299,11 @@ def _fit_frames(
 
     @cache
     def length(keyframes: int) -> int:  # each size is tokenized once, however often the fit asks
-        return builder.worst_case_length(keyframes, slots, plan.prompt_question, span.end)
+        return builder.worst_case_length(keyframes, slots, plan.prompt_question, span.end, cuts)
 
     one = length(1)
     if one > budget:
-        without_question = builder.worst_case_length(1, slots, "", span.end)
+        without_question = builder.worst_case_length(1, slots, "", span.end, cuts)
         if without_question <= budget:
             raise GarvidError(
                 f"the question is too long: {one - without_question} tokens, and at most "
@@ -314,6 +316,11 @@ def _fit_frames(
             f"({protocol.label}, {builder.tokens_per_image} image tokens a frame): using {frames}"
         )
     return frames
+
+
+def _cut_within(shots: Shots | None, span: Window) -> bool:
+    """Whether a shot starts inside ``span`` (after its first frame)."""
+    return shots is not None and any(span.first < cut < span.stop for cut in shots.cuts)
 
 
 def _tracking_need(
@@ -370,8 +377,20 @@ def job_tracks(
     return provided
 
 
+def shots_json(tracks: Tracks, timestamps: np.ndarray) -> list[dict[str, Any]]:
+    """The shots ``tracks`` stayed within, as answers report them: the whole video as one shot
+    when the tracks know none (a tracks file written before shots existed)."""
+    shots = tracks.shots if tracks.shots is not None else Shots.from_cuts([], timestamps, tracks.video.duration)
+    return shots.to_json()
+
+
+def presence_json(tracks: Tracks, object_id: int) -> list[dict[str, Any]]:
+    """When ``object_id`` is tracked and visible in ``tracks`` (:mod:`garvid.tracking.presence`)."""
+    return [interval.to_json() for interval in tracks.presence(object_id)]
+
+
 def _object_summaries(tracks: Tracks, keyframes: list[int]) -> list[dict[str, Any]]:
-    """Where each tracked (asked-about) object is on each keyframe."""
+    """When each tracked (asked-about) object is visible, and where it is on each keyframe."""
     summaries = []
     for object_id in tracks.object_ids:
         entries = []
@@ -385,7 +404,7 @@ def _object_summaries(tracks: Tracks, keyframes: list[int]) -> list[dict[str, An
                     "visible": observation.visible,
                 }
             )
-        summaries.append({"id": object_id, "keyframes": entries})
+        summaries.append({"id": object_id, "presence": presence_json(tracks, object_id), "keyframes": entries})
     return summaries
 
 
@@ -430,6 +449,11 @@ class WindowAnswerer:
 
     def times(self, keyframes: list[int]) -> list[float]:
         return [self.tracks.times[self.tracks.frames.index(f)] for f in keyframes]
+
+    def shots(self, keyframes: list[int]) -> list[int]:
+        """The shot of each keyframe (none when the tracks know no shots: one shot)."""
+        shots = self.tracks.shots
+        return [] if shots is None else [shots.index_of(f) for f in keyframes]
 
     def question_inputs(self, keyframes: list[int]) -> tuple[list[GARImageInputs], list[tuple[tuple[int, int], ...]]]:
         """The keyframes preprocessed with the mask maps of the question's objects (each once per memo), and
@@ -498,7 +522,7 @@ class WindowAnswerer:
         shown: list[tuple[tuple[int, int], ...]],
         object_id: int | None,
     ) -> Steps[Answer]:
-        layouts = self.builder.layout(times, [[slot for slot, _ in on] for on in shown], slots)
+        layouts = self.builder.layout(times, [[slot for slot, _ in on] for on in shown], slots, self.shots(keyframes))
         tokens = self.builder.tokens(slots, layouts, self.plan.prompt_question)
         replayed = [layout.replayed for layout in layouts]
         scaling = self.request.options.prompt.replay_scaling

@@ -33,7 +33,7 @@ from garvid.options import PromptsPerPass, WhenOptions
 from garvid.qa.context import AnswerContext
 from garvid.qa.keyframes import Window, select_keyframes
 from garvid.qa.steps import Steps
-from garvid.qa.video_answering import VideoJob, WindowAnswerer, job_tracks_in, load_request_model, video_of
+from garvid.qa.video_answering import VideoJob, WindowAnswerer, job_tracks_in, load_request_model, presence_json, shots_json, video_of
 from garvid.qa.video_request import VideoRequest
 from garvid.qa.when_result import WhenAnswer
 from garvid.qa.when_scan import Scored, scan
@@ -107,7 +107,8 @@ def answer_when(request: VideoRequest, context: AnswerContext | None = None, pro
     }
     frames = {f for window in result.curve for f in window.keyframes}
     times = {f: float(job.timestamps[f]) for f in sorted(frames)}
-    return WhenAnswer(request.question, result.curve, result.intervals, request_json, timings, times)
+    objects = [{"id": object_id, "presence": presence_json(tracks, object_id)} for object_id in job.plan.objects]
+    return WhenAnswer(request.question, result.curve, result.intervals, request_json, timings, times, shots_json(tracks, job.timestamps), objects)
 
 
 def when_steps(request: VideoRequest, context: AnswerContext, prompts_per_pass: PromptsPerPass = 1) -> Steps[WhenAnswer]:
@@ -193,7 +194,7 @@ class WindowScorer:
         embeds = []
         for keyframes in prompts:
             on = [shown[f] for f in keyframes]
-            layouts = self.job.builder.layout(self.answerer.times(keyframes), [[s for s, _ in o] for o in on], self.slots)
+            layouts = self.job.builder.layout(self.answerer.times(keyframes), [[s for s, _ in o] for o in on], self.slots, self.answerer.shots(keyframes))
             replayed = [layout.replayed for layout in layouts]
             tokens = self.job.builder.tokens(self.slots, layouts, self.question)
             encoding = joined([encodings[f] for f in keyframes], replayed)

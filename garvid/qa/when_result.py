@@ -19,6 +19,8 @@ class WhenAnswer:
     request: dict[str, Any]  # the video, the statement as GAR reads it, model, tracker, protocol, options
     timings: dict[str, float]
     frame_times: dict[int, float]  # time of every keyframe looked at
+    shots: list[dict[str, Any]]  # the shots tracking stayed within (Shot.to_json each)
+    objects: list[dict[str, Any]]  # per asked-about object: its id and presence intervals
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +37,8 @@ class WhenAnswer:
                 for interval in self.intervals
             ],
             "curve": [self._window(window) for window in self.scan],
+            "shots": self.shots,
+            "objects": self.objects,
             "request": self.request,
             "timings": {name: round(seconds, 4) for name, seconds in self.timings.items()},
         }
