@@ -147,3 +147,19 @@ def two_object_clip(tmp_path_factory) -> tuple[Path, Path]:
     mask = folder / "mask.png"
     Image.fromarray(labels).save(mask)
     return video, mask
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("work started before the input was checked")
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Any model load (GAR, SAM2, a detector) is a failure of the test."""
+    import garvid.gar.loading
+    from garvid.detection.models import Detector
+    from garvid.tracking.tracker import Sam2Tracker
+
+    monkeypatch.setattr(garvid.gar.loading, "load_gar", _forbidden)
+    monkeypatch.setattr(Sam2Tracker, "from_preset", classmethod(_forbidden))
+    monkeypatch.setattr(Detector, "load", classmethod(_forbidden))

@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from garvid.detection.models import Detector
 from garvid.errors import OptionError, RegionError
 from garvid.media.source import VideoInfo
 from garvid.media.video_file import Video
@@ -23,7 +22,6 @@ from garvid.regions.kinds import BoxPrompt, MaskArray, MaskFile, PointPrompt
 from garvid.regions.times import PromptTime, parse_time, split_object_id
 from garvid.tracking.cache import regions_digest
 from garvid.tracking.segment import segment_prompt_frame
-from garvid.tracking.tracker import Sam2Tracker
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP, CLIP_MASK = REPO / "samples" / "cups.mp4", REPO / "samples" / "cups_mask.png"  # 120 frames, 4 s
@@ -181,20 +179,6 @@ def test_segment_refuses_prompts_on_several_frames_and_segments_the_one_frame_na
             segment_prompt_frame(video, RegionInput(masks=(CLIP_MASK, Path(f"{CLIP_MASK}@1.0"))), tracker="tiny-random")
 
 
-@pytest.fixture
-def no_models(monkeypatch):
-    """Any model load is a failure of the test (videos may open: times are checked against them)."""
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a model loaded before the prompts were checked")
-
-    import garvid.gar.loading
-
-    monkeypatch.setattr(garvid.gar.loading, "load_gar", forbidden)
-    monkeypatch.setattr(Sam2Tracker, "from_preset", classmethod(forbidden))
-    monkeypatch.setattr(Detector, "load", classmethod(forbidden))
-
-
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -211,7 +195,7 @@ def no_models(monkeypatch):
         (["segment", str(CLIP), "--box", "1,2,30,40@2s", "-m", str(CLIP_MASK), "-o", "x.png"], "prompts lie on frames 0, 60"),
     ],
 )
-def test_the_cli_refuses_bad_prompt_times_in_one_line_before_any_model_loads(args, needle, no_models, capsys, tmp_path, monkeypatch):
+def test_the_cli_refuses_bad_prompt_times_in_one_line_before_any_model_loads(args, needle, no_model_loads, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = run(args)
     err = capsys.readouterr().err
