@@ -6,7 +6,9 @@ kind is a type of :mod:`garvid.regions.kinds`. Masks follow the DAVIS/VOS conven
 palette (indexed) or grayscale PNG (or integer array) whose pixel value N marks object N
 (0 = background), or several binary PNGs (or arrays), one object each in the order given. Objects
 are numbered masks first, then boxes, then points, then names, each in the order given.
-GAR has five region slots, so object ids run from 1 to 5.
+GAR has five region slots, so object ids run from 1 to 5. A mask, box or point may lie on
+another frame (``@TIME``) and a box or point may name its object (``N=``), see
+:mod:`garvid.regions.times`: the prompts of one id on several frames are one object.
 """
 
 from __future__ import annotations
