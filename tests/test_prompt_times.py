@@ -193,6 +193,7 @@ def test_segment_refuses_prompts_on_several_frames_and_segments_the_one_frame_na
         (["image", str(CLIP_MASK), "-m", f"{CLIP_MASK}@1"], "names a time (@1.0), but an image has one frame"),
         (["segment", str(CLIP_MASK), "--box", "1,2,30,40@2s", "-o", "x.png"], "names a time (@2.0), but an image has one frame"),
         (["segment", str(CLIP), "--box", "1,2,30,40@2s", "-m", str(CLIP_MASK), "-o", "x.png"], "prompts lie on frames 0, 60"),
+        (["segment", str(CLIP), "-m", f"{CLIP_MASK}@f3", "-o", str(CLIP_MASK)], "is an input of this run: refusing to write over it"),
     ],
 )
 def test_the_cli_refuses_bad_prompt_times_in_one_line_before_any_model_loads(args, needle, no_model_loads, capsys, tmp_path, monkeypatch):
