@@ -193,7 +193,6 @@ def test_segment_refuses_prompts_on_several_frames_and_segments_the_one_frame_na
         (["image", str(CLIP_MASK), "-m", f"{CLIP_MASK}@1"], "names a time (@1.0), but an image has one frame"),
         (["segment", str(CLIP_MASK), "--box", "1,2,30,40@2s", "-o", "x.png"], "names a time (@2.0), but an image has one frame"),
         (["segment", str(CLIP), "--box", "1,2,30,40@2s", "-m", str(CLIP_MASK), "-o", "x.png"], "prompts lie on frames 0, 60"),
-        (["segment", str(CLIP), "-m", f"{CLIP_MASK}@f3", "-o", str(CLIP_MASK)], "is an input of this run: refusing to write over it"),
     ],
 )
 def test_the_cli_refuses_bad_prompt_times_in_one_line_before_any_model_loads(args, needle, no_model_loads, capsys, tmp_path, monkeypatch):
@@ -204,6 +203,14 @@ def test_the_cli_refuses_bad_prompt_times_in_one_line_before_any_model_loads(arg
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("garvid: error: ") and needle in lines[0], err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_mask_at_a_time_is_an_input_no_output_overwrites(no_model_loads, capsys, tmp_path: Path) -> None:
+    mask = tmp_path / "m.png"
+    mask.write_bytes(CLIP_MASK.read_bytes())
+    assert run(["segment", str(CLIP), "-m", f"{mask}@f3", "-o", str(mask)]) == 2
+    assert "is an input of this run: refusing to write over it" in capsys.readouterr().err
+    assert mask.read_bytes() == CLIP_MASK.read_bytes()
 
 
 def test_time_to_frame_matches_the_shot_list_reader() -> None:
