@@ -67,15 +67,29 @@ Masks = Annotated[
     typer.Option(
         "--mask",
         "-m",
-        help="Palette/grayscale label PNG (value N = object N), or repeat for one binary PNG per object.",
+        help=(
+            "Palette/grayscale label PNG (value N = object N), or repeat for one binary PNG per object. "
+            "PNG@TIME puts it on another frame (TIME: seconds like 4.5, or a frame like f120); a label's value names "
+            "the same object on every frame."
+        ),
         rich_help_panel=OBJECTS,
     ),
 ]
 Boxes = Annotated[
-    list[str], typer.Option("--box", help="x1,y1,x2,y2 in pixels; one object each (repeatable).", rich_help_panel=OBJECTS)
+    list[str],
+    typer.Option(
+        "--box",
+        help="x1,y1,x2,y2 in pixels; one object each (repeatable). N=x1,y1,x2,y2 prompts object N; ...@TIME on another frame.",
+        rich_help_panel=OBJECTS,
+    ),
 ]
 Points = Annotated[
-    list[str], typer.Option("--point", help="x,y in pixels; one object each (repeatable).", rich_help_panel=OBJECTS)
+    list[str],
+    typer.Option(
+        "--point",
+        help="x,y in pixels; one object each (repeatable). N=x,y adds a click to object N; ...@TIME on another frame.",
+        rich_help_panel=OBJECTS,
+    ),
 ]
 Objects = Annotated[
     list[str],
@@ -100,7 +114,9 @@ ObjectThreshold = Annotated[
 MaskFrame = Annotated[
     int,
     typer.Option(
-        "--mask-frame", help="Frame index the masks, boxes, points and objects belong to.", rich_help_panel=OBJECTS
+        "--mask-frame",
+        help="Frame index the masks, boxes, points (those without @TIME) and objects belong to.",
+        rich_help_panel=OBJECTS,
     ),
 ]
 ResizeMasks = Annotated[

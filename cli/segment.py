@@ -133,7 +133,7 @@ def segment(
 
 def _inputs(*clips: Path, regions: RegionInput, tracker: str) -> tuple:
     """What a segment run reads: the clips, the prompt masks, the tracker and detector."""
-    return (*clips, *regions.masks, tracker, regions.detector)
+    return (*clips, *regions.mask_files, tracker, regions.detector)
 
 
 def _folder_outputs(

@@ -176,3 +176,19 @@ def two_object_tracks(two_object_clip) -> Callable[..., Any]:
         return Tracks(info, [1, 2], frames, times, observations, "hand-made", 1, "cpu", 0, shots)
 
     return make
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("work started before the input was checked")
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Any model load (GAR, SAM2, a detector) is a failure of the test."""
+    import garvid.gar.loading
+    from garvid.detection.models import Detector
+    from garvid.tracking.tracker import Sam2Tracker
+
+    monkeypatch.setattr(garvid.gar.loading, "load_gar", _forbidden)
+    monkeypatch.setattr(Sam2Tracker, "from_preset", classmethod(_forbidden))
+    monkeypatch.setattr(Detector, "load", classmethod(_forbidden))

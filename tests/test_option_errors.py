@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 from garvid_cli.main import run
 
-from garvid.detection.models import Detector
 from garvid.media.frame_folder import FrameFolder
 from garvid.media.still import StillImage
 from garvid.media.video_file import Video
-from garvid.tracking.tracker import Sam2Tracker
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP, MASK = REPO / "samples" / "cups.mp4", REPO / "samples" / "cups_mask.png"
@@ -25,17 +23,12 @@ QUESTION = "what does object 2 do to object 1?"
 
 
 @pytest.fixture
-def no_work(monkeypatch):
+def no_work(no_model_loads, monkeypatch):
     """Any model load or video decode is a failure of the test."""
 
     def forbidden(*args, **kwargs):
         raise AssertionError("work started before the options were checked")
 
-    import garvid.gar.loading
-
-    monkeypatch.setattr(garvid.gar.loading, "load_gar", forbidden)
-    monkeypatch.setattr(Sam2Tracker, "from_preset", classmethod(forbidden))
-    monkeypatch.setattr(Detector, "load", classmethod(forbidden))
     for source in (Video, FrameFolder, StillImage):
         monkeypatch.setattr(source, "__init__", forbidden)
 

@@ -155,19 +155,6 @@ def test_presence_is_the_tracked_visible_frames_and_never_crosses_a_cut() -> Non
     assert Tracks.from_json(json.loads(json.dumps(tracks.to_json()))).shots == shots
 
 
-@pytest.fixture
-def no_models(monkeypatch):
-    """Any model load fails the test (the video may be read: a shot list is checked against it)."""
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a model loaded before the shot list was checked")
-
-    import garvid.gar.loading
-
-    monkeypatch.setattr(garvid.gar.loading, "load_gar", forbidden)
-    monkeypatch.setattr(Sam2Tracker, "from_preset", classmethod(forbidden))
-
-
 @pytest.mark.parametrize(
     "shots, needle",
     [
@@ -177,7 +164,7 @@ def no_models(monkeypatch):
     ],
 )
 @pytest.mark.parametrize("command", ["track", "ask"])
-def test_a_bad_shot_list_is_one_line_exit_2_before_models_load(two_shots, tmp_path, capsys, no_models, shots, needle, command) -> None:
+def test_a_bad_shot_list_is_one_line_exit_2_before_models_load(two_shots, tmp_path, capsys, no_model_loads, shots, needle, command) -> None:
     video, mask = two_shots
     shot_list = tmp_path / "shots.json"
     shot_list.write_text(json.dumps(shots))

@@ -229,7 +229,7 @@ class ImageRequest:
 
     def input_paths(self) -> tuple[Path | str | None, ...]:
         """What the request reads from disk (a model that is not a path is a preset or hub id)."""
-        return (self.image, *self.regions.masks, self.model.name, self.tracking.tracker, self.regions.detector)
+        return (self.image, *self.regions.mask_files, self.model.name, self.tracking.tracker, self.regions.detector)
 
 
 def answer_image(request: ImageRequest, context: AnswerContext | None = None) -> ImageAnswer:
@@ -280,6 +280,7 @@ def _request_masks(request: ImageRequest, frame: Image.Image, reporter: Reporter
     from garvid.regions.prompts import load_masks
 
     regions = request.regions
+    regions.check_one_frame("an image")
     if not (regions.boxes or regions.points or regions.objects):
         masks = load_masks(list(regions.masks), frame.size, resize=regions.resize_masks, target="the image (as displayed)")
         _plan_prompt(sorted(masks), request.question, request.prompt.multiple_choice)

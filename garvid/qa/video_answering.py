@@ -94,7 +94,7 @@ class VideoJob:
         info = video.info
         timestamps = video.timestamps()
         given = _given_tracks(request, info, timestamps)
-        prompts = given_prompts(given) if given is not None else request.regions.resolve(info)
+        prompts = given_prompts(given) if given is not None else request.regions.resolve(info, timestamps)
         if given is None:
             check_detector(request.regions)
         plan = plan_request(request, prompts, protocol)

@@ -28,7 +28,7 @@ class VideoRequest:
     def input_paths(self) -> tuple[Path | str | None, ...]:
         """What the request reads from disk (names that are not paths are presets or hub ids)."""
         detector = self.regions.detector if self.regions.objects else None
-        return (self.video, *self.regions.masks, self.tracks, detector, *run_input_paths(self.options))
+        return (self.video, *self.regions.mask_files, self.tracks, detector, *run_input_paths(self.options))
 
 
 def run_input_paths(options: AnswerOptions) -> tuple[str | None, ...]:

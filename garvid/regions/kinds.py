@@ -1,8 +1,9 @@
 """The kinds of region prompt, one small type each: a mask file, an in-memory mask, a box,
-a point, an object name.
+a point, an object name. A mask, a box or a point may lie on a frame of its own (``@TIME``,
+:mod:`garvid.regions.times`), and a box or a point may name its object (``N=``).
 
 Every kind says what decides the masks it leads to, as :meth:`RegionPrompt.digest` (file or
-array content, a box or point as typed, a phrase), and how it becomes what SAM2 takes: a
+array content, a box or point as typed, a phrase; with the object id and time as typed), and how it becomes what SAM2 takes: a
 mask source gives a label map (:meth:`MaskSource.label_map`), a box or a point its pixel
 coordinates, a name the phrase a detector looks for. ``digest`` is abstract, so a kind
 without one cannot be built (``TypeError`` on construction); :func:`region_prompts` is the
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from garvid.errors import GarvidError, RegionError
+from garvid.regions.times import PromptTime, parse_time, split_object_id, split_time
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -44,15 +46,26 @@ class RegionPrompt(ABC):
     """One prompt as the user gave it, before it is checked against a video.
 
     ``group`` names the list of the tracking cache key its digest joins (``masks``,
-    ``boxes``, ``points``, ``phrases``), in the order the prompts were given.
+    ``boxes``, ``points``, ``phrases``), in the order the prompts were given, and the
+    :class:`~garvid.regions.input.RegionInput` field errors name. ``at`` is the frame it lies
+    on when the user named one (else the prompt frame); ``object_id`` the object a box or a
+    point names (else it is numbered with the others).
     """
 
     group: ClassVar[str]
+    at: PromptTime | None = None
+    object_id: int | None = None
 
     @abstractmethod
     def digest(self) -> str:
         """What decides this prompt's mask, as a string: equal for prompts that give the same
         mask on the same frame, different otherwise (a mask's content, not its file name)."""
+
+    def _placed(self, content: str) -> str:
+        """``content`` (a digest) with the object id and the time as typed: the same prompt at
+        another time or for another object is another prompt; a plain prompt's is ``content``."""
+        named = f"{self.object_id}=" if self.object_id is not None else ""
+        return named + content + (f"@{self.at}" if self.at is not None else "")
 
 
 class MaskSource(RegionPrompt):
@@ -71,34 +84,43 @@ class MaskSource(RegionPrompt):
 
 
 class MaskFile(MaskSource):
-    """A palette or grayscale mask PNG (colour and lossy images are refused)."""
+    """A palette or grayscale mask PNG (colour and lossy images are refused), ``PNG@TIME`` on a
+    frame of its own; a file whose whole name holds ``@`` is read as that file."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if "@" in str(path) and not self.path.is_file():
+            text, self.at = split_time(str(path), self.group)
+            self.path = Path(text)
 
     @property
     def name(self) -> str:
-        return str(self.path)
+        return str(self.path) + (f"@{self.at}" if self.at is not None else "")
 
     def digest(self) -> str:
         """The SHA-256 of the file's bytes: renaming the file keeps it, editing it changes it."""
-        return file_sha256(self.path)
+        return self._placed(file_sha256(self.path))
 
     def label_map(self) -> np.ndarray:
         return _read_label_map(self.path)
 
     def __repr__(self) -> str:
-        return f"MaskFile({str(self.path)!r})"
+        return f"MaskFile({self.name!r})"
 
 
 class MaskArray(MaskSource):
     """An in-memory mask: an ``(H, W)`` integer label array, or a boolean mask of one object.
 
     The array is copied and frozen, so its digest stays true; two ``MaskArray`` are equal
-    when their contents (shape, dtype and values) are.
+    when their contents (shape, dtype and values) and times are. ``at`` puts it on a frame of
+    its own, as ``TIME`` is typed after ``--mask PNG@`` (``"f40"``, ``"4.5"``).
     """
 
-    def __init__(self, array: np.ndarray | MaskArray):
+    def __init__(self, array: np.ndarray | MaskArray, at: str | None = None):
+        if isinstance(array, MaskArray) and at is None:
+            self.at = array.at
+        elif at is not None:
+            self.at = parse_time(at, self.group, f"(an in-memory array)@{at}")
         labels = array.array if isinstance(array, MaskArray) else np.array(array, copy=True)
         if labels.ndim != 2 or labels.dtype.kind not in "biu" or 0 in labels.shape:
             raise RegionError(
@@ -110,14 +132,14 @@ class MaskArray(MaskSource):
         labels.setflags(write=False)
         self.array = labels
         header = json.dumps({"shape": list(labels.shape), "dtype": labels.dtype.str})
-        self._digest = hashlib.sha256(header.encode() + np.ascontiguousarray(labels).tobytes()).hexdigest()
+        self._digest = self._placed(hashlib.sha256(header.encode() + np.ascontiguousarray(labels).tobytes()).hexdigest())
 
     @property
     def name(self) -> str:
-        return "(an in-memory array)"
+        return "(an in-memory array)" + (f"@{self.at}" if self.at is not None else "")
 
     def digest(self) -> str:
-        """The SHA-256 of the array's shape, dtype and values."""
+        """The SHA-256 of the array's shape, dtype and values (and its time)."""
         return self._digest
 
     def label_map(self) -> np.ndarray:
@@ -131,39 +153,39 @@ class MaskArray(MaskSource):
 
     def __repr__(self) -> str:
         height, width = self.array.shape
-        return f"MaskArray({width}x{height} {self.array.dtype}, sha256 {self._digest[:12]})"
+        return f"MaskArray({width}x{height} {self.array.dtype}, sha256 {self._digest[:12]}" + (f" @{self.at})" if self.at else ")")
 
 
-class BoxPrompt(RegionPrompt):
+class _PlacedText(RegionPrompt):
+    """A prompt typed as ``[N=]COORDINATES[@TIME]``: ``coordinates`` is the middle part."""
+
+    def __init__(self, text: str):
+        self.text = text
+        rest, self.at = split_time(text, self.group)
+        self.object_id, self.coordinates = split_object_id(rest, self.group)
+
+    def digest(self) -> str:
+        """The prompt as typed (its time canonically)."""
+        return self._placed(self.coordinates)
+
+
+class BoxPrompt(_PlacedText):
     """``x1,y1,x2,y2`` in pixels; SAM2's prompt encoder turns it into a mask."""
 
     group = "boxes"
 
-    def __init__(self, text: str):
-        self.text = text
-
-    def digest(self) -> str:
-        """The box as typed."""
-        return self.text
-
     def box(self, size: tuple[int, int]) -> Box:
-        return parse_box(self.text, size)
+        return parse_box(self.coordinates, size)
 
 
-class PointPrompt(RegionPrompt):
-    """``x,y`` in pixels, a positive click; SAM2's prompt encoder turns it into a mask."""
+class PointPrompt(_PlacedText):
+    """``x,y`` in pixels, a positive click; SAM2's prompt encoder turns it into a mask. The
+    points of one object id on one frame are one object's clicks."""
 
     group = "points"
 
-    def __init__(self, text: str):
-        self.text = text
-
-    def digest(self) -> str:
-        """The point as typed."""
-        return self.text
-
     def point(self, size: tuple[int, int]) -> Point:
-        return parse_point(self.text, size)
+        return parse_point(self.coordinates, size)
 
 
 class NamePrompt(RegionPrompt):
@@ -209,6 +231,11 @@ def mask_source(mask: str | Path | np.ndarray | MaskSource) -> MaskSource:
     if isinstance(mask, np.ndarray):
         return MaskArray(mask)
     return MaskFile(mask)
+
+
+def as_typed(prompt: RegionPrompt) -> str:
+    """How errors quote ``prompt``: as the user typed it (a mask by its name, time included)."""
+    return prompt.name if isinstance(prompt, MaskSource) else str(getattr(prompt, "text", prompt))
 
 
 def digests(prompts: Sequence[RegionPrompt]) -> dict[str, list[str]]:

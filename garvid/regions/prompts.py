@@ -6,7 +6,9 @@ kind is a type of :mod:`garvid.regions.kinds`. Masks follow the DAVIS/VOS conven
 palette (indexed) or grayscale PNG (or integer array) whose pixel value N marks object N
 (0 = background), or several binary PNGs (or arrays), one object each in the order given. Objects
 are numbered masks first, then boxes, then points, then names, each in the order given.
-GAR has five region slots, so object ids run from 1 to 5.
+GAR has five region slots, so object ids run from 1 to 5. A mask, box or point may lie on
+another frame (``@TIME``) and a box or point may name its object (``N=``), see
+:mod:`garvid.regions.times`: the prompts of one id on several frames are one object.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 from PIL import Image
 
-from garvid.errors import RegionError
+from garvid.errors import OptionError, RegionError
+from garvid.media.timing import frame_at
 from garvid.regions.kinds import (  # noqa: F401 - parse_box, parse_point, check_phrase: read from here too
     Box,
     BoxPrompt,
@@ -28,6 +31,7 @@ from garvid.regions.kinds import (  # noqa: F401 - parse_box, parse_point, check
     Point,
     PointPrompt,
     RegionPrompt,
+    as_typed,
     check_phrase,
     mask_source,
     parse_box,
@@ -204,17 +208,36 @@ def build_region_prompts(
     size: tuple[int, int],
     num_frames: int,
     resize_masks: bool = False,
+    times: np.ndarray | None = None,
+    duration: float | None = None,
 ) -> RegionPrompts:
     """Validate the user's prompts against the video and number the objects (see :func:`resolve_prompts`)."""
     prompts = region_prompts(mask_paths, boxes, points, objects)
-    return resolve_prompts(prompts, frame=frame, size=size, num_frames=num_frames, resize_masks=resize_masks)
+    return resolve_prompts(
+        prompts, frame=frame, size=size, num_frames=num_frames, resize_masks=resize_masks, times=times, duration=duration
+    )
 
 
 def resolve_prompts(
-    prompts: Sequence[RegionPrompt], *, frame: int, size: tuple[int, int], num_frames: int, resize_masks: bool = False
+    prompts: Sequence[RegionPrompt],
+    *,
+    frame: int,
+    size: tuple[int, int],
+    num_frames: int,
+    resize_masks: bool = False,
+    times: np.ndarray | None = None,
+    duration: float | None = None,
 ) -> RegionPrompts:
-    """Each prompt checked against the video (``size`` is width, height) and numbered: masks
-    keep their labels, then boxes, points and names follow in the order given."""
+    """Each prompt checked against the video (``size`` is width, height; its frames start at
+    ``times`` seconds and last ``duration`` seconds in all, needed for prompts at a time in
+    seconds) and numbered, each on its frame (``frame`` unless it names one, ``@TIME``).
+
+    The masks of one frame follow one rule (one label map keeps its labels, several binary
+    masks are objects 1..n), whatever other frames hold, so the same label on two frames is
+    one object. Boxes, points and names without an id (``N=``) follow the masks of every
+    frame, in the order given. The result lies on ``frame`` when a prompt does, else on the
+    earliest prompt frame; the prompts of other frames are its anchors.
+    """
     if not prompts:
         raise RegionError('no objects given: pass --mask PNG, --box x1,y1,x2,y2, --point x,y or --object "name"')
     unknown = [p for p in prompts if not isinstance(p, (MaskSource, BoxPrompt, PointPrompt, NamePrompt))]
@@ -223,20 +246,72 @@ def resolve_prompts(
     phrases = [p.phrase() for p in prompts if isinstance(p, NamePrompt)]
     if not 0 <= frame < num_frames:
         raise RegionError(f"--mask-frame {frame} is outside the video (frames 0..{num_frames - 1})")
+    placed = [p for p in prompts if not isinstance(p, NamePrompt)]
+    frame_of = {id(p): _frame_of(p, frame, num_frames, times, duration) for p in placed}
+    on_frames: dict[int, RegionPrompts] = {}
+
+    def on(f: int) -> RegionPrompts:
+        return on_frames.setdefault(f, RegionPrompts(frame=f))
+
     sources = [p for p in prompts if isinstance(p, MaskSource)]
-    masks = load_masks(sources, size, resize=resize_masks) if sources else {}
-    boxes = [p for p in prompts if isinstance(p, BoxPrompt)]
-    points = [p for p in prompts if isinstance(p, PointPrompt)]
-    next_id = max(masks, default=0) + 1
-    box_ids = range(next_id, next_id + len(boxes))
-    point_ids = range(box_ids.stop, box_ids.stop + len(points))
-    object_ids = range(point_ids.stop, point_ids.stop + len(phrases))
-    if object_ids.stop - 1 > MAX_OBJECTS:
-        raise RegionError(f"{object_ids.stop - 1} objects given; GAR follows at most {MAX_OBJECTS}")
-    return RegionPrompts(
-        frame=frame,
-        masks=masks,
-        boxes={i: box.box(size) for i, box in zip(box_ids, boxes)},
-        points={i: [point.point(size)] for i, point in zip(point_ids, points)},
-        objects={i: ObjectName(phrase, phrases[:n].count(phrase)) for n, (i, phrase) in enumerate(zip(object_ids, phrases))},
-    )
+    for f in dict.fromkeys(frame_of[id(p)] for p in sources):
+        on(f).masks.update(load_masks([p for p in sources if frame_of[id(p)] == f], size, resize=resize_masks))
+    marks = [p for p in prompts if isinstance(p, BoxPrompt)] + [p for p in prompts if isinstance(p, PointPrompt)]
+    next_id = max((i for prompts_on in on_frames.values() for i in prompts_on.masks), default=0) + 1
+    numbered = [p for p in marks if p.object_id is None]
+    name_ids = range(next_id + len(numbered), next_id + len(numbered) + len(phrases))
+    if name_ids.stop - 1 > MAX_OBJECTS:
+        raise RegionError(f"{name_ids.stop - 1} objects given; GAR follows at most {MAX_OBJECTS}")
+    ids = {id(p): next_id + n for n, p in enumerate(numbered)}
+    for mark in marks:
+        object_id, prompts_on = ids.get(id(mark), mark.object_id), on(frame_of[id(mark)])
+        if object_id > MAX_OBJECTS:
+            raise OptionError(mark.group, f"{mark.text!r}: object ids run from 1 to {MAX_OBJECTS} (GAR has five region slots)")
+        if isinstance(mark, PointPrompt):
+            prompts_on.points.setdefault(object_id, []).append(mark.point(size))
+        elif object_id in prompts_on.boxes:
+            raise RegionError(f"object {object_id} is given two boxes on frame {prompts_on.frame} (--box {mark.text!r}); SAM2 takes one")
+        else:
+            prompts_on.boxes[object_id] = mark.box(size)
+    for n, (object_id, phrase) in enumerate(zip(name_ids, phrases)):
+        on(frame).objects[object_id] = ObjectName(phrase, phrases[:n].count(phrase))
+    for prompts_on in on_frames.values():
+        _check_one_kind(prompts_on)
+    base = on_frames[frame] if frame in on_frames else on_frames[min(on_frames)]
+    return replace(base, anchors=tuple(on_frames[f] for f in sorted(on_frames) if f != base.frame))
+
+
+def _frame_of(
+    prompt: MaskSource | BoxPrompt | PointPrompt, frame: int, num_frames: int, times: np.ndarray | None, duration: float | None
+) -> int:
+    """The frame ``prompt`` lies on: ``frame``, or the one its ``@TIME`` names; OptionError
+    naming the prompt when that lies beyond the video."""
+    at = prompt.at
+    if at is None:
+        return frame
+    typed = as_typed(prompt)
+    if at.frame is not None:
+        if at.frame >= num_frames:
+            raise OptionError(prompt.group, f"{typed!r}: frame {at.frame} is beyond the video (frames 0..{num_frames - 1})")
+        return at.frame
+    if times is None or duration is None:
+        raise TypeError("resolve_prompts needs the video's times and duration to place a prompt at a time in seconds")
+    if at.seconds >= duration:
+        raise OptionError(
+            prompt.group,
+            f"{typed!r}: {at.seconds:g} s is beyond the video, which ends at {duration:g} s "
+            f"(its last frame starts at {float(times[-1]):g} s)",
+        )
+    return min(frame_at(times, at.seconds, duration), num_frames - 1)  # the last frame lasts until the end
+
+
+def _check_one_kind(prompts: RegionPrompts) -> None:
+    """RegionError when an object is given two kinds of prompt (say a mask and a box) on one frame."""
+    kinds = {"a mask": prompts.masks, "a box": prompts.boxes, "points": prompts.points, "a name (--object)": prompts.objects}
+    for object_id in prompts.own_ids:
+        given = [kind for kind, of_kind in kinds.items() if object_id in of_kind]
+        if len(given) > 1:
+            raise RegionError(
+                f"object {object_id} is given {' and '.join(given)} on frame {prompts.frame}: "
+                "give each object one kind of prompt per frame"
+            )

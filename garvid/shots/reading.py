@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from garvid.errors import GarvidError
+from garvid.media.timing import frame_at, half_frame
 from garvid.shots.shots import Shots
 
 _CSV_COLUMNS = ("Start Time (seconds)", "End Time (seconds)")
@@ -36,7 +37,7 @@ def read_shots_file(path: Path, times: np.ndarray, duration: float) -> Shots:
     except (OSError, UnicodeDecodeError) as error:
         raise GarvidError(f"shot list {path}: cannot read it ({error})") from None
     rows = _json_rows(path, text) if path.suffix.lower() == ".json" else _csv_rows(path, text)
-    half_frame = 0.5 * duration / len(times)  # a time within half a frame of a frame's start is that frame
+    half = half_frame(times, duration)  # a time within half a frame of a frame's start is that frame
     bounds: set[int] = set()
     previous_end: float | None = None
     count = 0
@@ -45,16 +46,16 @@ def read_shots_file(path: Path, times: np.ndarray, duration: float) -> Shots:
         for name, value in (("start", start), ("end", end)):
             if value < 0:
                 raise GarvidError(f"shot list {path}, {where}: the {name} time {value:g} s is negative")
-            if value > duration + half_frame:
+            if value > duration + half:
                 raise GarvidError(f"shot list {path}, {where}: the {name} time {value:g} s is beyond the video's end ({duration:g} s)")
         if end <= start:
             raise GarvidError(f"shot list {path}, {where}: the shot ends ({end:g} s) before it starts ({start:g} s)")
-        if previous_end is not None and start < previous_end - half_frame:
+        if previous_end is not None and start < previous_end - half:
             raise GarvidError(
                 f"shot list {path}, {where}: the shot starts ({start:g} s) before the previous one ends "
                 f"({previous_end:g} s); shots must be in order and must not overlap"
             )
-        first, last = _frame_at(times, start, half_frame), _frame_at(times, end, half_frame)
+        first, last = frame_at(times, start, duration), frame_at(times, end, duration)
         if last <= first:
             raise GarvidError(f"shot list {path}, {where}: the shot ({start:g} s to {end:g} s) is shorter than one frame")
         bounds |= {first, last}
@@ -62,11 +63,6 @@ def read_shots_file(path: Path, times: np.ndarray, duration: float) -> Shots:
     if not count:
         raise GarvidError(f"shot list {path}: it lists no shot")
     return Shots.from_cuts((bound for bound in bounds if bound < len(times)), times, duration)
-
-
-def _frame_at(times: np.ndarray, seconds: float, half_frame: float) -> int:
-    """The frame that starts nearest to ``seconds`` (``len(times)`` at the video's end)."""
-    return int(np.searchsorted(times, seconds - half_frame))
 
 
 def _number(path: Path, where: str, name: str, value: Any) -> float:

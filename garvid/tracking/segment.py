@@ -1,7 +1,10 @@
 """Every prompt resolved to a mask on the prompt frame (``garvid segment``, and objects by
 name or box on a still image): masks as given, ``--object`` phrases through the detector,
 boxes and points (and Grounding DINO's boxes) through SAM2's prompt encoder. The detector
-is freed before SAM2 loads."""
+is freed before SAM2 loads.
+
+One frame is segmented: the prompt frame, or the one frame every prompt names (``--box
+...@f40`` segments frame 40); prompts on several frames are refused, as are times on a still image."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ import numpy as np
 
 from garvid.detection.checkpoints import check_detector
 from garvid.detection.objects import detect_objects
+from garvid.errors import RegionError
 from garvid.media.source import FrameSource
+from garvid.media.still import StillImage
 from garvid.regions.input import RegionInput
 from garvid.tracking.provide import tracks_for
 from garvid.tracking.reuse import TrackingNeed
@@ -41,7 +46,12 @@ class Segmentation:
 def segment_prompt_frame(video: FrameSource, regions: RegionInput, *, tracker: str, device: str = "auto") -> Segmentation:
     """Resolve every prompt of ``regions`` on its frame of ``video`` to a mask (``tracker`` is
     a preset name or ``.pt``, built for boxes and points only)."""
-    prompts = regions.resolve(video.info)
+    if isinstance(video, StillImage):
+        regions.check_one_frame("an image")
+    prompts = regions.resolve(video.info, video.timestamps())
+    if prompts.anchors:
+        frames = ", ".join(str(f) for f in prompts.prompt_frames)
+        raise RegionError(f"the prompts lie on frames {frames}, but segmenting writes one frame's masks: segment each frame on its own")
     check_detector(regions)
     sources = {
         **{i: "mask" for i in prompts.masks},

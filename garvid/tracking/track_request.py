@@ -43,7 +43,7 @@ class TrackRequest:
 
     def input_paths(self) -> tuple[Path | str | None, ...]:
         """What the request reads from disk (a tracker that is not a path is a preset)."""
-        return (self.video, *self.regions.masks, self.tracking.tracker, self.regions.detector)
+        return (self.video, *self.regions.mask_files, self.tracking.tracker, self.regions.detector)
 
 
 def track_video(
@@ -61,7 +61,7 @@ def track_video(
 
     with open_video_with(request.video, request.tracking) as video:
         info = video.info
-        prompts = request.regions.resolve(info)
+        prompts = request.regions.resolve(info, video.timestamps())
         check_detector(request.regions)
         stride = request.tracking.stride
         if stride == "auto":
