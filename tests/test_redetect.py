@@ -171,6 +171,14 @@ def test_redetect_reads_seconds_and_off() -> None:
     assert RegionInput(redetect=None).redetect is None
 
 
+def test_the_cache_key_holds_how_often_names_are_found_again() -> None:
+    from garvid.tracking.cache import regions_digest
+
+    keys = {regions_digest(RegionInput(objects=("cup",), redetect=value), [1]) for value in (None, 2.0, 5.0)}
+    assert len(keys) == 3
+    assert regions_digest(RegionInput(objects=("cup",), redetect="off"), [1]) == regions_digest(RegionInput(objects=("cup",), redetect=None), [1])
+
+
 def test_a_bad_redetect_is_one_line_exit_2_before_any_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from garvid_cli.main import run
 
