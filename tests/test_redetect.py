@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from garvid.detection.models import Detector
+from garvid.detection.objects import detect_objects
 from garvid.detection.selection import Candidates, best_assignment, match_instances
 from garvid.errors import OptionError, RegionError
+from garvid.media.open import open_video
 from garvid.regions.input import RegionInput
 from garvid.shots.shots import Shots
 from garvid.tracking.redetect import detection_frames, redetect_step
@@ -109,8 +112,6 @@ class _Recorded:
 def sam3_on_frames():
     """The tiny random SAM 3 looking for a cup on frames 0, 40 and 80 of the cups clip (a
     shot cut before frame 60), beside a box prompt; threshold 0: its random scores count."""
-    from garvid.detection.objects import detect_objects
-    from garvid.media.open import open_video
 
     regions = RegionInput(boxes=("1,1,50,50",), objects=("cup",), detector="tiny-random-sam3", object_threshold=0.0)
     with open_video(SAMPLE) as video:
@@ -139,9 +140,6 @@ class _Blind:
 
 
 def test_an_object_found_on_none_of_the_frames_names_the_phrase_and_the_frames_searched(monkeypatch: pytest.MonkeyPatch) -> None:
-    from garvid.detection.models import Detector
-    from garvid.detection.objects import detect_objects
-    from garvid.media.open import open_video
 
     monkeypatch.setattr(Detector, "load", classmethod(lambda cls, *args: _Blind()))
     regions = RegionInput(objects=("ball", "cup", "cup"), detector="tiny-random-sam3", object_threshold=0.5)
@@ -157,6 +155,35 @@ def test_an_object_found_on_none_of_the_frames_names_the_phrase_and_the_frames_s
             detect_objects(video, prompts.only([3]), regions, "cpu", frames=[0, 50, 100])
         with pytest.raises(RegionError, match="no instance of 'cup' on frame 0 scores above 0.5"):  # one frame: as before
             detect_objects(video, prompts.only([2]), regions, "cpu")
+
+
+class _Scripted:
+    """A box detector that answers each call with the next of ``answers``."""
+
+    def __init__(self, answers: list[Candidates]):
+        self.answers = answers
+
+    def candidates(self, image, phrase):
+        return self.answers.pop(0)
+
+
+def test_objects_are_followed_by_overlap_within_a_shot_and_by_rank_after_a_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+
+    answers = [
+        _candidates((0.9, LEFT), (0.8, RIGHT)),  # frame 0: by rank, cup 1 the left one
+        _candidates((0.9, RIGHT), (0.8, LEFT)),  # frame 10, same shot: the scores swap, the cups do not
+        _candidates((0.9, RIGHT), (0.8, LEFT)),  # frame 20, after the cut at 15: by rank again
+    ]
+    monkeypatch.setattr(Detector, "load", classmethod(lambda cls, *args: _Scripted(answers)))
+    regions = RegionInput(objects=("cup", "cup"), detector="tiny-random", object_threshold=0.5)
+    with open_video(SAMPLE) as video:
+        found, detections = detect_objects(video, regions.resolve(video.info), regions, "cpu", frames=[0, 10, 20], cuts=[15])
+    assert [(part.frame, part.boxes, part.masks) for part in found.per_frame()] == [
+        (0, {1: LEFT, 2: RIGHT}, {}),
+        (10, {1: LEFT, 2: RIGHT}, {}),
+        (20, {1: RIGHT, 2: LEFT}, {}),
+    ]
+    assert [d.score for d in detections] == pytest.approx([0.9, 0.8, 0.8, 0.9, 0.9, 0.8])
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "often", ""])

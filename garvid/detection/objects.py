@@ -67,12 +67,11 @@ def detect_objects(
     detector = Detector.load(spec, target, list(ranks_of))
     found: dict[int, dict[int, Instance]] = {}  # frame -> object id -> instance
     last_box: dict[int, Box] = {}  # object id -> its last box found in the current shot
-    shot = None
+    shot = -1
     try:
         for frame in searched:
-            if bisect.bisect_right(cuts, frame) != shot:
-                shot = bisect.bisect_right(cuts, frame)
-                last_box.clear()  # a new shot: nothing to follow across the cut
+            if bisect.bisect_right(cuts, frame) != shot:  # a new shot: nothing is followed across a cut
+                shot, last_box = bisect.bisect_right(cuts, frame), {}
             image = video.frames([frame])[0]
             chosen: dict[int, Instance] = {}
             for phrase, ranks in ranks_of.items():

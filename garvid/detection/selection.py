@@ -102,7 +102,7 @@ def instance(candidates: Candidates, phrase: str, index: int) -> Instance:
         phrase=phrase,
         score=float(np.asarray(candidates.scores).reshape(-1)[index]),
         box=tuple(float(v) for v in np.asarray(candidates.boxes, dtype=np.float64).reshape(-1, 4)[index]),  # type: ignore[arg-type]
-        mask=None if masks is None else np.asarray(masks[index], dtype=bool),
+        mask=None if masks is None else np.array(masks[index], dtype=bool),  # a copy: the other masks are freed
     )
 
 

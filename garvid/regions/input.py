@@ -16,7 +16,7 @@ from garvid.regions.prompts import RegionPrompts, resolve_prompts
 
 #: Seconds between re-detections of the ``--object`` names inside a shot, chosen by measuring
 #: the detectors' cost (docs/performance.md#finding-objects-again).
-DEFAULT_REDETECT = 2.0
+DEFAULT_REDETECT = 5.0
 
 
 @dataclass(frozen=True)
