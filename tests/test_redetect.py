@@ -1,6 +1,6 @@
 """Objects found again (--redetect): which frames the detector runs on, which instance is which
 object from one detection frame to the next, detection on several frames with the tiny
-random SAM 3, and the option's errors."""
+random SAM 3, and the option's values (its CLI errors: tests/test_option_errors.py)."""
 
 from __future__ import annotations
 
@@ -204,15 +204,3 @@ def test_the_cache_key_holds_how_often_names_are_found_again() -> None:
     keys = {regions_digest(RegionInput(objects=("cup",), redetect=value), [1]) for value in (None, 2.0, 5.0)}
     assert len(keys) == 3
     assert regions_digest(RegionInput(objects=("cup",), redetect="off"), [1]) == regions_digest(RegionInput(objects=("cup",), redetect=None), [1])
-
-
-def test_a_bad_redetect_is_one_line_exit_2_before_any_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from garvid_cli.main import run
-
-    out = tmp_path / "t.json"
-    code = run(["track", str(SAMPLE), "--object", "cup", "--redetect", "0", "--tracker", "no-such-tracker", "-o", str(out)])
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("garvid: error:")]
-    assert code == 2 and len(errors) == 1, err
-    assert "--redetect must be a positive number of seconds, or off; not '0'" in errors[0]
-    assert not out.exists()
