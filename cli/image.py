@@ -47,7 +47,7 @@ class OutputFormat(str, Enum):
 
 @app.command(help=f"Ask GAR about regions of an image (object N = mask value N, or the N-th prompt).\n\n{EXAMPLE}")
 @takes(
-    REGION_OPTIONS.without("mask_frame"),
+    REGION_OPTIONS.without("mask_frame", "redetect"),
     TRACKING_OPTIONS.only("tracker"),
     MODEL_OPTIONS,
     GENERATION_OPTIONS,

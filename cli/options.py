@@ -33,7 +33,7 @@ from garvid.options import (
     WhenOptions,
 )
 from garvid.presets import default_preset
-from garvid.regions.input import RegionInput
+from garvid.regions.input import DEFAULT_REDETECT, RegionInput
 
 # Help panels: each command's options grouped the same way in --help.
 OBJECTS = "Objects"
@@ -109,6 +109,15 @@ ObjectThreshold = Annotated[
     Optional[float],
     typer.Option(
         "--object-threshold", help="Score an --object instance must beat (default: the detector's).", rich_help_panel=OBJECTS
+    ),
+]
+Redetect = Annotated[
+    str,
+    typer.Option(
+        "--redetect",
+        metavar="S|off",
+        help="Look for the --object names again every S seconds inside each shot, and at every shot's start; off: once.",
+        rich_help_panel=OBJECTS,
     ),
 ]
 MaskFrame = Annotated[
@@ -422,6 +431,7 @@ REGION_OPTIONS = OptionGroup(
         Flag("object_name", Objects, [], "objects", _tuple),
         Flag("detector", Detector, None, "detector"),
         Flag("object_threshold", ObjectThreshold, None, "object_threshold"),
+        Flag("redetect", Redetect, f"{DEFAULT_REDETECT:g}", "redetect"),
         Flag("mask_frame", MaskFrame, 0, "frame"),
         Flag("resize_masks", ResizeMasks, False, "resize_masks"),
     ),

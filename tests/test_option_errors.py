@@ -87,6 +87,9 @@ def test_answering_commands_refuse_bad_options_before_work(command, extra, needl
         (["track", str(CLIP), "--object", "cup", "--object-threshold", "1"], "--object-threshold must lie in [0, 1)"),
         (["ask", str(CLIP), QUESTION, "--object", "cup", "--object-threshold", "-0.5"], "--object-threshold must lie in [0, 1)"),
         (["image", str(MASK), "--object", "cup", "--object-threshold", "1"], "--object-threshold must lie in [0, 1)"),
+        # seconds between re-detections of the names
+        (["track", str(CLIP), "--object", "cup", "--redetect", "0"], "--redetect must be a positive number of seconds, or off; not '0'"),
+        (["ask", str(CLIP), QUESTION, "--object", "cup", "--redetect", "never"], "--redetect must be a positive number of seconds, or off"),
     ],
 )
 def test_other_commands_refuse_bad_options_before_work(args, needle, no_work, capsys, tmp_path, monkeypatch):

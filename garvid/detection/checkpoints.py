@@ -45,10 +45,11 @@ def default_threshold(name_or_path: str) -> float:
 
 def detection_settings(regions: RegionInput) -> dict[str, object]:
     """What decides the detections of ``regions``' phrases besides the phrases themselves:
-    the detector and its threshold, defaults resolved (part of the tracking cache key)."""
+    the detector, its threshold and how often it looks again, defaults resolved (part of the
+    tracking cache key)."""
     name = detector_name(regions.detector)
     threshold = default_threshold(name) if regions.object_threshold is None else regions.object_threshold
-    return {"detector": name, "threshold": threshold}
+    return {"detector": name, "threshold": threshold, "redetect": regions.redetect}
 
 
 def check_detector(regions: RegionInput) -> None:

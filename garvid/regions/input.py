@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +13,10 @@ from garvid.errors import OptionError
 from garvid.media.source import VideoInfo
 from garvid.regions.kinds import MaskArray, MaskFile, RegionPrompt, as_typed, mask_source, region_prompts
 from garvid.regions.prompts import RegionPrompts, resolve_prompts
+
+#: Seconds between re-detections of the ``--object`` names inside a shot, chosen by measuring
+#: the detectors' cost (docs/performance.md#finding-objects-again).
+DEFAULT_REDETECT = 5.0
 
 
 @dataclass(frozen=True)
@@ -34,12 +39,14 @@ class RegionInput:
     objects: Sequence[str] = ()  # phrases (--object), found on the prompt frame by the detector
     detector: str | None = None  # detector preset or folder; None = configs/detectors.toml's default
     object_threshold: float | None = None  # None = the detector preset's threshold
+    redetect: float | str | None = DEFAULT_REDETECT  # seconds between re-detections of the names in a shot; None/"off": never
 
     def __post_init__(self) -> None:
         threshold = self.object_threshold
         if threshold is not None and not 0.0 <= threshold < 1.0:  # nan fails both comparisons
             # an instance is chosen when it scores above the threshold, and no score exceeds 1
             raise OptionError("object_threshold", f"must lie in [0, 1) (an object is found when it scores above it, and no score exceeds 1), not {threshold:g}")
+        object.__setattr__(self, "redetect", parse_redetect(self.redetect))
         if any(isinstance(mask, np.ndarray) for mask in self.masks):
             arrays = tuple(MaskArray(m) if isinstance(m, np.ndarray) else m for m in self.masks)
             object.__setattr__(self, "masks", arrays)  # frozen: an array is wrapped once, here
@@ -76,3 +83,16 @@ class RegionInput:
             times=timestamps,
             duration=info.duration,
         )
+
+
+def parse_redetect(value: float | str | None) -> float | None:
+    """``--redetect``: positive finite seconds, or None / ``off`` (the names are found once)."""
+    if value is None or (isinstance(value, str) and value.strip() == "off"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if isinstance(value, bool) or not (math.isfinite(seconds) and seconds > 0):
+        raise OptionError("redetect", f"must be a positive number of seconds, or off; not {str(value)!r}")
+    return seconds
