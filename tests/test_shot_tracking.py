@@ -14,12 +14,10 @@ import pytest
 from garvid_cli.main import run
 from PIL import Image
 
-from garvid.media.open import open_video
 from garvid.media.source import VideoInfo
 from garvid.regions.prompts import RegionPrompts
 from garvid.shots.shots import Shots
 from garvid.tracking.shot_tracking import track_within_shots
-from garvid.tracking.tracker import Sam2Tracker
 from garvid.tracking.tracks import ObjectObservation, Tracks
 
 FPS, SECONDS, SIZE = 10, 1.5, (160, 90)
@@ -73,23 +71,35 @@ def test_a_mask_in_shot_one_is_never_carried_over_the_cut(two_shots, tmp_path) -
 
 
 @pytest.mark.slow  # the tiny tracker over two shots
-def test_prompts_in_two_shots_make_one_object_present_in_both(two_shots) -> None:
-    video, _ = two_shots
-    box = np.zeros(SIZE[::-1], bool)
-    box[30:70, 40:100] = True
-    later = np.zeros(SIZE[::-1], bool)
-    later[10:50, 20:60] = True
-    prompts = RegionPrompts(frame=0, masks={1: box}, anchors=(RegionPrompts(frame=CUT + 4, masks={1: later}),))
-    tracker = Sam2Tracker.from_preset("tiny-random", "cpu")
-    with open_video(video) as source:
-        shots = Shots.from_cuts([CUT], source.timestamps(), source.info.duration)
-        frames = sorted({*range(0, source.info.num_frames, 3), 0, CUT + 4})
-        tracks = track_within_shots(tracker, source, prompts, frames, shots)
-    assert tracks.object_ids == [1] and tracks.shots == shots
-    assert np.array_equal(tracks.mask(1, 0), box) and np.array_equal(tracks.mask(1, CUT + 4), later)
+def test_prompts_in_two_shots_make_one_object_present_in_both(two_shots, tmp_path) -> None:
+    video, mask = two_shots
+    labels = np.zeros(SIZE[::-1], np.uint8)
+    labels[10:50, 20:60] = 1  # object 1 again, where it stands in the second shot
+    later = tmp_path / "later.png"
+    Image.fromarray(labels).save(later)
+    data = _track(video, mask, tmp_path / "tracks.json", "--mask", f"{later}@f{CUT + 4}", "--stride", "3", "--no-cache")
+    (entry,) = data["objects"]  # the same id on two frames is one object
+    by_frame = {f["frame"]: f for f in entry["frames"]}
+    assert by_frame[0]["area"] == 40 * 60 and by_frame[CUT + 4]["area"] == 40 * 40  # each given mask, exact
     # the second prompt reaches back to the cut and on to the end, never before it
-    assert all(tracks.observation(1, f).score > 0 for f in frames if f >= CUT)
-    assert {shots.index_of(p.first_frame) for p in tracks.presence(1)} == {0, 1}
+    assert all(f["score"] > 0 for f in entry["frames"] if f["frame"] >= CUT)
+    shot_of = {p["first_frame"] < CUT for p in entry["presence"]}
+    assert shot_of == {True, False} and all(p["first_frame"] >= CUT or p["last_frame"] < CUT for p in entry["presence"])
+
+
+@pytest.mark.slow  # the tiny SAM 3 detector on each shot, then the tiny tracker
+def test_an_object_by_name_is_found_again_in_each_shot(two_shots, tmp_path) -> None:
+    video, _ = two_shots
+    code = run(["track", str(video), "--object", "thing", "--detector", "tiny-random-sam3", "--object-threshold", "0",
+                "--redetect", "off", *TINY, "--stride", "3", "--no-cache", "-o", str(tmp_path / "tracks.json")])  # fmt: skip
+    assert code == 0
+    data = json.loads((tmp_path / "tracks.json").read_text())
+    (entry,) = data["objects"]
+    # found on the first frame of each shot (threshold 0: the random detector's best instance counts), so
+    # tracked in both shots under one id, where a prompt on frame 0 alone stops at the cut
+    assert {p["first_frame"] < CUT for p in entry["presence"]} == {True, False}
+    by_frame = {f["frame"]: f for f in entry["frames"]}
+    assert by_frame[0]["area"] > 0 and by_frame[CUT]["area"] > 0
 
 
 class RecordingTracker:

@@ -5,8 +5,9 @@
 as they are; with a cache, each object has its own entry, keyed by the video's content,
 the region prompts' digests, the tracker, the shots' cuts and the object (:mod:`garvid.tracking.cache`),
 and only the objects whose entries do not serve the need are tracked
-(:mod:`garvid.tracking.reuse`); ``--object`` phrases of those objects are found on the
-prompt frame first and the detector freed; a tracker given by name is built only when
+(:mod:`garvid.tracking.reuse`); ``--object`` phrases of those objects are looked for first,
+on the first frame of every shot and every ``--redetect`` seconds
+(:mod:`garvid.tracking.redetect`), and the detector freed; a tracker given by name is built only when
 something must be tracked, and freed right after, so the next model (GAR) loads into the
 memory it held.
 """
@@ -25,6 +26,7 @@ from garvid.tracking.cache import TrackCache, TrackCacheKey, regions_digest, vid
 from garvid.shots.shots import Shots
 from garvid.tracking.given import GivenTracks
 from garvid.tracking.interface import ProgressCallback, Tracker
+from garvid.tracking.redetect import detection_frames, redetect_step
 from garvid.tracking.reuse import TrackingNeed, reuse_or_track
 from garvid.tracking.shot_tracking import track_within_shots
 from garvid.tracking.tracks import Tracks
@@ -66,7 +68,13 @@ def tracks_for(
         shots = Shots.from_cuts([], video.timestamps(), video.info.duration)
 
     def track(object_ids: list[int], frames: list[int]) -> Tracks:
-        wanted, _ = detect_objects(video, prompts.only(object_ids), regions, device)  # freed before the tracker loads
+        asked = prompts.only(object_ids)
+        searched = None
+        if asked.objects:  # names are looked for on every shot's first frame and every --redetect seconds
+            every = redetect_step(regions.redetect, video.info.fps)
+            searched = sorted({*detection_frames(shots, need.first, need.stop, every), *need.in_range([asked.frame])})
+        wanted, _ = detect_objects(video, asked, regions, device, frames=searched, cuts=shots.cuts)  # freed before the tracker loads
+        frames = sorted({*frames, *need.in_range(wanted.prompt_frames)})  # SAM2 must see every frame an object was found on
         if not isinstance(tracker, str):
             return track_within_shots(tracker, video, wanted, frames, shots, progress)
         built = make_tracker(tracker, device)
