@@ -157,7 +157,7 @@ def test_round_trip_in_chromium(server, page, browser, tmp_path):
     _wait_message(page, "^answered$")
     page.screenshot(path=shots / "5-answered.png")
     if DOCS_SHOT:
-        page.screenshot(path=REPO / DOCS_SHOT, type="png", scale="css")
+        page.screenshot(path=REPO / DOCS_SHOT, full_page=True)
 
     last = thumbnails.last
     seek = float(last.get_attribute("data-seek") or "nan")
@@ -197,7 +197,7 @@ def _check_another_session(browser, url: str, tmp_path: Path, shots: Path) -> No
         not_a_video.write_text("these are notes, not a video\n")
         _upload(other, not_a_video)
         expect(other.locator("#garvid-message textarea")).not_to_have_value("", timeout=30_000)
-        assert "notes.mp4" in _message(other) and "\n" not in _message(other)
+        assert _message(other).startswith("notes.mp4: not a readable video") and "\n" not in _message(other)
         expect(other.locator("#garvid-frame img")).to_have_count(0)  # nothing opened
         expect(other.locator("#garvid-chips .garvid-chip")).to_have_count(0)
         other.screenshot(path=shots / "3b-other-session.png")
@@ -253,3 +253,58 @@ def test_auth_file_lines(tmp_path):
     users.write_text("carol\n")
     with pytest.raises(Exception, match=f"line 1 of {users} must be USER:PASSWORD"):
         ServeSettings.build(host="0.0.0.0", auth_file=users)
+
+
+def _workspace(**settings):
+    from garvid.options import AnswerOptions
+    from garvid.serve.models import Models
+    from garvid.serve.settings import ServeSettings
+    from garvid.serve.workspace import Workspace
+
+    return Workspace(Models(AnswerOptions(), command_flags=("--model", "tiny-random")), ServeSettings(**settings))
+
+
+def test_too_long_or_too_large_videos_are_refused_and_nothing_opens(tmp_path):
+    from garvid.errors import GarvidError
+
+    for limits, message in (
+        ({"max_duration": 1.0}, "cups.mp4 lasts 4 s; this server takes up to 1 s"),
+        ({"max_upload_mb": 0.01}, "cups.mp4 is 0.181 MB; this server takes up to 0.01 MB"),
+    ):
+        workspace = _workspace(**limits)
+        try:
+            with pytest.raises(GarvidError) as refused:
+                workspace.open(SAMPLE, "cups.mp4", owned=False)
+            assert str(refused.value) == message and workspace.video_path is None
+        finally:
+            workspace.close()
+        assert not workspace.folder.exists()  # the session's folder goes with it
+
+
+def test_objects_take_the_cli_numbering_and_the_command_keeps_user_text_as_data():
+    from garvid.serve.workspace import PageObject
+
+    workspace = _workspace()
+    try:
+        workspace.video_name, workspace.prompt_frame = "my clip.mp4", 12
+        workspace.objects = [PageObject("point", "5,6"), PageObject("object", "the red cup"), PageObject("box", "1,2,30,40")]
+        assert [(c.id, c.kind) for c in workspace.chips()] == [(1, "box"), (2, "point"), (3, "object")]
+        question = "-v $(rm -rf ~); what does object 3 do?"
+        words = shlex.split(workspace.command(question))
+        assert words[words.index("--") :] == ["--", "my clip.mp4", question]
+        assert words[:words.index("--")] == [
+            "garvid", "ask", "--box", "1,2,30,40", "--point", "5,6", "--object", "the red cup", "--mask-frame", "12", "--model", "tiny-random",
+        ]  # fmt: skip
+    finally:
+        workspace.close()
+
+
+def test_a_cancelled_answer_stops_at_its_next_token():
+    from garvid.serve.workspace import StreamingReporter
+
+    reporter = StreamingReporter()
+    reporter.token("a")
+    reporter.cancel.set()
+    with pytest.raises(KeyboardInterrupt):  # what VideoSession.ask takes for an interrupted answer
+        reporter.token("b")
+    assert reporter.events.get_nowait() == ("token", "a") and reporter.events.empty()

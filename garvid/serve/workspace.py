@@ -127,17 +127,12 @@ class Workspace:
     def open(self, path: Path, name: str, *, owned: bool) -> None:
         """Open ``path`` (moved into the private folder when ``owned``, an upload), after the size and
         duration checks; a file that is not a video is refused and nothing changes."""
-        size_mb = path.stat().st_size / 1e6
-        if size_mb > self.settings.max_upload_mb:
-            raise GarvidError(f"{name} is {size_mb:.0f} MB; this server takes up to {self.settings.max_upload_mb:g} MB")
-        video = open_video_with(path, self.models.options.tracking)
         try:
-            duration = video.info.duration
-            if duration > self.settings.max_duration:
-                raise GarvidError(f"{name} lasts {duration:.0f} s; this server takes up to {self.settings.max_duration:g} s")
-        except BaseException:
-            video.close()
-            raise
+            video = self._checked(path, name)
+        except GarvidError as error:
+            if owned:
+                path.unlink(missing_ok=True)  # a refused upload is not kept
+            raise GarvidError(str(error).replace(str(path), name)) from None  # the server's folders are not the page's business
         self._reset()
         if owned:
             video.close()
@@ -145,6 +140,17 @@ class Workspace:
             shutil.move(path, target)
             video, path = open_video_with(target, self.models.options.tracking), target
         self._video, self.video_path, self.video_name = video, path, name
+
+    def _checked(self, path: Path, name: str) -> FrameSource:
+        """``path`` opened, if it is a video within the server's size and duration limits."""
+        size_mb = path.stat().st_size / 1e6
+        if size_mb > self.settings.max_upload_mb:
+            raise GarvidError(f"{name} is {size_mb:.3g} MB; this server takes up to {self.settings.max_upload_mb:g} MB")
+        video = open_video_with(path, self.models.options.tracking)
+        if video.info.duration > self.settings.max_duration:
+            video.close()
+            raise GarvidError(f"{name} lasts {video.info.duration:.0f} s; this server takes up to {self.settings.max_duration:g} s")
+        return video
 
     @property
     def video(self) -> FrameSource:
