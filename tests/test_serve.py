@@ -50,7 +50,8 @@ def server(tmp_path_factory) -> tuple[str, Path, Path]:
     shutil.copy(SAMPLE, root / "clips" / "cups.mp4")
     (folder / "secret.mp4").write_bytes(SAMPLE.read_bytes())  # beside the root, not in it
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    (folder / "tmp").mkdir()  # the server's temporary folders, where each session's private folder goes
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), "TMPDIR": str(folder / "tmp")}
     args = [sys.executable, "-m", "garvid_cli", "serve", "--port", str(port), "--root", str(root), "--cache-dir", str(cache), *TINY]
     process = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
@@ -111,7 +112,7 @@ def _point_on_frame(page, frame: int, x: float, y: float) -> None:
 def test_round_trip_in_chromium(server, page, browser, tmp_path):
     """Open, point on frame 30, track, ask, seek, download; meanwhile a second browser session sees
     none of it and gets a message for a file that is not a video."""
-    url, _, cache = server
+    url, root, cache = server
     shots = tmp_path / "screenshots"
     shots.mkdir()
     page.set_viewport_size({"width": 1400, "height": 1300})
@@ -131,7 +132,7 @@ def test_round_trip_in_chromium(server, page, browser, tmp_path):
     expect(chips.first).to_contain_text("1 · point")
     assert page.locator("#garvid-frame img").get_attribute("src") != plain  # the mask preview is drawn
     page.screenshot(path=shots / "3-object.png")
-    _check_another_session(browser, url, tmp_path, shots)
+    _check_another_session(browser, url, root.parent / "tmp", tmp_path, shots)
 
     page.locator("#garvid-track").click()
     _wait_message(page, r"^tracked 1 objects$")
@@ -185,8 +186,9 @@ def test_round_trip_in_chromium(server, page, browser, tmp_path):
     assert record == cli
 
 
-def _check_another_session(browser, url: str, tmp_path: Path, shots: Path) -> None:
-    """A second browser context: no object of the first; a non-video upload gets a one-line message, nothing opens."""
+def _check_another_session(browser, url: str, tmp: Path, tmp_path: Path, shots: Path) -> None:
+    """A second browser context: no object of the first; a non-video upload gets a one-line message,
+    nothing opens; closing the page removes its private folder (under the server's ``tmp``)."""
     context = browser.new_context()
     try:
         other = context.new_page()
@@ -201,8 +203,17 @@ def _check_another_session(browser, url: str, tmp_path: Path, shots: Path) -> No
         expect(other.locator("#garvid-frame img")).to_have_count(0)  # nothing opened
         expect(other.locator("#garvid-chips .garvid-chip")).to_have_count(0)
         other.screenshot(path=shots / "3b-other-session.png")
+        before = len(_session_folders(tmp))
     finally:
         context.close()
+    deadline = time.monotonic() + 60
+    while len(_session_folders(tmp)) != before - 1:  # the closed page's folder is removed
+        assert time.monotonic() < deadline, f"the closed session's folder is still there: {_session_folders(tmp)}"
+        time.sleep(0.5)
+
+
+def _session_folders(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("garvid-serve-*"))
 
 
 def test_paths_outside_the_root_are_refused(server):

@@ -108,8 +108,24 @@ def _intervals_html(workspace: Workspace, statement: str, intervals: list[Any]) 
 def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
     """The page; ``models`` and ``settings`` are shared by every browser session."""
 
-    def workspace(state: Workspace | None) -> Workspace:
-        return state if state is not None else Workspace(models, settings)
+    open_workspaces: dict[str, Workspace] = {}  # by gradio session: closed when its page goes away
+
+    def workspace(state: Workspace | None, request: gr.Request) -> Workspace:
+        if state is None:
+            state = open_workspaces[str(request.session_hash)] = Workspace(models, settings)
+        return state
+
+    def state_deleted(ws: Workspace | None) -> None:
+        """gradio dropped a session's state (an hour after it closed, e.g. an API client's that never unloads)."""
+        if ws is not None:
+            ws.close()
+            for key in [key for key, value in open_workspaces.items() if value is ws]:
+                del open_workspaces[key]
+
+    def session_ended(request: gr.Request) -> None:
+        """The page was closed: close its workspace now (gradio deletes the state itself an hour later)."""
+        if (ws := open_workspaces.pop(str(request.session_hash), None)) is not None:
+            ws.close()
 
     def objects_view(ws: Workspace, frame: int, message: str, question: str = "") -> tuple:
         """What changes when the objects do: state, message, frame, chips, the remove list, the command."""
@@ -137,8 +153,8 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
     def failed_open(ws: Workspace, error: GarvidError) -> tuple:
         return (ws, str(error), *([gr.skip()] * 9))
 
-    def open_upload(state: Workspace | None, upload: str | None) -> tuple:
-        ws = workspace(state)
+    def open_upload(state: Workspace | None, upload: str | None, request: gr.Request) -> tuple:
+        ws = workspace(state, request)
         if not upload:
             return failed_open(ws, GarvidError("choose a video file to upload"))
         try:
@@ -147,16 +163,16 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
             return failed_open(ws, error)
         return opened(ws, f"opened {ws.video_name}")
 
-    def open_root(state: Workspace | None, requested: str | None) -> tuple:
-        ws = workspace(state)
+    def open_root(state: Workspace | None, requested: str | None, request: gr.Request) -> tuple:
+        ws = workspace(state, request)
         try:
             ws.open(confined(settings.root, requested or ""), requested or "", owned=False)
         except GarvidError as error:
             return failed_open(ws, error)
         return opened(ws, f"opened {ws.video_name}")
 
-    def open_sample(state: Workspace | None) -> tuple:
-        ws = workspace(state)
+    def open_sample(state: Workspace | None, request: gr.Request) -> tuple:
+        ws = workspace(state, request)
         try:
             ws.open(SAMPLE, "samples/cups.mp4", owned=False)
         except GarvidError as error:
@@ -168,8 +184,8 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
             return gr.skip()
         return state.frame(int(frame))
 
-    def click(state: Workspace | None, frame: int, mode: str, question: str, event: gr.SelectData) -> tuple:
-        ws = workspace(state)
+    def click(state: Workspace | None, frame: int, mode: str, question: str, request: gr.Request, event: gr.SelectData) -> tuple:
+        ws = workspace(state, request)
         try:
             x, y = (int(round(v)) for v in event.index)
             message = ws.click(int(frame), x, y, "box" if mode == "box" else "point")
@@ -177,33 +193,32 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
             message = str(error)
         return objects_view(ws, int(frame), message, question)
 
-    def find(state: Workspace | None, frame: int, phrase: str, question: str) -> tuple:
-        ws = workspace(state)
+    def find(state: Workspace | None, frame: int, phrase: str, question: str, request: gr.Request) -> tuple:
+        ws = workspace(state, request)
         try:
             message = ws.add_name(int(frame), phrase)
         except GarvidError as error:
             message = str(error)
         return objects_view(ws, int(frame), message, question)
 
-    def remove(state: Workspace | None, frame: int, object_id: str | None, question: str) -> tuple:
-        ws = workspace(state)
+    def remove(state: Workspace | None, frame: int, object_id: str | None, question: str, request: gr.Request) -> tuple:
+        ws = workspace(state, request)
         try:
             message = ws.remove(int(object_id or 0))
         except GarvidError as error:
             message = str(error)
         return objects_view(ws, int(frame), message, question)
 
-    def track(state: Workspace | None, progress: gr.Progress = gr.Progress()) -> tuple:
-        ws = workspace(state)
+    def track(state: Workspace | None, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple:
+        ws = workspace(state, request)
         try:
             overlay = ws.track(_Progress(progress), progress=lambda done, total: progress((done, total), desc="rendering"))
         except GarvidError as error:
             return ws, str(error), gr.skip(), gr.skip()
         return ws, f"tracked {len(ws.objects)} objects", str(overlay), [str(p) for p in ws.exports().values()]
 
-    def answer(state: Workspace | None, question: str | None, window: float | None, history: list | None) -> Iterator[tuple]:
+    def answer(ws: Workspace, question: str | None, window: float | None, history: list | None) -> Iterator[tuple]:
         """Stream one answer (``question`` None: describe per ``window``) into the chat."""
-        ws = workspace(state)
         history = [*(history or []), {"role": "user", "content": html.escape(question or f"describe each object per {window:g} s")}]
         history.append({"role": "assistant", "content": "…"})
         skip = (gr.skip(),) * 5
@@ -263,17 +278,17 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
             player,
         )
 
-    def ask_in_chat(state: Workspace | None, question: str, history: list | None) -> Iterator[tuple]:
-        yield from answer(state, question, None, history)
+    def ask_in_chat(state: Workspace | None, question: str, history: list | None, request: gr.Request) -> Iterator[tuple]:
+        yield from answer(workspace(state, request), question, None, history)
 
-    def describe(state: Workspace | None, window: float | None, history: list | None) -> Iterator[tuple]:
+    def describe(state: Workspace | None, window: float | None, history: list | None, request: gr.Request) -> Iterator[tuple]:
         if not window or window <= 0:
-            yield (workspace(state), gr.skip(), "give the window in seconds (a positive number)", *(gr.skip(),) * 5)
+            yield (workspace(state, request), gr.skip(), "give the window in seconds (a positive number)", *(gr.skip(),) * 5)
             return
-        yield from answer(state, None, float(window), history)
+        yield from answer(workspace(state, request), None, float(window), history)
 
-    def when(state: Workspace | None, statement: str, progress: gr.Progress = gr.Progress()) -> tuple:
-        ws = workspace(state)
+    def when(state: Workspace | None, statement: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple:
+        ws = workspace(state, request)
         try:
             result = ws.when(statement, _Progress(progress))
         except GarvidError as error:
@@ -300,7 +315,7 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
             ws.close()
 
     with gr.Blocks(title="garvid", delete_cache=(3600, 3600)) as page:
-        state = gr.State(None, delete_callback=lambda ws: ws.close() if ws is not None else None)
+        state = gr.State(None, delete_callback=state_deleted)
         gr.Markdown("## garvid: point at objects, track them, ask about them")
         message = gr.Textbox(label="Message", interactive=False, elem_id="garvid-message")
         with gr.Row():
@@ -368,6 +383,7 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
             api_video, api_mask = gr.File(), gr.File()
             api_question, api_result = gr.Textbox(), gr.Textbox()
             api_button = gr.Button()
+        page.unload(session_ended)
         api_button.click(ask_api, [api_video, api_mask, api_question], [api_result], api_name="ask", concurrency_id=MODEL)
     return page
 

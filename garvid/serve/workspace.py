@@ -382,5 +382,6 @@ class Workspace:
         self._close_session()
         if self._video is not None:
             self._video.close()
+            self._video = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
