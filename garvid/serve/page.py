@@ -247,12 +247,12 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
                 elif kind == "progress" and not text:
                     stage, done, total = value  # type: ignore[misc]
                     history[-1]["content"] = f"({stage} {done}/{total})"
-                    yield ws, history, "", *skip
+                    yield ws, history, gr.skip(), *skip
                     continue
                 else:
                     continue
                 history[-1]["content"] = html.escape(text)
-                yield ws, history, "", *skip
+                yield ws, history, gr.skip(), *skip
         finally:
             if thread.is_alive():  # the page went away or cancelled: stop generating
                 reporter.cancel.set()
@@ -298,7 +298,7 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
     def cancel(state: Workspace | None) -> str:
         if state is not None:
             state.cancel()
-        return "cancelling the answer"
+        return "answer cancelled"
 
     def ask_api(video: str, mask: str, question: str) -> str:
         """Ask ``question`` about ``video`` with the objects of the label PNG ``mask`` (frame 0): ``garvid ask

@@ -222,7 +222,8 @@ class Workspace:
             self.prompt_frame, self.masks, self.scores = None, {}, {}
         else:
             self._segment()
-        return f"removed object {object_id}; the objects after it moved up one number"
+        moved = "; the objects after it moved up one number" if object_id <= len(self.objects) else ""
+        return f"removed object {object_id}{moved}"
 
     def _check_frame(self, frame: int) -> None:
         if self.prompt_frame is not None and frame != self.prompt_frame:
