@@ -1,7 +1,7 @@
 """The gradio page of ``garvid serve``: components, events and launch; the work is the workspace's.
 
 Model events (segmenting, tracking, answering) share one queue slot (``concurrency_id``
-``"model"``, limit 1: one device); browsing frames, removing objects and cancelling run
+``"model"``, limit 1: one device); opening a video, browsing frames and cancelling run
 beside them, so the page stays responsive while a model works. Each browser session gets
 its own :class:`~garvid.serve.workspace.Workspace` in a ``gr.State``, closed (its folder
 removed) when the session ends.
@@ -244,6 +244,9 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
                 elif kind == "begin":
                     start, end, object_id = value  # type: ignore[misc]
                     text += ("\n" if text else "") + answer_prefix(start, end, object_id, window is not None)
+                elif kind == "warning":
+                    yield ws, history, str(value), *skip
+                    continue
                 elif kind == "progress" and not text:
                     stage, done, total = value  # type: ignore[misc]
                     history[-1]["content"] = f"({stage} {done}/{total})"
