@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from garvid.errors import GarvidError, check_text
-from garvid.files import json_text, write_json, write_text
+from garvid.files import write_json, write_text
 from garvid.media.open import open_video_with
 from garvid.output.formats import render_answer, render_when
 from garvid.output.masks import label_map, write_label_png
@@ -338,11 +338,6 @@ class Workspace:
             if (self.folder / name).is_file():
                 files[name] = self.folder / name
         return files
-
-    def answer_json(self) -> str:
-        if self.last is None:
-            raise GarvidError("ask a question first")
-        return json_text(self.last.to_json())
 
     def command(self, question: str | None, verb: str = "ask", window: float | None = None) -> str:
         """The command line that asks ``question`` (or describes, per ``window`` seconds) about the
