@@ -13,7 +13,7 @@ from garvid.errors import GarvidError, GarvidWarning, check_text, printable
 
 def _register_commands() -> None:
     # Each command module registers itself on `app` when imported.
-    from garvid_cli import ask, batch, chat, evaluate, image, segment, shots, track, when  # noqa: F401
+    from garvid_cli import ask, batch, chat, evaluate, image, segment, serve, shots, track, when  # noqa: F401
 
 
 def _warn_like_garvid(python_show: Callable[..., None]) -> Callable[..., None]:
