@@ -16,7 +16,7 @@ from garvid.regions.input import RegionInput
 from garvid.serve.settings import ServeSettings
 
 SERVER = "Server"
-SERVE_REGION_OPTIONS = REGION_OPTIONS.only("detector", "object_threshold")
+SERVE_REGION_OPTIONS = REGION_OPTIONS.only("detector", "object_threshold", "redetect")
 HELP = (
     "Serve a web page to open a video, point at objects on any frame (clicks, boxes, names), track them and "
     "ask about them, with the options below as every question's defaults. Models load once; each browser "
