@@ -121,9 +121,9 @@ class Video(FrameSource):
         thread has not yet returned a frame, instead of waiting (``VideoReader::NextFrameImpl``,
         decord 0.6.0), and the frames of those packets queue until read. Each stall of the
         thread on a busy CPU adds to the queue and nothing but a seek or the end of the file
-        empties it, so a forward pass held more frames the longer the video (up to 70 MB at
-        256 px wide over 10 minutes, benchmarks/results/MEASUREMENTS.md#shot-detection);
-        restarting it at every keyframe did not bound that. OpenCV decodes when asked.
+        empties it, so a forward pass held more frames the longer the video
+        (benchmarks/results/MEASUREMENTS.md#shot-detection); restarting it at every keyframe
+        did not bound that. OpenCV decodes when asked.
         """
         import cv2  # PySceneDetect's dependency: loaded only for a forward pass
 
