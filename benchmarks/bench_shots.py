@@ -92,7 +92,17 @@ def build_videos(work: Path) -> dict[str, tuple[Path, list[int]]]:
         jumps.append(work / f"{clip}-{start}-jump.mp4")
         _ffmpeg("-ss", str(start), "-t", "2.5", "-i", str(MEDIA / f"{clip}.mp4"), "-vf", "scale=426:240,setsar=1", *ENCODE, str(jumps[-1]))
     videos["jump-cuts-240p"] = (work / "jump-cuts-240p.mp4", _join(jumps, work / "jump-cuts-240p.mp4"))
-    # seamless loops: each clip forward then backward
+    videos["10min-240p"] = build_long_video(work)
+    manifest.write_text(json.dumps({name: [str(path), cuts] for name, (path, cuts) in videos.items()}))
+    return videos
+
+
+def build_long_video(work: Path) -> tuple[Path, list[int]]:
+    """``work/10min-240p.mp4``: 10 minutes at 426x240 with 20 cuts, and its cut frames.
+
+    21 pieces of the clips, each a clip played forward then backward and looped (so a piece
+    has no cut of its own), joined.
+    """
     loops = []
     for clip in CLIPS:
         loops.append(work / f"{clip}-loop.mp4")
@@ -102,9 +112,7 @@ def build_videos(work: Path) -> dict[str, tuple[Path, list[int]]]:
     for index in range(21):  # 21 pieces of 600/21 s: 20 cuts in 10 minutes
         pieces.append(work / f"long-{index:02d}.mp4")
         _ffmpeg("-stream_loop", "-1", "-i", str(loops[index % len(loops)]), "-t", f"{600 / 21:.4f}", *ENCODE, str(pieces[-1]))
-    videos["10min-240p"] = (work / "10min-240p.mp4", _join(pieces, work / "10min-240p.mp4"))
-    manifest.write_text(json.dumps({name: [str(path), cuts] for name, (path, cuts) in videos.items()}))
-    return videos
+    return work / "10min-240p.mp4", _join(pieces, work / "10min-240p.mp4")
 
 
 def head_of(video: tuple[Path, list[int]], seconds: int) -> tuple[Path, list[int]]:

@@ -1,29 +1,28 @@
-"""Peak memory of SAM2 tracking: a 10 s clip versus the same clip looped to 60 s.
+"""Peak memory with video length: a 10-minute 240p video with 20 cuts against a 10-second one.
 
-garvid's tracker decodes frames lazily and drops SAM2's per-frame memory once no later
-frame can read it, so peak RSS should not grow with the video's length: the 60 s / 10 s
-ratio should be close to 1.
+Issue 23's target: peak RSS of the 10-minute video at most 1.1x the 10-second one's, for
 
-Two things would make memory grow, and both are handled: SAM2 keeps every frame's outputs
-(garvid prunes what no later frame reads), and decord 0.6.0 keeps decoding ahead in the
-background after a seek while its caller is busy (dmlc/decord#157; garvid's frame feed
-stops it after every batch with ``Video.drop_read_ahead``). As a control, the 60 s clip
-is also tracked with sam2's own ``propagate_in_video`` over the same lazy frames (every
-frame's outputs kept), which shows the growth that pruning avoids.
+- **cut detection**, as ``garvid shots`` runs it (``shots_for``, no cache: frames read once at
+  256 px wide, PySceneDetect's AdaptiveDetector), whose cost should also be linear in frames;
+- **tracking** with the ``tiny-random`` tracker (hiera-tiny at 256 px, random weights) over the
+  frames a request tracks: ``--stride auto`` on a CPU with 16 keyframes (about 32 frames
+  spread over the whole video), the cups clip's four-object mask on frame 0 (the first piece
+  of the video is the cups clip).
 
-The clip (cups.mp4 with its four-object mask, scaled to 480 px wide) is looped with
-ffmpeg ``-stream_loop`` in a temporary folder. Each case runs in a fresh subprocess and
-reports its kernel peak RSS (``VmHWM``), so cases cannot contaminate each other. The
-``tiny-random`` tracker (hiera-tiny at 256 px, random weights) keeps this to minutes.
+The 10-minute video is ``bench_shots.build_long_video``'s (21 pieces of the shared clips at
+426x240, 30 fps, joined: 20 cuts); the 10-second one is its first 10 s. Both are built in a
+temporary folder. Each case runs in a fresh subprocess and reports its kernel peak RSS
+(``VmHWM``), so cases cannot contaminate each other; the ratios compare runs of this one
+invocation, side by side.
 
-    .venv/bin/python benchmarks/bench_tracking_memory.py                 # stride 5
-    .venv/bin/python benchmarks/bench_tracking_memory.py --stride 6 --tracker tiny-random
+    .venv/bin/python benchmarks/bench_tracking_memory.py
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_shots import MEDIA, _status_mb, build_long_video, head_of, score
+from bench_shots import run_case as detect_case
 from PIL import Image
 from results_file import provenance
 from rich.console import Console
@@ -40,136 +41,109 @@ from rich.table import Table
 from garvid.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = REPO.parent / "shared" / "media"
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "tracking_memory.json"
-WIDTH = 480
-UNPRUNED = "sam2-unpruned"
-CASES = [("garvid", "short"), ("garvid", "long"), (UNPRUNED, "long")]
+KEYFRAMES = 16
+LENGTHS = ("10s", "10min")
 
 
-def _status_mb(field_name: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field_name} missing from /proc/self/status")
-
-
-def prepare_clips(source: Path, folder: Path, loops: int) -> tuple[Path, Path]:
-    """``source`` scaled to WIDTH px wide (video only), and the same looped ``loops`` times."""
-    short, long = folder / "short.mp4", folder / "long.mp4"
-    encode = ["-an", "-dn", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(source), "-vf", f"scale={WIDTH}:-2", *encode, str(short)],
-        check=True,
-    )
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-stream_loop", str(loops - 1), "-i", str(short), *encode, str(long)],
-        check=True,
-    )
-    return short, long
-
-
-def run_case(case: str, clip: Path, mask_png: Path, stride: int, tracker_name: str) -> dict:
-    """Track ``clip`` in this process and report times and memory (the child's job)."""
-    import torch
-
-    from garvid.media.video_file import Video
+def track_case(clip: Path, mask_png: Path, tracker_name: str) -> dict:
+    """Track ``clip`` in this process as a request would, and report time and memory (the child's job)."""
+    from garvid.media.open import open_video
     from garvid.regions.prompts import RegionPrompts
-    from garvid.tracking import Sam2Tracker, tracked_frames
-    from garvid.tracking.sam2_run import TrackingSession
+    from garvid.tracking import Sam2Tracker, auto_stride, tracked_frames
 
-    started = time.perf_counter()
     tracker = Sam2Tracker.from_preset(tracker_name, device="cpu")
-    with Video(clip) as video:
+    with open_video(clip) as video:
         info = video.info
         labels = np.array(Image.open(mask_png).resize((info.width, info.height), Image.NEAREST))
         prompts = RegionPrompts(frame=0, masks={int(v): labels == v for v in np.unique(labels) if v != 0})
+        stride = auto_stride(info.num_frames, KEYFRAMES, "cpu")
         frames = tracked_frames(info.num_frames, 0, stride)
         rss_before = _status_mb("VmRSS")
-        track_start = time.perf_counter()
-        if case == "garvid":
-            tracker.track(video, prompts, frames)
-        else:  # sam2's own propagation over the same lazy frames: nothing is dropped
-            session = TrackingSession(tracker.predictor, video, frames)
-            session.add_prompts(prompts)
-            with torch.inference_mode():
-                for _ in tracker.predictor.propagate_in_video(session.state):
-                    pass
-        track_s = time.perf_counter() - track_start
+        start = time.perf_counter()
+        tracker.track(video, prompts, frames, stride=stride)
+        seconds = time.perf_counter() - start
     return {
-        "case": case,
-        "clip": clip.name,
-        "video_frames": info.num_frames,
+        "video": clip.name,
+        "frames": info.num_frames,
         "duration_s": info.duration,
-        "size": f"{info.width}x{info.height}",
         "objects": len(prompts.object_ids),
+        "stride": stride,
         "tracked_frames": len(frames),
-        "track_s": round(track_s, 1),
-        "s_per_frame": round(track_s / len(frames), 3),
-        "total_s": round(time.perf_counter() - started, 1),
-        "rss_before_track_mb": round(rss_before, 1),
+        "seconds": round(seconds, 1),
+        "s_per_tracked_frame": round(seconds / len(frames), 3),
+        "rss_before_mb": round(rss_before, 1),
         "peak_rss_mb": round(_status_mb("VmHWM"), 1),
     }
 
 
 def run_child(case: str, clip: Path, args: argparse.Namespace) -> dict:
-    command = [
-        sys.executable, __file__, "--child", case, str(clip),
-        "--mask", str(args.mask), "--stride", str(args.stride), "--tracker", args.tracker,
-    ]  # fmt: skip
+    command = [sys.executable, __file__, "--child", case, str(clip), "--mask", str(args.mask), "--tracker", args.tracker]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clip", type=Path, default=MEDIA / "cups.mp4")
     parser.add_argument("--mask", type=Path, default=MEDIA / "cups_first_frame.png")
-    parser.add_argument("--loops", type=int, default=6, help="copies of the clip in the long one")
-    parser.add_argument("--stride", type=int, default=5)
     parser.add_argument("--tracker", default="tiny-random")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     parser.add_argument("--child", nargs=2, metavar=("CASE", "CLIP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_case(args.child[0], Path(args.child[1]), args.mask, args.stride, args.tracker)))
+        case, clip = args.child[0], Path(args.child[1])
+        print(json.dumps(detect_case(clip) if case == "cut detection" else track_case(clip, args.mask, args.tracker)))
         return
 
     console = Console(stderr=True)
+    runs = []
     with tempfile.TemporaryDirectory() as folder:
-        console.print(f"preparing clips ({WIDTH} px wide, x{args.loops} loop) ...")
-        short, long = prepare_clips(args.clip, Path(folder), args.loops)
-        runs = []
-        for case, clip in CASES:
-            console.print(f"tracking {clip} clip: {case} (stride {args.stride}) ...")
-            runs.append(run_child(case, short if clip == "short" else long, args))
+        console.print("building the 10-minute video with 20 cuts and its first 10 s ...")
+        long = build_long_video(Path(folder))
+        videos = {"10min": long, "10s": head_of(long, 10)}
+        for case in ("cut detection", "tracking"):
+            for length in LENGTHS:
+                console.print(f"{case}, {length} (fresh process) ...")
+                path, cuts = videos[length]
+                run = {"case": case, "length": length, **run_child(case, path, args)}
+                if case == "cut detection":
+                    run.update({key: value for key, value in score(run["cuts_found"], cuts).items() if key != "found"})
+                runs.append(run)
 
-    peak = {(run["case"], run["clip"]): run["peak_rss_mb"] for run in runs}
-    ratios = {
-        "garvid": peak["garvid", "long.mp4"] / peak["garvid", "short.mp4"],
-        "sam2-unpruned over garvid 10 s": peak[UNPRUNED, "long.mp4"] / peak["garvid", "short.mp4"],
-    }
-    table = Table(title=f"SAM2 tracking peak memory ({args.tracker}, CPU, stride {args.stride})")
-    for column in ("case", "video", "tracked", "s/frame", "RSS before", "peak RSS"):
-        table.add_column(column, justify="left" if column == "case" else "right")
+    by = {(run["case"], run["length"]): run for run in runs}
+    ratios = {}
+    for case in ("cut detection", "tracking"):
+        short, long_run = by[case, "10s"], by[case, "10min"]
+        ratios[f"{case}: peak RSS 10 min / 10 s"] = round(long_run["peak_rss_mb"] / short["peak_rss_mb"], 3)
+    short, long_run = by["cut detection", "10s"], by["cut detection", "10min"]
+    ratios["cut detection: seconds per frame 10 min / 10 s"] = round(
+        (long_run["seconds"] / long_run["frames"]) / (short["seconds"] / short["frames"]), 3
+    )
+    table = Table(title=f"Peak memory with length (CPU, {args.tracker} tracker, {len(os.sched_getaffinity(0))} cores)")
+    for column in ("case", "video", "frames", "work", "seconds", "RSS before", "peak RSS"):
+        table.add_column(column, justify="left" if column in ("case", "work") else "right")
     for run in runs:
+        if run["case"] == "cut detection":
+            work = f"{run['frames_per_s']:.0f} frames/s, {len(run['cuts_found'])} cuts ({len(run['missed'])} missed, {len(run['false'])} false)"
+        else:
+            work = f"{run['tracked_frames']} frames x {run['objects']} objects (stride {run['stride']})"
         table.add_row(
-            run["case"], f"{run['duration_s']:.0f} s", f"{run['tracked_frames']} x {run['objects']}",
-            f"{run['s_per_frame']:.3f}", f"{run['rss_before_track_mb']:.0f} MB", f"{run['peak_rss_mb']:.0f} MB",
+            run["case"], run["length"], str(run["frames"]), work, f"{run['seconds']:.1f}",
+            f"{run['rss_before_mb']:.0f} MB", f"{run['peak_rss_mb']:.0f} MB",
         )  # fmt: skip
     console.print(table)
     for name, ratio in ratios.items():
-        console.print(f"peak RSS ratio 60 s / 10 s, {name}: [bold]{ratio:.3f}[/bold]")
+        console.print(f"{name}: [bold]{ratio:.3f}[/bold]")
     write_json(
         {
             **provenance(),
             "benchmark": "tracking_memory",
             "tracker": args.tracker,
             "device": "cpu",
-            "stride": args.stride,
-            "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+            "keyframes": KEYFRAMES,
+            "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0))},
             "runs": runs,
-            "peak_rss_ratio_long_over_short": {name: round(ratio, 3) for name, ratio in ratios.items()},
+            "ratios": ratios,
         },
         args.json,
     )

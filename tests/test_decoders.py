@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from garvid.errors import OptionError, VideoError
 from garvid.media.open import open_video, resolve_decoder
@@ -98,6 +99,27 @@ def test_batches_read_forward_without_seeking_back(make_clip, monkeypatch) -> No
         monkeypatch.setattr(video._decoder, "get_frames_at", lambda indices: (calls.append(list(indices)), real(indices))[1])
         video.frames([25, 3, 3, 9, 12])
     assert calls == [[3, 9], [12, 25]]
+
+
+@pytest.mark.parametrize("rotate", [None, 90])
+def test_both_decoders_read_small_and_scan_every_frame_in_order(make_clip, rotate: int | None) -> None:
+    # cut detection's path: open_video(max_width=...) then one forward pass (scan; OpenCV's
+    # reader under decord's Video), the same pictures as the full frames scaled down
+    clip = make_clip(source="testsrc2", size=(160, 96), seconds=3, rotate=rotate, codec=("-c:v", "libx264", "-g", "12"))
+    with Video(clip) as video:
+        full = video.frames(range(video.info.num_frames))
+    small_size = (40, 24) if rotate is None else (40, 66)
+    reference = np.stack([np.asarray(Image.fromarray(frame).resize(small_size, Image.Resampling.BOX)) for frame in full])
+    for decoder in ("decord", "torchcodec"):
+        with open_video(clip, decoder=decoder, max_width=40) as small:
+            assert (small.info.width, small.info.height) == small_size
+            assert small.frames([7]).shape == (1, small_size[1], small_size[0], 3)
+            scanned = np.stack([frame.copy() for frame in small.scan()])
+        assert scanned.shape == reference.shape, decoder
+        errors = np.abs(scanned[:, None].astype(np.int16) - reference[None]).mean(axis=(2, 3, 4))
+        # each scanned frame is closest to the same frame of the video, and close to it
+        np.testing.assert_array_equal(errors.argmin(axis=1), np.arange(len(reference)))
+        assert errors.diagonal().max() < 8, decoder
 
 
 @pytest.mark.slow

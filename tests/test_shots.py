@@ -111,17 +111,20 @@ def test_frames_are_read_small(joined: Path, tmp_path: Path) -> None:
     _found(shots, CUTS)
 
 
-def test_frame_folder_with_cuts(joined: Path, tmp_path: Path) -> None:
+def test_frame_folder_with_cuts(media: Path, tmp_path: Path) -> None:
+    # the frames of two different clips, wider than the detection width, in one folder
     folder = tmp_path / "frames"
     folder.mkdir()
-    # wider than the detection width: the folder's frames are scaled down too
-    _ffmpeg("-i", str(joined), "-vf", "scale=320:180", str(folder / "%05d.jpg"))
+    _ffmpeg("-i", str(_joined(media, tmp_path / "two.mp4", ("dog.mp4", "bedroom.mp4"), size="320:180")), str(folder / "%05d.jpg"))
     with FrameFolder(folder, max_width=detect.DETECTION_WIDTH) as small:
-        assert (small.info.width, small.info.height) == (256, 144)
+        assert (small.info.width, small.info.height) == (256, 144)  # scaled down for detection
         assert small.frames([0]).shape == (1, 144, 256, 3)
-    info, shots = shots_for(folder, ShotOptions(), fps=30)
-    _found(shots, CUTS)
-    assert info.num_frames == 300 and shots.shots[1].start_time == pytest.approx(shots.cuts[0] / 30)
+    out = tmp_path / "shots.json"
+    assert run(["shots", str(folder), "--fps", "30", "--no-cache", "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["video"]["num_frames"] == 150
+    assert len(data["cuts"]) == 1 and abs(data["cuts"][0] - 75) <= 1, data["cuts"]
+    assert data["shots"][1]["start"] == pytest.approx(data["cuts"][0] / 30)
 
 
 def test_cache_keyed_by_content(joined: Path, one_shot: Path, tmp_path: Path, monkeypatch) -> None:

@@ -24,8 +24,7 @@ def open_video(
 
     ``fps`` applies to frame folders only: a video file states its own frame rate.
     ``decoder`` and ``decode_device`` (``cpu``, or CUDA for torchcodec) apply to video files only.
-    ``max_width`` gives frames scaled down to at most that wide (aspect kept), for a quick pass
-    (decord and frame folders; torchcodec reads them at full size).
+    ``max_width`` gives frames scaled down to at most that wide (aspect kept), for a quick pass.
     """
     check_decoder(decoder, decode_device)
     if Path(path).is_dir():
@@ -37,8 +36,7 @@ def open_video(
         return Video(path, num_threads=num_threads, max_width=max_width)
     from garvid.media.torchcodec_file import TorchcodecVideo
 
-    # torchcodec has no scaler here: ``max_width`` is a speed hint, so its frames come at full size
-    return TorchcodecVideo(path, device=decode_device, num_threads=num_threads)
+    return TorchcodecVideo(path, device=decode_device, num_threads=num_threads, max_width=max_width)
 
 
 def open_video_with(path: str | Path, tracking: TrackingOptions) -> FrameSource:

@@ -109,6 +109,15 @@ class FrameSource:
             chunk = wanted[start : start + batch_size]
             yield from zip(chunk.tolist(), self.frames(chunk))
 
+    def scan(self) -> Iterator[np.ndarray]:
+        """Every frame once, in order: one forward pass over the whole input (cut detection).
+
+        Each frame is valid until the next is yielded (it may be one reused buffer); memory
+        does not grow with the input's length.
+        """
+        for _, frame in self.iter_frames(range(self.info.num_frames)):
+            yield frame
+
     def _check_indices(self, indices: np.ndarray) -> np.ndarray:
         if indices.size == 0:
             return indices.reshape(0).astype(np.int64)

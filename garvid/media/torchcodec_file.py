@@ -12,20 +12,22 @@ timestamps, sorted, are the frames' times, and they are handed to torchcodec as 
 a second time. Frames are read with ``get_frames_at`` on ascending indices: torchcodec
 decodes forward from the keyframe before the first one and seeks only when a later
 keyframe lies before the next index, never backwards. torchcodec applies the container's
-display rotation itself, as decord does.
+display rotation itself, as decord does, and scales frames down (``max_width``) with its
+own decoder-side resize.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from garvid.errors import OptionError, VideoError, first_line
-from garvid.media.probe import bits_per_sample, convert_hint, file_info, probe_video, round_times
-from garvid.media.source import FrameSource
+from garvid.media.probe import bits_per_sample, convert_hint, display_size, file_info, probe_video, round_times
+from garvid.media.source import FrameSource, scaled_size
 
 
 class TorchcodecVideo(FrameSource):
@@ -33,9 +35,11 @@ class TorchcodecVideo(FrameSource):
 
     ``device`` is ``cpu``, ``cuda`` or ``cuda:N`` (NVDEC; frames are copied back to the
     host). ``num_threads`` is the number of FFmpeg decoding threads; 0 (the default) means one.
+    ``max_width`` asks for small frames (a quick pass such as cut detection): torchcodec
+    resizes each frame as it decodes it (bilinear, antialiased), and ``info`` gives that size.
     """
 
-    def __init__(self, path: str | Path, *, device: str = "cpu", num_threads: int = 0):
+    def __init__(self, path: str | Path, *, device: str = "cpu", num_threads: int = 0, max_width: int | None = None):
         if num_threads < 0:
             raise ValueError(f"num_threads must be 0 (default) or positive, got {num_threads}")
         self._path = Path(path)
@@ -44,7 +48,9 @@ class TorchcodecVideo(FrameSource):
         stream = probed["stream"]
         frames = _frame_list(probed["packets"], self._name)
         self._device = _decode_device(device)
-        self._decoder: Any = self._open_decoder(frames, num_threads or 1)
+        width, height = display_size(stream)
+        decode_size = None if max_width is None else scaled_size(width, height, max_width)
+        self._decoder: Any = self._open_decoder(frames, num_threads or 1, decode_size)
         num_frames = len(frames)
         if self._decoder.metadata.num_frames != num_frames:
             raise VideoError(
@@ -57,6 +63,8 @@ class TorchcodecVideo(FrameSource):
         self._high_bit_depth = bits_per_sample(stream) > 8
         decoder = "torchcodec" if self._device == "cpu" else f"torchcodec on {self._device}"
         self.info = file_info(self._name, stream, self._times, decoder)
+        if decode_size is not None:
+            self.info = replace(self.info, width=decode_size[0], height=decode_size[1])
 
     def close(self) -> None:
         """Free torchcodec's decoder; the video cannot decode any more."""
@@ -89,8 +97,9 @@ class TorchcodecVideo(FrameSource):
             )
         return frames
 
-    def _open_decoder(self, frames: list[dict[str, int]], num_threads: int) -> Any:
+    def _open_decoder(self, frames: list[dict[str, int]], num_threads: int, size: tuple[int, int] | None) -> Any:
         from torchcodec.decoders import VideoDecoder  # imported here: it loads FFmpeg's libraries
+        from torchcodec.transforms import Resize
 
         try:
             return VideoDecoder(
@@ -99,6 +108,7 @@ class TorchcodecVideo(FrameSource):
                 num_ffmpeg_threads=num_threads,
                 device=self._device,
                 custom_frame_mappings=json.dumps({"frames": frames}),
+                transforms=None if size is None else [Resize(size=(size[1], size[0]))],
             )
         except (RuntimeError, ValueError) as error:
             raise VideoError(

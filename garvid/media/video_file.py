@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import decord
 import numpy as np
@@ -77,6 +78,7 @@ class Video(FrameSource):
                 f"{self._name}: decord 0.6.0 cannot decode frames {width} pixels wide (a known decord bug); "
                 f"re-encode it wider, e.g. ffmpeg -i {self._name} -vf scale=128:-2 wider.mp4"
             )
+        self._display_size = width, height
         self._decode_size = None if max_width is None else scaled_size(width, height, max_width)
         self._reader: decord.VideoReader | None = self._open_reader()
         num_frames = len(self._reader)
@@ -110,6 +112,48 @@ class Video(FrameSource):
             out[np.searchsorted(indices, span[keep])] = batch[keep]
             self._position = int(span[-1]) + 1
         return out
+
+    def scan(self) -> Iterator[np.ndarray]:
+        """Every frame once, in order, decoded by OpenCV's FFmpeg reader (PySceneDetect's own
+        reader and dependency) and scaled to ``info``'s size.
+
+        Not decord: its reader hands the next packet to its decoding thread whenever that
+        thread has not yet returned a frame, instead of waiting (``VideoReader::NextFrameImpl``,
+        decord 0.6.0), and the frames of those packets queue until read. Each stall of the
+        thread on a busy CPU adds to the queue and nothing but a seek or the end of the file
+        empties it, so a forward pass held more frames the longer the video
+        (benchmarks/results/MEASUREMENTS.md#shot-detection); restarting it at every keyframe
+        did not bound that. OpenCV decodes when asked.
+        """
+        import cv2  # PySceneDetect's dependency: loaded only for a forward pass
+
+        width, height = self.info.width, self.info.height
+        capture = cv2.VideoCapture(str(self._path.resolve()), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, self._num_threads])
+        if not capture.isOpened():
+            raise VideoError(f"{self._name}: OpenCV cannot read this video. {convert_hint(self._name)}")
+        small = np.empty((height, width, 3), dtype=np.uint8)
+        rgb = np.empty_like(small)
+        count = 0
+        try:
+            ok, decoded = capture.read()
+            while ok and count <= self.info.num_frames:
+                if decoded.shape[1::-1] != self._display_size:  # OpenCV turns frames for display, as decord does
+                    raise VideoError(
+                        f"{self._name}: OpenCV read {decoded.shape[1]}x{decoded.shape[0]} frames, expected "
+                        f"{self._display_size[0]}x{self._display_size[1]}"
+                    )
+                frame = decoded if self._decode_size is None else cv2.resize(decoded, (width, height), dst=small, interpolation=cv2.INTER_AREA)
+                count += 1
+                if count <= self.info.num_frames:
+                    yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=rgb)
+                ok, decoded = capture.read(decoded)  # into the same buffer
+        finally:
+            capture.release()
+        if count != self.info.num_frames:
+            raise VideoError(
+                f"{self._name}: OpenCV reads {'more than ' if count > self.info.num_frames else ''}{count} frames where "
+                f"decord finds {self.info.num_frames}. {convert_hint(self._name)}"
+            )
 
     def drop_read_ahead(self) -> None:
         """Free the frames decord decoded past the last read (dmlc/decord#157).

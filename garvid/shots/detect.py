@@ -2,9 +2,9 @@
 
 PySceneDetect can open a video itself, but feeding it frames from a
 :class:`~garvid.media.source.FrameSource` means frame folders work too, frames are read once
-at a small size (:data:`DETECTION_WIDTH`, decoded small by decord), and the detector keeps
-only the last frames' HSV planes and a few scores, so a long video costs time, not memory
-(decord's own read-ahead aside: benchmarks/results/MEASUREMENTS.md#shot-detection). Why
+at a small size (:data:`DETECTION_WIDTH`) in one forward pass (:meth:`FrameSource.scan`),
+and the detector keeps only the last frames' HSV planes and a few scores, so a long video
+costs time, not memory (benchmarks/results/MEASUREMENTS.md#shot-detection). Why
 AdaptiveDetector and these settings: docs/commands.md#the-detector-and-why.
 """
 
@@ -63,12 +63,11 @@ def detect_cuts(video: FrameSource, options: ShotOptions, progress: ProgressCall
     )
     fps = float(video.info.fps)
     total = video.info.num_frames
-    # The detector reads BGR. One buffer for every frame, and the sources' own small decode
-    # batches: a new array per frame, or larger batches, make glibc's heap grow with the
-    # video's length (benchmarks/results/MEASUREMENTS.md#shot-detection).
+    # The detector reads BGR. One buffer for every frame: a new array per frame made glibc's
+    # heap grow with the video's length (benchmarks/results/MEASUREMENTS.md#shot-detection).
     bgr = np.empty((video.info.height, video.info.width, 3), dtype=np.uint8)
     cuts: list[int] = []
-    for index, frame in video.iter_frames(range(total)):
+    for index, frame in enumerate(video.scan()):
         cv2.cvtColor(frame, cv2.COLOR_RGB2BGR, dst=bgr)
         cuts.extend(timecode.frame_num for timecode in detector.process_frame(FrameTimecode(index, fps=fps), bgr))
         if progress is not None and (index % 256 == 255 or index == total - 1):
