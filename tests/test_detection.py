@@ -156,7 +156,8 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
         pytest.param(["--object", "cup " * 300, "--detector", "tiny-random"], "it reads at most 256", marks=pytest.mark.slow),
         pytest.param(["--object", "a " * 40, "--detector", "tiny-random-sam3"], "it reads at most 32", marks=pytest.mark.slow),
         pytest.param(
-            ["--object", "cup", "--detector", "tiny-random-sam3", "--object-threshold", "0.9"], "no instance of 'cup' on frame 3",
+            ["--object", "cup", "--detector", "tiny-random-sam3", "--object-threshold", "0.9"],
+            "no instance of 'cup' scores above 0.9 on any of the 2 frame(s) searched",  # frame 0 (the shot's first) and 3
             marks=pytest.mark.slow,
         ),
         (["--object", "cup", "--detector", "grounding-dino-tiny"], "get it with `hf download IDEA-Research/grounding-dino-tiny`"),

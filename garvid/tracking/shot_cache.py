@@ -95,15 +95,17 @@ def shots_for(
     options: ShotOptions,
     *,
     fps: float | None = None,
+    decoder: str = "auto",
     cache: ShotCache | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[VideoInfo, Shots]:
-    """The shots of ``video`` (a file, or a frame folder at ``fps``) as ``options`` ask:
-    detected (through ``cache`` when given), one shot (``off``), or the shot-list file's.
+    """The shots of ``video`` (a file read by ``decoder``, or a frame folder at ``fps``) as
+    ``options`` ask: detected (through ``cache`` when given), one shot (``off``), or the
+    shot-list file's.
 
     Also the video's info as read for detection (its width and height are the small size).
     """
-    with open_video(video, fps=fps, max_width=DETECTION_WIDTH) as source:
+    with open_video(video, fps=fps, decoder=decoder, max_width=DETECTION_WIDTH) as source:
         times, info = source.timestamps(), source.info
         if options.file is not None:
             return info, read_shots_file(options.file, times, info.duration)
@@ -126,7 +128,8 @@ def request_shots(
     on_problem: Callable[[str], None] | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[VideoInfo, Shots]:
-    """:func:`shots_for` with the shot settings, frame rate and cache that ``tracking`` names
-    (the shot cache sits in the tracking cache's folder; ``--no-cache`` skips both)."""
+    """:func:`shots_for` with the shot settings, decoder, frame rate and cache that ``tracking``
+    names (the shot cache sits in the tracking cache's folder; ``--no-cache`` skips both).
+    Frames for cut detection are always decoded on the CPU: they are small."""
     cache = ShotCache(tracking.cache_dir or cache_root(), on_problem) if tracking.use_cache else None
-    return shots_for(video, tracking.shot_options, fps=tracking.fps, cache=cache, progress=progress)
+    return shots_for(video, tracking.shot_options, fps=tracking.fps, decoder=tracking.decoder, cache=cache, progress=progress)
