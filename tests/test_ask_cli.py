@@ -81,7 +81,7 @@ def test_json_then_cached_second_run(clip, tmp_path, capsys):
     rebuilt = json.loads(second.read_text())
     assert rebuilt["tracker"]["cached"] is False and rebuilt["tracker"]["tracked_objects"] == [entry_object]
     assert rebuilt["objects"] == data["objects"]
-    assert json.loads(entry.read_text())["format"] == 2
+    assert json.loads(entry.read_text())["format"] == CACHE_FORMAT
 
 
 def test_no_cache_writes_no_cache(clip, tmp_path, monkeypatch, capsys):
