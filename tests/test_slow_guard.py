@@ -29,6 +29,11 @@ def test_unmarked_slow_failure_keeps_its_own_error():
 """
 
 
+#: The inner run goes in-process: no cache files, and not pytest-playwright, whose per-test
+#: assertion scope is already open for the outer test and cannot nest.
+INNER_ARGS = ("-p", "no:cacheprovider", "-p", "no:playwright")
+
+
 @pytest.fixture
 def inner(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeconftest("from slow_guard import pytest_configure, pytest_runtest_makereport  # noqa: F401\n")
@@ -39,7 +44,7 @@ def inner(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def test_unmarked_test_past_the_limit_fails_and_a_marked_one_passes(inner, monkeypatch) -> None:
     monkeypatch.setenv("GARVID_SLOW_TEST_SECONDS", "0.05")
-    result = inner.runpytest("-p", "no:cacheprovider")
+    result = inner.runpytest(*INNER_ARGS)
     result.assert_outcomes(passed=2, failed=2)
     outcomes = {r.nodeid.split("::")[-1]: r.outcome for r in result.reprec.getreports("pytest_runtest_logreport") if r.when == "call"}
     assert outcomes == {
@@ -58,11 +63,11 @@ def test_zero_turns_the_guard_off_and_the_default_is_30_seconds(inner, monkeypat
         monkeypatch.delenv("GARVID_SLOW_TEST_SECONDS", raising=False)
     else:
         monkeypatch.setenv("GARVID_SLOW_TEST_SECONDS", value)
-    inner.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3, failed=1)  # only its own assertion fails
+    inner.runpytest(*INNER_ARGS).assert_outcomes(passed=3, failed=1)  # only its own assertion fails
 
 
 def test_a_bad_limit_is_a_usage_error(inner, monkeypatch) -> None:
     monkeypatch.setenv("GARVID_SLOW_TEST_SECONDS", "ten")
-    result = inner.runpytest("-p", "no:cacheprovider")
+    result = inner.runpytest(*INNER_ARGS)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*GARVID_SLOW_TEST_SECONDS must be a number of seconds (0: no limit), not 'ten'*"])

@@ -31,7 +31,7 @@ from garvid.gar.prompt import names_an_object
 from garvid.gar.scoring import YesNoTokens, yes_probability
 from garvid.options import PromptsPerPass, WhenOptions
 from garvid.qa.context import AnswerContext
-from garvid.qa.keyframes import Window, select_keyframes
+from garvid.qa.keyframes import Window, frame_span, select_keyframes
 from garvid.qa.steps import Steps
 from garvid.qa.video_answering import VideoJob, WindowAnswerer, job_tracks_in, load_request_model, presence_json, shots_json, video_of
 from garvid.qa.video_request import VideoRequest
@@ -41,6 +41,7 @@ from garvid.tracking import Tracks
 
 if TYPE_CHECKING:
     from garvid.gar.model import GARModel
+    from garvid.media.source import FrameSource
 
 #: Where a ``when`` request's seconds go, in its answer's ``timings``.
 STAGES = ("decode", "track", "load", "encode", "score")
@@ -76,6 +77,7 @@ def answer_when(request: VideoRequest, context: AnswerContext | None = None, pro
     started = time.perf_counter()
     with video_of(request, context) as video:
         request = _fine_tracking(request, video.info.fps, when.resolution)
+        _check_window(request, video, when)
         job = VideoJob.open(request, video, context.reporter, context.gar_files(request.options.model.name))
         question = _yes_no_question(job, when)
         context.files = job.files
@@ -131,11 +133,17 @@ def _fine_tracking(request: VideoRequest, fps: float, resolution: float) -> Vide
     return replace(request, options=replace(request.options, tracking=replace(tracking, stride=stride)))
 
 
+def _check_window(request: VideoRequest, video: FrameSource, when: WhenOptions) -> None:
+    """A window longer than the analysed span refused before any work (cut detection included)."""
+    keyframes = request.options.keyframes
+    span = frame_span(video.timestamps(), video.info.duration, keyframes.start, keyframes.end)
+    length = span.end - span.start
+    if when.window > length + 1e-9:
+        raise OptionError("window", f"({when.window:g} s) is longer than the analysed span ({length:g} s): use a shorter --window or a longer span")
+
+
 def _yes_no_question(job: VideoJob, when: WhenOptions) -> str:
-    """The protocol's yes/no question about the planned statement; a window longer than the span refused here, before tracking."""
-    span = job.span.end - job.span.start
-    if when.window > span + 1e-9:
-        raise OptionError("window", f"({when.window:g} s) is longer than the analysed span ({span:g} s): use a shorter --window or a longer span")
+    """The protocol's yes/no question about the planned statement."""
     template = job.protocol.text.yes_no
     if template is None:
         raise GarvidError(f"protocol {job.protocol.label} has no [text] yes_no question: garvid when needs one")
