@@ -110,8 +110,8 @@ def _point_on_frame(page, frame: int, x: float, y: float) -> None:
 
 @pytest.mark.slow
 def test_round_trip_in_chromium(server, page, browser, tmp_path):
-    """Open, point on frame 30, track, ask, seek, download; meanwhile a second browser session sees
-    none of it and gets a message for a file that is not a video."""
+    """Open, point on frame 30 and refine that object on frame 60, track, ask, seek, download; meanwhile a
+    second browser session sees none of it and gets a message for a file that is not a video."""
     url, root, cache = server
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -126,13 +126,19 @@ def test_round_trip_in_chromium(server, page, browser, tmp_path):
 
     plain = page.locator("#garvid-frame img").get_attribute("src")
     _point_on_frame(page, 30, 0.5, 0.6)
-    _wait_message(page, r"^object 1: point \d+,\d+$")
+    _wait_message(page, r"^object 1: point \d+,\d+ on frame 30$")
     chips = page.locator("#garvid-chips .garvid-chip")
     expect(chips).to_have_count(1)
     expect(chips.first).to_contain_text("1 · point")
     assert page.locator("#garvid-frame img").get_attribute("src") != plain  # the mask preview is drawn
     page.screenshot(path=shots / "3-object.png")
     _check_another_session(browser, url, root.parent / "tmp", tmp_path, shots)
+
+    page.locator("#garvid-refine input[type=checkbox]").check()  # the Object list holds object 1: a click refines it
+    _point_on_frame(page, 60, 0.4, 0.5)
+    _wait_message(page, r"^object 1: point \d+,\d+ on frame 60$")
+    expect(chips).to_have_count(1)
+    expect(chips.first).to_contain_text(re.compile(r"f30( \([0-9.]+\))?, f60"))
 
     page.locator("#garvid-track").click()
     _wait_message(page, r"^tracked 1 objects$")
@@ -173,7 +179,8 @@ def test_round_trip_in_chromium(server, page, browser, tmp_path):
     record = json.loads(Path(download.value.path()).read_text())
     assert record["question"] == QUESTION and [o["id"] for o in record["objects"]] == [1]
     command = page.locator("#garvid-command textarea").input_value()
-    assert command.startswith("garvid ask --point ") and "--mask-frame 30" in command and f"--cache-dir {cache}" in command
+    assert command.startswith("garvid ask --point ") and f"--cache-dir {cache}" in command
+    assert re.search(r"--point \d+,\d+@f30 --point 1=\d+,\d+@f60 ", command), command
 
     # the command the page shows is the batch run of the same request: the same JSON, answer included
     args = shlex.split(command)[1:]
@@ -266,13 +273,14 @@ def test_auth_file_lines(tmp_path):
         ServeSettings.build(host="0.0.0.0", auth_file=users)
 
 
-def _workspace(**settings):
-    from garvid.options import AnswerOptions
+def _workspace(tracker: str = "", **settings):
+    from garvid.options import AnswerOptions, ModelOptions, TrackingOptions
     from garvid.serve.models import Models
     from garvid.serve.settings import ServeSettings
     from garvid.serve.workspace import Workspace
 
-    return Workspace(Models(AnswerOptions(), command_flags=("--model", "tiny-random")), ServeSettings(**settings))
+    options = AnswerOptions(model=ModelOptions(device="cpu"), tracking=TrackingOptions(tracker))
+    return Workspace(Models(options, command_flags=("--model", "tiny-random")), ServeSettings(**settings))
 
 
 def test_too_long_or_too_large_videos_are_refused_and_nothing_opens(tmp_path):
@@ -293,19 +301,59 @@ def test_too_long_or_too_large_videos_are_refused_and_nothing_opens(tmp_path):
 
 
 def test_objects_take_the_cli_numbering_and_the_command_keeps_user_text_as_data():
-    from garvid.serve.workspace import PageObject
+    from garvid.serve.workspace import PageObject, Prompt
 
     workspace = _workspace()
     try:
-        workspace.video_name, workspace.prompt_frame = "my clip.mp4", 12
-        workspace.objects = [PageObject("point", "5,6"), PageObject("object", "the red cup"), PageObject("box", "1,2,30,40")]
-        assert [(c.id, c.kind) for c in workspace.chips()] == [(1, "box"), (2, "point"), (3, "object")]
+        workspace.video_name = "my clip.mp4"
+        workspace.objects = [
+            PageObject(1, (Prompt("point", "5,6", 12), Prompt("box", "3,3,9,9", 40))),
+            PageObject(2, (Prompt("object", "the red cup", 12),)),
+            PageObject(3, (Prompt("box", "1,2,30,40", 0), Prompt("point", "7,8", 12))),
+        ]
+        assert [(c.id, c.kind, [f for f, _ in c.frames]) for c in workspace.chips()] == [(1, "box", [0, 12]), (2, "point", [12, 40]), (3, "object", [12])]
         question = "-v $(rm -rf ~); what does object 3 do?"
         words = shlex.split(workspace.command(question))
         assert words[words.index("--") :] == ["--", "my clip.mp4", question]
         assert words[:words.index("--")] == [
-            "garvid", "ask", "--box", "1,2,30,40", "--point", "5,6", "--object", "the red cup", "--mask-frame", "12", "--model", "tiny-random",
+            "garvid", "ask", "--box", "1,2,30,40@f0", "--box", "2=3,3,9,9@f40", "--point", "1=7,8@f12", "--point", "5,6@f12",
+            "--object", "the red cup", "--model", "tiny-random",
         ]  # fmt: skip
+        regions = workspace.regions()
+        assert (regions.boxes, regions.points, regions.objects, regions.frame) == (
+            ("1,2,30,40@f0", "2=3,3,9,9@f40"), ("1=7,8@f12", "5,6@f12"), ("the red cup",), 0
+        )
+    finally:
+        workspace.close()
+
+
+def test_objects_on_two_frames_refined_and_previewed_per_frame():
+    """A point on frame 10 and a box on frame 30 are two objects (the box numbered first, as on the
+    command line); a refining click adds the point object's prompt on frame 30 (``2=``); each frame's
+    preview shows its own objects; the CLI resolves the page's prompts onto the same frames."""
+    from garvid.errors import GarvidError
+
+    workspace = _workspace("tiny-random")
+    try:
+        workspace.open(SAMPLE, "cups.mp4", owned=False)
+        assert workspace.click(10, 100, 80, "point") == "object 1: point 100,80 on frame 10"
+        assert workspace.click(30, 20, 20, "box").startswith("box: first corner")
+        assert workspace.click(30, 60, 50, "box") == "object 1: box 20,20,60,50 on frame 30"  # boxes come first
+        assert workspace.click(30, 150, 90, "point", refine=2) == "object 2: point 150,90 on frame 30"
+        assert (workspace.regions().boxes, workspace.regions().points) == (("20,20,60,50@f30",), ("100,80@f10", "2=150,90@f30"))
+        assert [(c.id, [f for f, _ in c.frames]) for c in workspace.chips()] == [(1, [30]), (2, [10, 30])]
+        assert set(workspace.masks(10)) == {2} and set(workspace.masks(30)) == {1, 2} and workspace.masks(20) == {}
+        resolved = workspace.regions().resolve(workspace.video.info, workspace.video.timestamps())
+        assert {p.frame: p.own_ids for p in resolved.per_frame()} == {10: [2], 30: [1, 2]}
+        assert not (workspace.frame(20) != workspace.video.frames([20])[0]).any()  # no object there: no mask drawn
+
+        workspace.click(30, 0, 0, "box", refine=1)
+        with pytest.raises(GarvidError, match="^object 1 is given two boxes on frame 30"):
+            workspace.click(30, 9, 9, "box", refine=1)
+        assert len(workspace.regions().boxes) == 1  # nothing changed
+        assert workspace.remove(1) == "removed object 1; the objects after it moved up one number"
+        assert workspace.regions().points == ("100,80@f10", "1=150,90@f30") and set(workspace.masks(30)) == {1}
+        assert set(workspace.exports()) == {"mask f10", "mask f30"}
     finally:
         workspace.close()
 

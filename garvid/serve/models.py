@@ -2,7 +2,7 @@
 
 GAR is loaded by the first ``VideoSession`` (as ``garvid chat`` loads it) and handed to every
 later one; the tracker is a :class:`~garvid.tracking.backends.LazyTracker`, built on the
-first track that the cache does not serve and kept. gradio's queue runs model events one at
+first mask preview or track that the cache does not serve and kept. gradio's queue runs model events one at
 a time; the lock also covers an answer still finishing in its thread after its page
 cancelled it.
 """

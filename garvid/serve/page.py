@@ -66,9 +66,9 @@ class _Progress(Reporter):
 def _chips_html(workspace: Workspace) -> str:
     chips = []
     for chip in workspace.chips():
-        score = "" if chip.score is None else f" ({chip.score:.2f})"
+        frames = ", ".join(f"f{frame}" + ("" if score is None else f" ({score:.2f})") for frame, score in chip.frames)
         colour = "rgb({},{},{})".format(*chip.colour)
-        text = html.escape(f"{chip.id} · {chip.kind} {chip.text}{score}")
+        text = html.escape(f"{chip.id} · {chip.kind} {chip.text} · {frames}")
         chips.append(f'<span class="garvid-chip" data-object="{chip.id}" style="background:{colour}">{text}</span>')
     return "".join(chips) or "<em>No objects yet: click on the frame, or find one by name.</em>"
 
@@ -127,15 +127,16 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
         if (ws := open_workspaces.pop(str(request.session_hash), None)) is not None:
             ws.close()
 
-    def objects_view(ws: Workspace, frame: int, message: str, question: str = "") -> tuple:
-        """What changes when the objects do: state, message, frame, chips, the remove list, the command."""
+    def objects_view(ws: Workspace, frame: int, message: str, question: str = "", chosen: int | None = None) -> tuple:
+        """What changes when the objects do: state, message, frame, chips, the object list (``chosen``
+        chosen, else the last), the command."""
         choices = [str(chip.id) for chip in ws.chips()]
         return (
             ws,
             message,
             ws.frame(frame) if ws.video_path is not None else None,
             _chips_html(ws),
-            gr.Dropdown(choices=choices, value=choices[-1] if choices else None),
+            gr.Dropdown(choices=choices, value=str(chosen) if str(chosen) in choices else (choices[-1] if choices else None)),
             ws.command(question or None),
         )
 
@@ -184,14 +185,20 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
             return gr.skip()
         return state.frame(int(frame))
 
-    def click(state: Workspace | None, frame: int, mode: str, question: str, request: gr.Request, event: gr.SelectData) -> tuple:
+    def click(
+        state: Workspace | None, frame: int, mode: str, refine: bool, object_id: str | None, question: str, request: gr.Request, event: gr.SelectData
+    ) -> tuple:
+        """A click adds a new object, or (``refine``) a prompt of the chosen object on this frame."""
         ws = workspace(state, request)
+        target = int(object_id) if refine and object_id else None
         try:
+            if refine and target is None:
+                raise GarvidError("choose the object to refine in the Object list first")
             x, y = (int(round(v)) for v in event.index)
-            message = ws.click(int(frame), x, y, "box" if mode == "box" else "point")
+            message = ws.click(int(frame), x, y, "box" if mode == "box" else "point", target)
         except GarvidError as error:
             message = str(error)
-        return objects_view(ws, int(frame), message, question)
+        return objects_view(ws, int(frame), message, question, target)
 
     def find(state: Workspace | None, frame: int, phrase: str, question: str, request: gr.Request) -> tuple:
         ws = workspace(state, request)
@@ -333,6 +340,7 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
                     open_picked = gr.Button("Open", elem_id="garvid-open-root")
                 sample = gr.Button("Open the sample (cups.mp4)", visible=SAMPLE.is_file(), elem_id="garvid-sample")
                 mode = gr.Radio(["point", "box"], value="point", label="A click on the frame adds", elem_id="garvid-mode")
+                refine = gr.Checkbox(label="Clicks refine the chosen object (on any frame)", elem_id="garvid-refine")
                 phrase = gr.Textbox(label="Or find an object by name", elem_id="garvid-phrase")
                 find_button = gr.Button("Find", elem_id="garvid-find")
                 chips = gr.HTML(elem_id="garvid-chips")
@@ -371,7 +379,7 @@ def build_page(models: Models, settings: ServeSettings) -> gr.Blocks:
             open_picked.click(open_root, [state, picked], open_outputs, concurrency_limit=None, api_name="open_root")
         sample.click(open_sample, [state], open_outputs, concurrency_limit=None, **PAGE_ONLY)
         slider.change(show_frame, [state, slider], [frame_image], concurrency_limit=None, trigger_mode="always_last", **PAGE_ONLY)
-        frame_image.select(click, [state, slider, mode, question], object_outputs, concurrency_id=MODEL, **PAGE_ONLY)
+        frame_image.select(click, [state, slider, mode, refine, remove_id, question], object_outputs, concurrency_id=MODEL, **PAGE_ONLY)
         find_button.click(find, [state, slider, phrase, question], object_outputs, concurrency_id=MODEL, **PAGE_ONLY)
         remove_button.click(remove, [state, slider, remove_id, question], object_outputs, concurrency_id=MODEL, **PAGE_ONLY)
         track_button.click(track, [state], [state, message, player, exports], concurrency_id=MODEL, **PAGE_ONLY)

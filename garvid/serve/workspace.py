@@ -3,8 +3,10 @@
 Everything a page does goes through a :class:`Workspace`; it holds no gradio object, so the
 page (``garvid.serve.page``) only wires events to it. Objects keep the CLI's numbering
 (boxes, then points, then names, each in the order given), so a chip's number is the
-``object N`` a question names and the number the equivalent command line gives it. All
-objects share one prompt frame, as on the command line (``--mask-frame``).
+``object N`` a question names and the number the equivalent command line gives it. Each box
+or point lies on the frame it was clicked on (``@fK``); a click that refines an object adds
+its ``N=`` prompt there, so one object may be prompted on several frames, as on the command
+line. Names are frame-free: the detector finds them on every shot's first frame.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 from PIL import Image
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from garvid.qa.answers import Answer, VideoAnswer
     from garvid.qa.keyframes import Window
     from garvid.qa.video_session import VideoSession
+    from garvid.tracking.segment import SegmentedObject
 
 Kind = Literal["box", "point", "object"]
 #: The CLI's numbering: boxes, then points, then objects by name.
@@ -50,22 +53,68 @@ THUMBNAIL_WIDTH = 160
 
 
 @dataclass(frozen=True)
-class PageObject:
-    """An object as pointed at: a box or point as ``--box``/``--point`` text, or a name."""
+class Prompt:
+    """A box or point as ``--box``/``--point`` text (without ``N=`` and ``@``), or a name, and
+    the frame it was given on (a name's is where its preview is segmented)."""
 
     kind: Kind
     text: str
+    frame: int
+
+
+@dataclass(frozen=True)
+class PageObject:
+    """An object: the prompt that made it, then those that refine it. ``key`` stays the same
+    while the object's number changes (an object before it removed)."""
+
+    key: int
+    prompts: tuple[Prompt, ...]
+
+    @property
+    def kind(self) -> Kind:
+        """What numbers it: the kind of the prompt that made it."""
+        return self.prompts[0].kind
+
+    @property
+    def frames(self) -> list[int]:
+        """The frames of its prompts, in the order given."""
+        return list(dict.fromkeys(p.frame for p in self.prompts))
+
+    def on(self, frame: int) -> PageObject:
+        """This object with its prompts on ``frame`` alone."""
+        return replace(self, prompts=tuple(p for p in self.prompts if p.frame == frame))
 
 
 @dataclass(frozen=True)
 class Chip:
-    """What the page shows for one object."""
+    """What the page shows for one object: the prompt that made it, and the frames of its
+    prompts with their preview scores (SAM2's for boxes and points, the detector's for names)."""
 
     id: int
     kind: Kind
     text: str
     colour: tuple[int, int, int]
-    score: float | None
+    frames: tuple[tuple[int, float | None], ...]
+
+
+def numbered(objects: Sequence[PageObject]) -> list[tuple[int, PageObject]]:
+    """``objects`` with their CLI numbers: by the kind of the prompt that made each, in order."""
+    ordered = sorted(objects, key=lambda o: NUMBERING.index(o.kind))  # stable: each kind keeps its order
+    return list(enumerate(ordered, 1))
+
+
+def prompt_texts(objects: Sequence[tuple[int, PageObject]]) -> dict[Kind, list[str]]:
+    """The ``--box``, ``--point`` and ``--object`` texts of numbered ``objects``: each object's
+    first prompt without an id (so the CLI numbers it as the page does), the others ``N=``,
+    every box and point with its frame (``@fK``); names without one."""
+    texts: dict[Kind, list[str]] = {kind: [] for kind in NUMBERING}
+    for number, item in objects:
+        for n, prompt in enumerate(item.prompts):
+            if prompt.kind == "object":  # only ever an object's first prompt: names take no N=
+                texts["object"].append(prompt.text)
+            else:
+                texts[prompt.kind].append(f"{f'{number}=' if n else ''}{prompt.text}@f{prompt.frame}")
+    return texts
 
 
 class Cancelled(Exception):
@@ -111,10 +160,8 @@ class Workspace:
     video_path: Path | None = None
     video_name: str = ""  # as the user knows it: the uploaded file's name, or the path under --root
     objects: list[PageObject] = field(default_factory=list)
-    prompt_frame: int | None = None
-    pending_corner: tuple[int, int] | None = None  # the first click of a box
-    masks: dict[int, np.ndarray] = field(default_factory=dict)  # the prompt frame's masks, by object id
-    scores: dict[int, float | None] = field(default_factory=dict)
+    pending_corner: tuple[int, int, int] | None = None  # the first click of a box: frame, x, y
+    previews: dict[int, dict[int, SegmentedObject]] = field(default_factory=dict)  # by frame, then object key
     reporter: StreamingReporter | None = None  # of the answer being generated
     last: VideoAnswer | WhenAnswer | None = None
     _video: FrameSource | None = None
@@ -159,87 +206,106 @@ class Workspace:
         return self._video
 
     def frame(self, index: int) -> np.ndarray:
-        """Frame ``index``, with the objects' masks drawn when it is the prompt frame."""
+        """Frame ``index``, with the masks of the objects prompted on it drawn."""
         index = int(min(max(index, 0), self.video.info.num_frames - 1))
         with self._frames_lock:
             pixels = self.video.frames([index])[0]
-        if index == self.prompt_frame and self.masks:
-            return draw_overlay(pixels, self.masks)
-        return pixels
+        masks = self.masks(index)
+        return draw_overlay(pixels, masks) if masks else pixels
+
+    def masks(self, frame: int) -> dict[int, np.ndarray]:
+        """The preview masks on ``frame``, by object number."""
+        numbers = {item.key: number for number, item in self.numbered()}
+        return {numbers[key]: segmented.mask for key, segmented in self.previews.get(frame, {}).items()}
 
     # -- objects ---------------------------------------------------------------------------
 
     def numbered(self) -> list[tuple[int, PageObject]]:
         """The objects with their CLI numbers."""
-        ordered = sorted(self.objects, key=lambda o: NUMBERING.index(o.kind))  # stable: each kind keeps its order
-        return list(enumerate(ordered, 1))
+        return numbered(self.objects)
 
     def chips(self) -> list[Chip]:
-        return [Chip(i, o.kind, o.text, object_colour(i), self.scores.get(i)) for i, o in self.numbered()]
+        chips = []
+        for number, item in self.numbered():
+            previews = {frame: self.previews.get(frame, {}).get(item.key) for frame in item.frames}
+            scored = tuple((frame, preview.score if preview is not None else None) for frame, preview in previews.items())
+            chips.append(Chip(number, item.kind, item.prompts[0].text, object_colour(number), scored))
+        return chips
 
     def regions(self) -> RegionInput:
-        by_kind = {kind: tuple(o.text for _, o in self.numbered() if o.kind == kind) for kind in NUMBERING}
-        return self.models.region_input(boxes=by_kind["box"], points=by_kind["point"], objects=by_kind["object"], frame=self.prompt_frame or 0)
+        """The objects as ``garvid ask`` takes them (what the command line shows)."""
+        return self._region_input(self.numbered())
 
-    def click(self, frame: int, x: int, y: int, mode: Literal["point", "box"]) -> str:
-        """A click on frame ``frame``: a point object, or one corner of a box (the second click adds it)."""
-        self._check_frame(frame)
+    def _region_input(self, objects: Sequence[tuple[int, PageObject]], frame: int = 0) -> RegionInput:
+        """Numbered ``objects`` as a RegionInput with the server's detector; ``frame`` is where names are found."""
+        texts = prompt_texts(objects)
+        return self.models.region_input(boxes=tuple(texts["box"]), points=tuple(texts["point"]), objects=tuple(texts["object"]), frame=frame)
+
+    def click(self, frame: int, x: int, y: int, mode: Literal["point", "box"], refine: int | None = None) -> str:
+        """A click on frame ``frame``: a point, or one corner of a box (the second click on the same
+        frame adds it); a new object, or a prompt of object ``refine`` on this frame."""
         if mode == "point":
             self.pending_corner = None
-            return self.add(PageObject("point", f"{x},{y}"), frame)
-        if self.pending_corner is None:
-            self.pending_corner = (x, y)
+            return self.add(Prompt("point", f"{x},{y}", frame), refine)
+        if self.pending_corner is None or self.pending_corner[0] != frame:
+            self.pending_corner = (frame, x, y)
             return f"box: first corner at {x},{y}; click the opposite corner"
-        (x1, y1), self.pending_corner = self.pending_corner, None
+        (_, x1, y1), self.pending_corner = self.pending_corner, None
         box = f"{min(x, x1)},{min(y, y1)},{max(x, x1)},{max(y, y1)}"
-        return self.add(PageObject("box", box), frame)
+        return self.add(Prompt("box", box, frame), refine)
 
     def add_name(self, frame: int, phrase: str) -> str:
-        self._check_frame(frame)
         if not phrase.strip():
             raise GarvidError("type the name of an object first")
-        return self.add(PageObject("object", check_text(phrase.strip(), "the object's name")), frame)
+        return self.add(Prompt("object", check_text(phrase.strip(), "the object's name"), frame))
 
-    def add(self, item: PageObject, frame: int) -> str:
-        """Add ``item`` on ``frame`` and segment the prompt frame; on a problem nothing changes."""
-        before = (list(self.objects), self.prompt_frame)
-        self.objects.append(item)
-        self.prompt_frame = frame
+    def add(self, prompt: Prompt, refine: int | None = None) -> str:
+        """Add ``prompt`` as a new object, or to object ``refine``, and segment its frame; on a
+        problem nothing changes."""
+        before = list(self.objects)
+        if refine is None:
+            item = PageObject(max((o.key for o in self.objects), default=0) + 1, (prompt,))
+            self.objects.append(item)
+        else:
+            old = dict(self.numbered()).get(refine)
+            if old is None:
+                raise GarvidError(f"there is no object {refine} to refine")
+            item = replace(old, prompts=(*old.prompts, prompt))
+            self.objects[self.objects.index(old)] = item
         try:
-            self._segment()
+            self._segment(prompt.frame)
         except BaseException:
-            self.objects, self.prompt_frame = before
+            self.objects = before
             raise
         number = next(i for i, o in self.numbered() if o is item)
-        return f"object {number}: {item.kind} {item.text}"
+        return f"object {number}: {prompt.kind} {prompt.text}" + (f" on frame {prompt.frame}" if prompt.kind != "object" else "")
 
     def remove(self, object_id: int) -> str:
         numbered = dict(self.numbered())
         if object_id not in numbered:
             raise GarvidError(f"there is no object {object_id}")
-        self.objects.remove(numbered[object_id])
-        if not self.objects:
-            self.prompt_frame, self.masks, self.scores = None, {}, {}
-        else:
-            self._segment()
+        item = numbered[object_id]
+        self.objects.remove(item)
+        for frame in item.frames:
+            self.previews.get(frame, {}).pop(item.key, None)
+            self._segment(frame)  # the others' masks there may change (a second name of the same phrase takes the best instance)
         moved = "; the objects after it moved up one number" if object_id <= len(self.objects) else ""
         return f"removed object {object_id}{moved}"
 
-    def _check_frame(self, frame: int) -> None:
-        if self.prompt_frame is not None and frame != self.prompt_frame:
-            raise GarvidError(
-                f"the objects are on frame {self.prompt_frame} (all share one prompt frame): go back to it, or remove them to start on frame {frame}"
-            )
-
-    def _segment(self) -> None:
-        """Every object's mask on the prompt frame, by ``garvid segment``'s code."""
+    def _segment(self, frame: int) -> None:
+        """The masks of the objects prompted on ``frame``, by ``garvid segment``'s code with the
+        server's tracker: those objects' prompts there alone, numbered as the CLI would number
+        them, since segmenting takes one frame."""
         from garvid.tracking.segment import segment_prompt_frame
 
-        options = self.models.options
+        here = numbered([item.on(frame) for item in self.objects if frame in item.frames])
+        if not here:
+            self.previews.pop(frame, None)
+            return
         with self.models.lock, self._frames_lock:
-            segmentation = segment_prompt_frame(self.video, self.regions(), tracker=options.tracking.tracker, device=options.model.device)
-        self.masks = segmentation.masks
-        self.scores = {o.id: o.score for o in segmentation.objects}
+            segmentation = segment_prompt_frame(self.video, self._region_input(here, frame), tracker=self.models.tracker, device=self.models.options.model.device)
+        keys = {number: item.key for number, item in here}
+        self.previews[frame] = {keys[o.id]: o for o in segmentation.objects}
 
     # -- tracking and answering --------------------------------------------------------------
 
@@ -331,9 +397,9 @@ class Workspace:
                 path = self.folder / f"{'when' if render is render_when else 'answer'}.{fmt}"
                 write_text(render(self.last, fmt), path)  # type: ignore[arg-type]
                 files[fmt] = path
-        if self.masks and self._video is not None:
-            files["mask"] = self.folder / "mask.png"
-            write_label_png(label_map(self.masks, (self.video.info.width, self.video.info.height)), files["mask"])
+        for frame in sorted(self.previews) if self._video is not None else ():  # each usable as --mask PNG@fK
+            files[f"mask f{frame}"] = self.folder / f"mask-f{frame}.png"
+            write_label_png(label_map(self.masks(frame), (self.video.info.width, self.video.info.height)), files[f"mask f{frame}"])
         for name in ("tracks.json", "overlay.mp4"):
             if (self.folder / name).is_file():
                 files[name] = self.folder / name
@@ -344,10 +410,9 @@ class Workspace:
         current objects, shell-quoted; the video and question come after ``--``, so a question that
         starts with ``-`` stays a question."""
         args = ["garvid", verb]
-        for _, item in self.numbered():
-            args += [FLAGS[item.kind], item.text]
-        if self.prompt_frame:
-            args += ["--mask-frame", str(self.prompt_frame)]
+        for kind, texts in prompt_texts(self.numbered()).items():
+            for text in texts:
+                args += [FLAGS[kind], text]
         if window is not None:
             args += ["--window", f"{window:g}"]
         args += [*self.models.command_flags, "--", self.video_name or "VIDEO"]
@@ -361,8 +426,8 @@ class Workspace:
         self._close_session()
         if self._video is not None:
             self._video.close()
-        self._video, self.video_path, self.objects, self.prompt_frame = None, None, [], None
-        self.masks, self.scores, self.last, self.pending_corner = {}, {}, None, None
+        self._video, self.video_path, self.objects = None, None, []
+        self.previews, self.last, self.pending_corner = {}, None, None
         for item in self.folder.iterdir():
             if item.is_file():
                 item.unlink()

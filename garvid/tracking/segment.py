@@ -18,6 +18,7 @@ from garvid.errors import RegionError
 from garvid.media.source import FrameSource
 from garvid.media.still import StillImage
 from garvid.regions.input import RegionInput
+from garvid.tracking.interface import Tracker
 from garvid.tracking.provide import tracks_for
 from garvid.tracking.reuse import TrackingNeed
 
@@ -43,9 +44,9 @@ class Segmentation:
         return {o.id: o.mask for o in self.objects}
 
 
-def segment_prompt_frame(video: FrameSource, regions: RegionInput, *, tracker: str, device: str = "auto") -> Segmentation:
+def segment_prompt_frame(video: FrameSource, regions: RegionInput, *, tracker: Tracker | str, device: str = "auto") -> Segmentation:
     """Resolve every prompt of ``regions`` on its frame of ``video`` to a mask (``tracker`` is
-    a preset name or ``.pt``, built for boxes and points only)."""
+    a loaded :class:`Tracker`, or a preset name or ``.pt`` built for boxes and points only)."""
     if isinstance(video, StillImage):
         regions.check_one_frame("an image")
     prompts = regions.resolve(video.info, video.timestamps())
@@ -65,7 +66,7 @@ def segment_prompt_frame(video: FrameSource, regions: RegionInput, *, tracker: s
     masks = dict(prompts.masks)
     prompted = prompts.only([*prompts.boxes, *prompts.points])
     if prompted.object_ids:
-        frame = prompts.frame  # the tracker (built by name, freed after) sees the prompt frame alone
+        frame = prompts.frame  # the tracker (when built by name, freed after) sees the prompt frame alone
         need = TrackingNeed(frame, frame + 1, 1, frame, video.info.num_frames)
         tracks = tracks_for(video, regions, prompted, need, None, tracker, device=device).tracks
         for object_id in prompted.object_ids:
